@@ -1,0 +1,34 @@
+# Two set-up commands (see README): `make demo` and `make test`. Each creates .venv if needed.
+PYTHON ?= python3
+VENV   := .venv
+# real datasets (USPS, Fashion-MNIST) for the slow tests and reproductions; see README
+export FNN_DATA ?= $(abspath ../shared/data)
+PY     := $(VENV)/bin/python
+
+.PHONY: demo test bench lint clean
+
+$(VENV)/.installed-base: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed-base
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+demo: $(VENV)/.installed-base
+	$(PY) -m fnn.demo
+
+test: $(VENV)/.installed-dev
+	$(PY) -m pytest
+
+bench: $(VENV)/.installed-dev
+	$(PY) -m pip install -q 'torch==2.13.0'
+	$(PY) benchmarks/run_all.py
+
+lint: $(VENV)/.installed-dev
+	$(PY) -m ruff check fnn tests benchmarks examples
+
+clean:
+	rm -rf $(VENV) build *.egg-info fnn-demo-output

@@ -1,0 +1,89 @@
+"""Input validation shared by every layer: one place that words the errors.
+
+Every error names the layer, the expected and the actual shape or dtype. Combinators prefix the
+path of the sub-layer in the params tree (``[01_serial/02_linear] linear(10): ...``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class LayerError(ValueError):
+    """A bad input, shape or params tree, reported with the path of the layer that saw it."""
+
+    def __init__(self, message: str, path: tuple[str, ...] = ()):
+        self.message = message
+        self.path = tuple(path)
+        super().__init__(f"[{'/'.join(self.path)}] {message}" if self.path else message)
+
+    def within(self, name: str) -> "LayerError":
+        """The same error seen from the combinator that holds this layer under ``name``."""
+        return LayerError(self.message, (name, *self.path))
+
+
+def fmt_shape(shape: Any) -> str:
+    """``(N, 64)`` for ``(-1, 64)`` / ``(None, 64)``: the batch entry reads as N."""
+    if isinstance(shape, tuple) and shape and all(isinstance(s, tuple) for s in shape):
+        return "(" + ", ".join(fmt_shape(s) for s in shape) + ")"
+    dims = ["N" if i == 0 and (d is None or d == -1) else str(d) for i, d in enumerate(shape)]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+def as_shape(layer: str, input_shape: Any, min_rank: int = 1) -> tuple:
+    """Validate an ``input_shape`` passed to ``init``: a tuple of ints (batch entry may be None/-1)."""
+    if isinstance(input_shape, list):
+        input_shape = tuple(input_shape)
+    if not isinstance(input_shape, tuple) or not all(
+        d is None or isinstance(d, (int, np.integer)) for d in input_shape
+    ):
+        raise LayerError(f"{layer}: input_shape must be a tuple of ints, got {input_shape!r}")
+    if len(input_shape) < min_rank:
+        raise LayerError(
+            f"{layer}: expects inputs of rank >= {min_rank} (batch first), "
+            f"got input_shape {fmt_shape(input_shape)}"
+        )
+    if any(d is not None and d <= 0 for d in input_shape[1:]):
+        raise LayerError(f"{layer}: input_shape {fmt_shape(input_shape)} has a non-positive size")
+    return tuple(input_shape)
+
+
+def float_input(layer: str, x: Any) -> np.ndarray:
+    """``x`` as a floating-point array, or a clear error for integer/bool/object data."""
+    if not isinstance(x, np.ndarray):
+        x = np.asarray(x)
+    if x.dtype.kind != "f":
+        raise LayerError(
+            f"{layer}: expected a floating-point array, got dtype {x.dtype} with shape "
+            f"{x.shape} (convert with x.astype(np.float32))"
+        )
+    return x
+
+
+def check_trailing(layer: str, x: np.ndarray, trailing: tuple) -> None:
+    """Check that ``x.shape`` is ``(N, *trailing)``."""
+    if x.shape[1:] != trailing:
+        raise LayerError(
+            f"{layer}: expected input of shape {fmt_shape((-1, *trailing))}, got {x.shape}"
+        )
+
+
+def param(layer: str, params: Any, name: str, shape: tuple | None = None) -> np.ndarray:
+    """``params[name]``, or an error naming the missing key / wrong shape."""
+    try:
+        value = params[name]
+    except (KeyError, TypeError, IndexError):
+        got = sorted(params) if isinstance(params, dict) else type(params).__name__
+        raise LayerError(f"{layer}: params should have key {name!r}, got {got}") from None
+    if shape is not None and np.shape(value) != shape:
+        raise LayerError(
+            f"{layer}: params[{name!r}] should have shape {shape}, got {np.shape(value)}"
+        )
+    return value
+
+
+def no_params(layer: str, params: Any) -> None:
+    if params is not None and not (isinstance(params, (dict, tuple)) and len(params) == 0):
+        raise LayerError(f"{layer}: has no parameters and expects params == {{}}, got {params!r:.80}")

@@ -1,0 +1,314 @@
+"""The layer triple, pure random keys, combinators and ``value_and_grad``.
+
+A :class:`Layer` is three pure functions plus a name::
+
+    init(key, input_shape) -> (output_shape, params)
+    apply(params, x) -> y                           # inference
+    vjp(params, x, *, key=None) -> (y, pullback)    # training; pullback(dy) -> (dparams, dx)
+
+Combinators (:func:`serial`, :func:`parallel`, :func:`concatenate`, :func:`add`,
+:func:`residual`) return Layers too, so models nest.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Sequence
+
+import numpy as np
+
+from fnn.checks import LayerError, fmt_shape, no_params
+
+Key = np.random.SeedSequence
+
+
+class Layer(NamedTuple):
+    """``(init, apply, vjp)`` plus a ``name`` used for params keys and error messages."""
+
+    init: Callable
+    apply: Callable
+    vjp: Callable
+    name: str = "layer"
+
+
+def key(seed: int | None = 0) -> Key:
+    """An immutable random key: ``fnn.key(0)``. ``None`` draws fresh OS entropy."""
+    return np.random.SeedSequence(seed)
+
+
+def split(k: Key, n: int = 2) -> tuple[Key, ...]:
+    """``n`` independent child keys of ``k``; ``k`` itself is not changed (unlike ``spawn``)."""
+    if not isinstance(k, np.random.SeedSequence):
+        raise TypeError(f"split: expected a key from fnn.key(seed), got {type(k).__name__}")
+    return tuple(fold_in(k, i) for i in range(n))
+
+
+def fold_in(k: Key, i: int) -> Key:
+    """The ``i``-th child of ``k`` (``split(k, n)[i]`` without making the others); e.g. a
+    per-step dropout key ``fold_in(base, step)``."""
+    return np.random.SeedSequence(k.entropy, spawn_key=(*k.spawn_key, int(i)), pool_size=k.pool_size)
+
+
+def rng(k: Key) -> np.random.Generator:
+    """A numpy Generator seeded by ``k`` (use a fresh split for every draw)."""
+    return np.random.default_rng(k)
+
+
+def _keys(k: Key | None, n: int) -> Sequence[Key | None]:
+    return split(k, n) if k is not None else (None,) * n
+
+
+def _child_names(layers: Sequence[Layer]) -> list[str]:
+    width = max(2, len(str(len(layers) - 1)))
+    return [f"{i:0{width}d}_{layer.name}" for i, layer in enumerate(layers)]
+
+
+def _child_params(combinator: str, params: Any, names: list[str]) -> list:
+    if not isinstance(params, dict):
+        raise LayerError(
+            f"{combinator}: params should be a dict with keys {names}, got {type(params).__name__}"
+        )
+    if len(params) != len(names) or any(n not in params for n in names):
+        missing = [n for n in names if n not in params]
+        unexpected = [n for n in params if n not in names]
+        raise LayerError(
+            f"{combinator}: params do not match the model: missing {missing}, "
+            f"unexpected {unexpected}"
+        )
+    return [params[n] for n in names]
+
+
+def serial(*layers: Layer, name: str = "serial") -> Layer:
+    """Compose layers left to right: ``serial(linear(100), tanh(), linear(10))``.
+
+    Params are a dict keyed ``"{i:02d}_{layer.name}"`` so they sort in order::
+
+        >>> import fnn
+        >>> model = fnn.serial(fnn.linear(3), fnn.relu())
+        >>> out_shape, params = model.init(fnn.key(0), (-1, 5))
+        >>> out_shape, sorted(params)
+        ((-1, 3), ['00_linear', '01_relu'])
+    """
+    if not layers or not all(isinstance(layer, Layer) for layer in layers):
+        raise TypeError(f"{name}: expects one or more fnn.Layer, got {layers!r:.200}")
+    names = _child_names(layers)
+    pairs = list(zip(names, layers))
+
+    def init(k, input_shape):
+        params, shape = {}, input_shape
+        for (child, layer), sub in zip(pairs, split(k, len(layers))):
+            try:
+                shape, params[child] = layer.init(sub, shape)
+            except LayerError as err:
+                raise err.within(child) from None
+        return shape, params
+
+    def apply(params, x):
+        child = names[0]
+        try:
+            for (child, layer), p in zip(pairs, _child_params(name, params, names)):
+                x = layer.apply(p, x)
+        except LayerError as err:
+            raise err.within(child) from None
+        return x
+
+    def vjp(params, x, *, key=None):
+        pullbacks = []
+        child = names[0]
+        try:
+            for (child, layer), p, sub in zip(
+                pairs, _child_params(name, params, names), _keys(key, len(layers))
+            ):
+                x, pullback = layer.vjp(p, x, key=sub)
+                pullbacks.append(pullback)
+        except LayerError as err:
+            raise err.within(child) from None
+
+        def pullback(dy):
+            grads = {}
+            for child, back in zip(reversed(names), reversed(pullbacks)):
+                grads[child], dy = back(dy)
+            return dict(sorted(grads.items())), dy
+
+        return x, pullback
+
+    return Layer(init, apply, vjp, name)
+
+
+def parallel(*layers: Layer, name: str = "parallel") -> Layer:
+    """Fan-out: feed the same input to every layer and return the tuple of outputs.
+
+    Follow it with :func:`concatenate` or :func:`add` to merge the branches.
+    """
+    if not layers or not all(isinstance(layer, Layer) for layer in layers):
+        raise TypeError(f"{name}: expects one or more fnn.Layer, got {layers!r:.200}")
+    names = _child_names(layers)
+
+    def init(k, input_shape):
+        shapes, params = [], {}
+        for child, layer, sub in zip(names, layers, split(k, len(layers))):
+            try:
+                shape, params[child] = layer.init(sub, input_shape)
+            except LayerError as err:
+                raise err.within(child) from None
+            shapes.append(shape)
+        return tuple(shapes), params
+
+    def apply(params, x):
+        outs = []
+        for child, layer, p in zip(names, layers, _child_params(name, params, names)):
+            try:
+                outs.append(layer.apply(p, x))
+            except LayerError as err:
+                raise err.within(child) from None
+        return tuple(outs)
+
+    def vjp(params, x, *, key=None):
+        outs, pullbacks = [], []
+        for child, layer, p, sub in zip(
+            names, layers, _child_params(name, params, names), _keys(key, len(layers))
+        ):
+            try:
+                y, back = layer.vjp(p, x, key=sub)
+            except LayerError as err:
+                raise err.within(child) from None
+            outs.append(y)
+            pullbacks.append(back)
+
+        def pullback(dys):
+            grads, dx = {}, None
+            for child, back, dy in zip(names, pullbacks, dys):
+                grads[child], dxi = back(dy)
+                dx = dxi if dx is None else dx + dxi
+            return grads, dx
+
+        return tuple(outs), pullback
+
+    return Layer(init, apply, vjp, name)
+
+
+def _branch_shapes(layer: str, input_shape) -> tuple:
+    if not isinstance(input_shape, tuple) or not all(isinstance(s, tuple) for s in input_shape):
+        raise LayerError(
+            f"{layer}: expects a tuple of branch shapes (put it after fnn.parallel), "
+            f"got {input_shape!r}"
+        )
+    return input_shape
+
+
+def _branches(layer: str, xs) -> tuple:
+    if not isinstance(xs, (tuple, list)) or not xs:
+        raise LayerError(f"{layer}: expects a tuple of arrays (the output of fnn.parallel)")
+    return tuple(xs)
+
+
+def concatenate(axis: int = -1) -> Layer:
+    """Merge a tuple of branches by concatenation along ``axis`` (default: features/channels)."""
+    label = f"concatenate(axis={axis})"
+
+    def init(k, input_shape):
+        shapes = _branch_shapes(label, input_shape)
+        rank = len(shapes[0])
+        ax = axis % rank
+        others = {tuple(d for i, d in enumerate(s) if i not in (0, ax)) for s in shapes}
+        if any(len(s) != rank for s in shapes) or len(others) != 1:
+            raise LayerError(
+                f"{label}: branches must agree on every axis but {axis}, got {fmt_shape(shapes)}"
+            )
+        out = list(shapes[0])
+        out[ax] = sum(s[ax] for s in shapes)
+        return tuple(out), {}
+
+    def apply(params, xs):
+        no_params(label, params)
+        return np.concatenate(_branches(label, xs), axis=axis)
+
+    def vjp(params, xs, *, key=None):
+        xs = _branches(label, xs)
+        y = apply(params, xs)
+        bounds = np.cumsum([x.shape[axis] for x in xs])[:-1]
+
+        def pullback(dy):
+            return {}, tuple(np.split(dy, bounds, axis=axis))
+
+        return y, pullback
+
+    return Layer(init, apply, vjp, "concatenate")
+
+
+def add() -> Layer:
+    """Merge a tuple of same-shaped branches by summing them."""
+    label = "add"
+
+    def init(k, input_shape):
+        shapes = _branch_shapes(label, input_shape)
+        if len({s[1:] for s in shapes}) != 1:
+            raise LayerError(f"{label}: branches must have equal shapes, got {fmt_shape(shapes)}")
+        return shapes[0], {}
+
+    def apply(params, xs):
+        no_params(label, params)
+        xs = _branches(label, xs)
+        out = xs[0]
+        for x in xs[1:]:
+            if x.shape != out.shape:
+                raise LayerError(f"{label}: branch shapes differ: {[x.shape for x in xs]}")
+            out = out + x
+        return out
+
+    def vjp(params, xs, *, key=None):
+        y = apply(params, xs)
+        n = len(xs)
+        return y, lambda dy: ({}, (dy,) * n)
+
+    return Layer(init, apply, vjp, label)
+
+
+def residual(*layers: Layer) -> Layer:
+    """``y = x + f(x)`` with ``f = serial(*layers)``; ``f`` must keep the shape of ``x``.
+
+    Params are those of ``serial(*layers)`` (keys ``"00_..."``)."""
+    body = serial(*layers, name="residual")
+
+    def init(k, input_shape):
+        out_shape, params = body.init(k, input_shape)
+        if tuple(out_shape[1:]) != tuple(input_shape[1:]):
+            raise LayerError(
+                f"residual: the body maps {fmt_shape(input_shape)} to {fmt_shape(out_shape)}; "
+                "it must keep the shape"
+            )
+        return input_shape, params
+
+    def apply(params, x):
+        return x + body.apply(params, x)
+
+    def vjp(params, x, *, key=None):
+        fx, back = body.vjp(params, x, key=key)
+
+        def pullback(dy):
+            grads, dx = back(dy)
+            return grads, dx + dy
+
+        return x + fx, pullback
+
+    return Layer(init, apply, vjp, "residual")
+
+
+def value_and_grad(model: Layer, loss) -> Callable:
+    """Glue a model and a loss: ``f(params, x, y, *, key=None) -> (loss_value, grads)``.
+
+    >>> import numpy as np, fnn
+    >>> model = fnn.serial(fnn.linear(2))
+    >>> _, params = model.init(fnn.key(0), (-1, 3))
+    >>> f = fnn.value_and_grad(model, fnn.mse)
+    >>> value, grads = f(params, np.ones((4, 3), np.float32), np.zeros((4, 2), np.float32))
+    >>> grads["00_linear"]["w"].shape
+    (3, 2)
+    """
+
+    def value_and_grad_fn(params, x, y, *, key=None):
+        pred, pullback = model.vjp(params, x, key=key)
+        value, dpred = loss.vjp(pred, y)
+        grads, _ = pullback(dpred)
+        return value, grads
+
+    return value_and_grad_fn

@@ -1,0 +1,126 @@
+"""Weight initialisers: ``init(key, shape, dtype=np.float32) -> array``.
+
+Fan-in / fan-out follow the usual convention (as in PyTorch and JAX):
+
+* linear weights ``(D_in, D_out)``: ``fan_in = D_in``, ``fan_out = D_out``;
+* conv kernels ``(*kernel, C_in, C_out)``: ``fan_in = C_in * prod(kernel)``,
+  ``fan_out = C_out * prod(kernel)`` (each output sees ``C_in * prod(kernel)`` inputs);
+* vectors (biases) ``(D,)``: ``fan_in = fan_out = D``.
+
+Formulas (the report's): Xavier/Glorot normal ``std = sqrt(2 / (fan_in + fan_out))``, Xavier
+uniform ``U(-a, a)`` with ``a = sqrt(6 / (fan_in + fan_out))``; He/Kaiming normal
+``std = sqrt(2 / fan_in)``, He uniform ``a = sqrt(6 / fan_in)``; LeCun normal
+``std = sqrt(1 / fan_in)``. ``normal(stddev=1)`` and ``uniform(scale=1)`` (``U(-scale, scale)``)
+ignore the fans; ``ones`` and ``zeros`` are constant.
+
+Every name in :data:`NAMES` is also accepted as a string wherever an initialiser is expected::
+
+    >>> import fnn
+    >>> w = fnn.initializers.get("he_normal")(fnn.key(0), (256, 100))
+    >>> w.shape, w.dtype
+    ((256, 100), dtype('float32'))
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+Initializer = Callable[..., np.ndarray]
+
+
+def fans(shape: tuple) -> tuple[int, int]:
+    """``(fan_in, fan_out)`` of a weight of this shape (see the module docstring)."""
+    if len(shape) == 0:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    receptive = math.prod(shape[:-2])
+    return shape[-2] * receptive, shape[-1] * receptive
+
+
+def _draw(kind: str, scale: Callable[[int, int], float]) -> Initializer:
+    def init(key, shape, dtype=np.float32):
+        s = scale(*fans(tuple(shape)))
+        gen = np.random.default_rng(key)
+        if kind == "normal":
+            w = gen.standard_normal(shape) * s
+        else:
+            w = gen.uniform(-s, s, shape)
+        return w.astype(dtype, copy=False)
+
+    return init
+
+
+def normal(stddev: float = 1.0) -> Initializer:
+    """``N(0, stddev**2)``."""
+    return _draw("normal", lambda fi, fo: stddev)
+
+
+def uniform(scale: float = 1.0) -> Initializer:
+    """``U(-scale, scale)``."""
+    return _draw("uniform", lambda fi, fo: scale)
+
+
+def constant(value: float) -> Initializer:
+    def init(key, shape, dtype=np.float32):
+        return np.full(shape, value, dtype=dtype)
+
+    return init
+
+
+def zeros() -> Initializer:
+    return constant(0.0)
+
+
+def ones() -> Initializer:
+    return constant(1.0)
+
+
+def xavier_normal() -> Initializer:
+    """Glorot normal: ``std = sqrt(2 / (fan_in + fan_out))``."""
+    return _draw("normal", lambda fi, fo: math.sqrt(2.0 / (fi + fo)))
+
+
+def xavier_uniform() -> Initializer:
+    """Glorot uniform: ``U(-a, a)``, ``a = sqrt(6 / (fan_in + fan_out))``."""
+    return _draw("uniform", lambda fi, fo: math.sqrt(6.0 / (fi + fo)))
+
+
+def he_normal() -> Initializer:
+    """Kaiming normal: ``std = sqrt(2 / fan_in)`` (for ReLU nets)."""
+    return _draw("normal", lambda fi, fo: math.sqrt(2.0 / fi))
+
+
+def he_uniform() -> Initializer:
+    """Kaiming uniform: ``U(-a, a)``, ``a = sqrt(6 / fan_in)``."""
+    return _draw("uniform", lambda fi, fo: math.sqrt(6.0 / fi))
+
+
+def lecun_normal() -> Initializer:
+    """LeCun normal: ``std = sqrt(1 / fan_in)`` (for SELU / tanh nets)."""
+    return _draw("normal", lambda fi, fo: math.sqrt(1.0 / fi))
+
+
+NAMES: dict[str, Callable[[], Initializer]] = {
+    "normal": normal,
+    "uniform": uniform,
+    "ones": ones,
+    "zeros": zeros,
+    "xavier_normal": xavier_normal,
+    "xavier_uniform": xavier_uniform,
+    "he_normal": he_normal,
+    "he_uniform": he_uniform,
+    "lecun_normal": lecun_normal,
+}
+
+
+def get(init: str | Initializer) -> Initializer:
+    """An initialiser from its name (see :data:`NAMES`) or a callable ``(key, shape, dtype)``."""
+    if callable(init):
+        return init
+    if isinstance(init, str) and init in NAMES:
+        return NAMES[init]()
+    raise ValueError(f"unknown initialiser {init!r}; choose one of {sorted(NAMES)} or a callable")

@@ -1,0 +1,44 @@
+"""Dropout: stochastic, so it acts only in ``vjp`` (training) and needs a key there."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fnn.checks import LayerError, float_input, no_params
+from fnn.core import Layer
+
+
+def dropout(rate: float) -> Layer:
+    """Inverted dropout: in ``vjp`` each entry is zeroed with probability ``rate`` and the rest
+    scaled by ``1 / (1 - rate)``; ``apply`` (inference) is the identity.
+
+    >>> import numpy as np, fnn
+    >>> layer = fnn.dropout(0.5)
+    >>> y, _ = layer.vjp({}, np.ones((2, 4)), key=fnn.key(0))
+    >>> sorted(set(y.ravel().tolist())) in ([0.0, 2.0], [2.0], [0.0])
+    True
+    """
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"dropout: rate is the drop probability, in [0, 1), got {rate!r}")
+    label = f"dropout({rate})"
+    keep = 1.0 - float(rate)
+
+    def init(key, input_shape):
+        return input_shape, {}
+
+    def apply(params, x):
+        no_params(label, params)
+        return float_input(label, x)
+
+    def vjp(params, x, *, key=None):
+        x = apply(params, x)
+        if key is None:
+            raise LayerError(
+                f"{label}: training (vjp) needs a random key, e.g. model.vjp(params, x, "
+                "key=fnn.key(step)); use apply for inference"
+            )
+        mask = (np.random.default_rng(key).random(x.shape, dtype=np.float32) < keep) / keep
+        mask = mask.astype(x.dtype, copy=False)
+        return x * mask, lambda dy: ({}, dy * mask)
+
+    return Layer(init, apply, vjp, "dropout")

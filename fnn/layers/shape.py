@@ -1,0 +1,67 @@
+"""Layers that only move data around: flatten, reshape."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from fnn.checks import LayerError, as_shape, fmt_shape, no_params
+from fnn.core import Layer
+
+
+def _reshaping(label: str, name: str, target) -> Layer:
+    """A layer mapping ``(N, *in_shape) -> (N, *target(in_shape))`` by reshaping."""
+
+    def init(key, input_shape):
+        shape = as_shape(label, input_shape, min_rank=2)
+        return (shape[0], *target(shape[1:])), {}
+
+    def apply(params, x):
+        no_params(label, params)
+        if not isinstance(x, np.ndarray) or x.ndim < 1:
+            raise LayerError(f"{label}: expected an array with a batch axis, got {type(x).__name__}")
+        return x.reshape(x.shape[0], *target(x.shape[1:]))
+
+    def vjp(params, x, *, key=None):
+        y = apply(params, x)
+        return y, lambda dy: ({}, dy.reshape(x.shape))
+
+    return Layer(init, apply, vjp, name)
+
+
+def flatten() -> Layer:
+    """``(N, d1, d2, ...) -> (N, d1 * d2 * ...)``."""
+    return _reshaping("flatten", "flatten", lambda s: (math.prod(s),))
+
+
+def reshape(shape: tuple) -> Layer:
+    """``(N, ...) -> (N, *shape)``; one entry of ``shape`` may be -1 (inferred).
+
+    >>> import numpy as np, fnn
+    >>> fnn.reshape((16, 16, 1)).init(None, (-1, 256))[0]
+    (-1, 16, 16, 1)
+    """
+    shape = tuple(shape)
+    label = f"reshape({fmt_shape(shape)[1:-1] if shape else ''})"
+    if sum(d == -1 for d in shape) > 1 or any(d == 0 or d < -1 for d in shape):
+        raise ValueError(f"{label}: at most one -1 and otherwise positive sizes, got {shape}")
+
+    def target(in_shape):
+        size = math.prod(in_shape)
+        known = math.prod(d for d in shape if d != -1)
+        if -1 in shape:
+            if size % known:
+                raise LayerError(
+                    f"{label}: cannot reshape {fmt_shape((-1, *in_shape))} to "
+                    f"{fmt_shape((-1, *shape))}: {size} is not a multiple of {known}"
+                )
+            return tuple(size // known if d == -1 else d for d in shape)
+        if known != size:
+            raise LayerError(
+                f"{label}: cannot reshape {fmt_shape((-1, *in_shape))} ({size} values per sample) "
+                f"to {fmt_shape((-1, *shape))} ({known} values)"
+            )
+        return shape
+
+    return _reshaping(label, "reshape", target)
