@@ -6,7 +6,20 @@ function folded over batches. See README.md and DESIGN.md.
 
 from fnn import datasets, initializers, layers, plot
 from fnn.checks import LayerError
-from fnn.core import Key, Layer, add, concatenate, fold_in, key, parallel, residual, rng, serial, split, value_and_grad
+from fnn.core import (
+    Key,
+    Layer,
+    add,
+    concatenate,
+    fold_in,
+    key,
+    parallel,
+    residual,
+    rng,
+    serial,
+    split,
+    value_and_grad,
+)
 from fnn.gradcheck import gradcheck
 from fnn.io import FnnFileError, load, save
 from fnn.layers import *  # noqa: F403  (every layer constructor)

@@ -19,7 +19,7 @@ class LayerError(ValueError):
         self.path = tuple(path)
         super().__init__(f"[{'/'.join(self.path)}] {message}" if self.path else message)
 
-    def within(self, name: str) -> "LayerError":
+    def within(self, name: str) -> LayerError:
         """The same error seen from the combinator that holds this layer under ``name``."""
         return LayerError(self.message, (name, *self.path))
 

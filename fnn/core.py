@@ -12,7 +12,8 @@ Combinators (:func:`serial`, :func:`parallel`, :func:`concatenate`, :func:`add`,
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -105,7 +106,7 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
     def apply(params, x):
         child = names[0]
         try:
-            for (child, layer), p in zip(pairs, _child_params(name, params, names)):
+            for (child, layer), p in zip(pairs, _child_params(name, params, names)):  # noqa: B007
                 x = layer.apply(p, x)
         except LayerError as err:
             raise err.within(child) from None
@@ -115,7 +116,7 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
         pullbacks = []
         child = names[0]
         try:
-            for (child, layer), p, sub in zip(
+            for (child, layer), p, sub in zip(  # noqa: B007
                 pairs, _child_params(name, params, names), _keys(key, len(layers))
             ):
                 x, pullback = layer.vjp(p, x, key=sub)

@@ -24,7 +24,7 @@ Every name in :data:`NAMES` is also accepted as a string wherever an initialiser
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

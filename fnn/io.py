@@ -67,9 +67,10 @@ def load(path: str | os.PathLike, like: Any = None) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"load: no such file: {path}")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if not isinstance(npz, np.lib.npyio.NpzFile):
-                raise FnnFileError(f"load: {path} is a single .npy array, not an fnn .npz")
+        npz = np.load(path, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise FnnFileError(f"load: {path} is a single .npy array, not an fnn .npz")
+        with npz:
             names = list(npz.files)
             if "meta/format" not in names:
                 raise FnnFileError(
@@ -84,7 +85,10 @@ def load(path: str | os.PathLike, like: Any = None) -> dict:
     except FnnFileError:
         raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
-        raise FnnFileError(f"load: {path} is damaged or truncated ({type(err).__name__}: {err})") from None
+        raise FnnFileError(
+            f"load: {path} is damaged or truncated, or not an fnn file "
+            f"({type(err).__name__}: {err})"
+        ) from None
     if like is not None:
         _check_like(path, flat, empty, like)
     return unflatten_paths(flat, empty)

@@ -18,7 +18,8 @@ autoencoder's BCE is "nats per image", as in the report.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 

@@ -15,7 +15,8 @@ Hyper-parameters are Python floats, so float32 params stay float32.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 import optree

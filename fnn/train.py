@@ -12,8 +12,9 @@ import math
 import sys
 import time
 import warnings
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 from tqdm import tqdm
@@ -132,6 +133,14 @@ def _epoch_batches(data, epoch: int, epochs: int):
     return data
 
 
+def _batch_len(batch) -> int:
+    """Samples in a batch (weights the epoch means); 1 when it cannot tell."""
+    try:
+        return len(batch[0] if isinstance(batch, (tuple, list)) else batch)
+    except TypeError:
+        return 1
+
+
 def _nonfinite(metrics: dict) -> str | None:
     for k, v in metrics.items():
         if isinstance(v, (float, int, np.floating)) and not math.isfinite(v):
@@ -190,25 +199,26 @@ def train(
             bar.set_description(f"epoch {epoch + 1}/{epochs}")
             t0 = time.perf_counter()
             sums: dict[str, float] = {}
-            count = 0
+            count = steps = 0
             for batch in _epoch_batches(data, epoch, epochs):
                 new_state, metrics = step_fn(state, batch)
                 bad = _nonfinite(metrics)
                 if bad:
                     history.stop_reason = "diverged"
                     history.message = (
-                        f"training diverged at epoch {epoch + 1}, step {count + 1}: {bad}; "
+                        f"training diverged at epoch {epoch + 1}, step {steps + 1}: {bad}; "
                         "returning the last state with finite metrics (lower the learning rate?)"
                     )
                     warnings.warn(history.message, RuntimeWarning, stacklevel=2)
                     return state, history
                 state = new_state
-                n = len(batch[0]) if isinstance(batch, (tuple, list)) else 1
+                n = _batch_len(batch)
                 for k, v in metrics.items():
                     sums[k] = sums.get(k, 0.0) + float(v) * n
                 count += n
+                steps += 1
                 bar.update(1)
-            if count == 0:
+            if steps == 0:
                 raise ValueError("train: data yielded no batches (empty dataset)")
             history.seconds.append(time.perf_counter() - t0)
             history.log(history.train, {k: v / count for k, v in sums.items()})
@@ -263,7 +273,7 @@ class TrainState(NamedTuple):
     step: int = 0
 
     @classmethod
-    def create(cls, params, optimizer: Optimizer, key: Key | None = None) -> "TrainState":
+    def create(cls, params, optimizer: Optimizer, key: Key | None = None) -> TrainState:
         return cls(params, optimizer.init(params), key, 0)
 
 

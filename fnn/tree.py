@@ -6,7 +6,8 @@ readable (``"00_linear/w"``).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import optree

@@ -6,7 +6,7 @@ Every activation is a :class:`fnn.Layer` without params: ``fnn.tanh()``, ``fnn.l
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -117,7 +117,8 @@ def _sinc(x):
     small = np.abs(x) < _SERIES
     safe = np.where(small, 1.0, x)
     x2 = x * x
-    return np.where(small, 1.0 - x2 / 6.0 + x2 * x2 / 120.0, np.sin(safe) / safe)
+    series = 1.0 - x2 / 6.0 + x2 * x2 / 120.0 - x2 * x2 * x2 / 5040.0
+    return np.where(small, series, np.sin(safe) / safe)
 
 
 def _sinc_grad(x, y):

@@ -1,0 +1,82 @@
+"""Shared timing harness: fnn and PyTorch CPU timed in the same run, medians, ratio, JSON.
+
+Each benchmark builds two zero-argument callables (one epoch / N steps of training in fnn and in
+torch, same model, data, batch size and optimiser), then calls :func:`compare`. Torch is optional
+(``pip install torch==2.13.0``); without it only fnn's times are reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def load_torch():
+    """The torch module pinned to this machine's cores, or None if it is not installed."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(os.cpu_count() or 1)
+    return torch
+
+
+def timings(fn: Callable[[], object], repeats: int, warmup: int = 1) -> list[float]:
+    """Seconds per call of ``fn`` over ``repeats`` calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def compare(name: str, what: str, fnn_fn: Callable, torch_fn: Callable | None, *,
+            repeats: int = 5, target: float | None = None, extra: dict | None = None) -> dict:
+    """Time both (interleaved per repeat, so load changes hit both), print and save the ratio."""
+    fnn_fn()  # warm-up
+    if torch_fn is not None:
+        torch_fn()
+    fnn_t, torch_t = [], []
+    for _ in range(repeats):
+        fnn_t += timings(fnn_fn, 1, warmup=0)
+        if torch_fn is not None:
+            torch_t += timings(torch_fn, 1, warmup=0)
+    result = {
+        "benchmark": name,
+        "what": what,
+        "fnn_median_s": statistics.median(fnn_t),
+        "fnn_times_s": fnn_t,
+        "torch_median_s": statistics.median(torch_t) if torch_t else None,
+        "torch_times_s": torch_t,
+        "ratio_fnn_over_torch": statistics.median(fnn_t) / statistics.median(torch_t) if torch_t else None,
+        "target_ratio": target,
+        "numpy": np.__version__,
+        "torch": __import__("torch").__version__ if torch_t else None,
+        "machine": f"{platform.machine()} {os.cpu_count()} cores",
+        "date": time.strftime("%Y-%m-%d"),
+        **(extra or {}),
+    }
+    ratio = result["ratio_fnn_over_torch"]
+    line = f"{name}: fnn {result['fnn_median_s']*1e3:.1f} ms"
+    if ratio is not None:
+        met = "met" if target is not None and ratio <= target else "NOT met"
+        verdict = "" if target is None else f" (target <= {target:.2f}x: {met})"
+        line += f", torch {result['torch_median_s']*1e3:.1f} ms, ratio {ratio:.2f}x{verdict}"
+    else:
+        line += " (torch not installed: no ratio)"
+    print(line, flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result

@@ -1,0 +1,160 @@
+"""Gradient checks (float64, central differences) of every dense-side layer and combinator."""
+
+import numpy as np
+import pytest
+
+import fnn
+
+RNG = np.random.default_rng(0)
+
+
+def _check(layer, input_shape, *, x=None, key=None, tol=1e-6):
+    out_shape, params = layer.init(fnn.key(1), input_shape)
+    if x is None:
+        x = RNG.standard_normal((3, *input_shape[1:]))
+    errors = fnn.gradcheck(layer, params, x, key=key)
+    assert errors, "gradcheck returned nothing"
+    worst = max(errors, key=errors.get)
+    assert errors[worst] < tol, f"{worst}: relative error {errors[worst]:.2e}"
+    y = layer.apply(fnn.gradcheck.__globals__["_f64"](params), x)
+    assert tuple(np.shape(y)[1:]) == tuple(out_shape[1:])
+    return errors
+
+
+ACTIVATIONS = [
+    fnn.tanh(), fnn.sigmoid(), fnn.stable_sigmoid(), fnn.softmax(), fnn.log_softmax(),
+    fnn.relu(), fnn.leaky_relu(0.1), fnn.softplus(), fnn.identity(), fnn.sine(), fnn.sinc(),
+    fnn.gaussian(), fnn.elu(), fnn.elu(0.5), fnn.gelu(),
+]
+
+
+@pytest.mark.parametrize("layer", ACTIVATIONS, ids=lambda layer: layer.name)
+def test_activation_gradients(layer):
+    x = RNG.standard_normal((4, 5)) * 2
+    x[np.abs(x) < 1e-3] = 0.5  # keep away from relu-type kinks
+    errors = _check(layer, (-1, 5), x=x)
+    assert set(errors) == {"x"}
+
+
+def test_sinc_near_zero_matches_series_and_gradient():
+    x = np.array([[0.0, 1e-8, 0.05, -0.09, 0.11, 3.0]])
+    y = fnn.sinc().apply({}, x)
+    safe = np.where(x == 0, 1.0, x)
+    np.testing.assert_allclose(y, np.where(x == 0, 1.0, np.sin(safe) / safe), rtol=1e-12)
+    _check(fnn.sinc(), (-1, 6), x=x)
+
+
+@pytest.mark.parametrize("layer,shape", [
+    (fnn.linear(4), (-1, 5)),
+    (fnn.linear(3, bias=False), (-1, 5)),
+    (fnn.linear(2), (-1, 3, 5)),
+    (fnn.flatten(), (-1, 2, 3, 2)),
+    (fnn.reshape((3, 2)), (-1, 6)),
+    (fnn.reshape((-1, 2)), (-1, 2, 3)),
+    (fnn.serial(fnn.linear(4), fnn.tanh(), fnn.linear(3), fnn.softmax()), (-1, 5)),
+    (fnn.serial(fnn.parallel(fnn.linear(3), fnn.linear(2)), fnn.concatenate()), (-1, 4)),
+    (fnn.serial(fnn.parallel(fnn.linear(3), fnn.serial(fnn.linear(3), fnn.tanh())), fnn.add()),
+     (-1, 4)),
+    (fnn.residual(fnn.linear(4), fnn.tanh()), (-1, 4)),
+    (fnn.serial(fnn.serial(fnn.linear(3), fnn.relu()), fnn.linear(2)), (-1, 4)),
+], ids=lambda v: v.name if isinstance(v, fnn.Layer) else str(v))
+def test_layer_and_combinator_gradients(layer, shape):
+    _check(layer, shape)
+
+
+def test_parallel_outputs_tuple_and_gradcheck_over_tuple_outputs():
+    layer = fnn.parallel(fnn.linear(3), fnn.identity())
+    out_shape, params = layer.init(fnn.key(0), (-1, 4))
+    assert out_shape == ((-1, 3), (-1, 4))
+    errors = fnn.gradcheck(layer, params, RNG.standard_normal((2, 4)))
+    assert max(errors.values()) < 1e-6
+
+
+def test_concatenate_and_add_on_tuple_inputs():
+    xs = (RNG.standard_normal((2, 3)), RNG.standard_normal((2, 3)))
+    for layer in (fnn.concatenate(), fnn.add()):
+        errors = fnn.gradcheck(layer, {}, xs)
+        assert set(errors) == {"x/0", "x/1"} and max(errors.values()) < 1e-6
+
+
+def test_dropout_gradcheck_with_fixed_key_and_inference_identity():
+    layer = fnn.dropout(0.3)
+    x = RNG.standard_normal((50, 8))
+    errors = fnn.gradcheck(layer, {}, x, key=fnn.key(3))
+    assert errors["x"] < 1e-6
+    y, _ = layer.vjp({}, x, key=fnn.key(3))
+    dropped = np.mean(y == 0)
+    assert 0.2 < dropped < 0.4
+    np.testing.assert_allclose(y[y != 0], x[y != 0] / 0.7)
+    assert layer.apply({}, x) is x or np.array_equal(layer.apply({}, x), x)
+
+
+def test_dropout_without_key_is_a_clear_error():
+    with pytest.raises(fnn.LayerError, match=r"dropout\(0.5\).*key"):
+        fnn.dropout(0.5).vjp({}, np.ones((2, 2)))
+    model = fnn.serial(fnn.linear(2), fnn.dropout(0.5))
+    _, params = model.init(fnn.key(0), (-1, 2))
+    with pytest.raises(fnn.LayerError, match=r"\[01_dropout\]"):
+        model.vjp(params, np.ones((2, 2), np.float32))
+
+
+def test_serial_params_keys_and_nesting():
+    model = fnn.serial(*[fnn.linear(2) if i % 2 == 0 else fnn.tanh() for i in range(12)])
+    _, params = model.init(fnn.key(0), (-1, 2))
+    keys = list(params)
+    assert keys[0] == "00_linear" and keys[11] == "11_tanh"
+    assert keys == sorted(keys)
+    assert params["01_tanh"] == {}
+
+
+def test_stable_sigmoid_never_overflows():
+    for dtype, big in ((np.float64, 1000.0), (np.float32, 100.0)):
+        x = np.array([[-big, -50.0, 0.0, 50.0, big]], dtype=dtype)
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            y = fnn.stable_sigmoid().apply({}, x)
+            _, back = fnn.stable_sigmoid().vjp({}, x)
+            back(np.ones_like(x))
+        assert y.dtype == dtype
+        assert 0.0 <= y[0, 0] < 1e-40 and y[0, -1] == 1.0 and y[0, 2] == 0.5
+
+
+def test_softmax_stable_for_huge_logits():
+    x = np.array([[1000.0, 0.0, -1000.0]])
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        np.testing.assert_allclose(fnn.softmax().apply({}, x), [[1.0, 0.0, 0.0]])
+        np.testing.assert_allclose(fnn.log_softmax().apply({}, x), [[0.0, -1000.0, -2000.0]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dtype_is_preserved_end_to_end(dtype):
+    model = fnn.serial(fnn.linear(8), fnn.gelu(), fnn.linear(3), fnn.log_softmax())
+    _, params = model.init(fnn.key(0), (-1, 4))
+    params = fnn.tree.tree_map(lambda a: a.astype(dtype), params) if dtype != np.float32 else params
+    x = RNG.standard_normal((5, 4)).astype(dtype)
+    y, back = model.vjp(params, x)
+    grads, dx = back(np.ones_like(y))
+    assert y.dtype == dtype and dx.dtype == dtype
+    assert all(g.dtype == dtype for g in fnn.tree.tree_leaves(grads))
+
+
+def test_keys_are_pure_and_reproducible():
+    k = fnn.key(42)
+    a, b = fnn.split(k)
+    a2, _ = fnn.split(k)
+    assert k.spawn_key == () and a.spawn_key == (0,)
+    assert np.array_equal(fnn.rng(a).random(3), fnn.rng(a2).random(3))
+    assert not np.array_equal(fnn.rng(a).random(3), fnn.rng(b).random(3))
+    _, p1 = fnn.linear(4).init(fnn.key(7), (-1, 3))
+    _, p2 = fnn.linear(4).init(fnn.key(7), (-1, 3))
+    np.testing.assert_array_equal(p1["w"], p2["w"])
+    assert fnn.fold_in(k, 3).spawn_key == fnn.split(k, 4)[3].spawn_key
+
+
+def test_value_and_grad_matches_manual_chain():
+    model = fnn.serial(fnn.linear(3), fnn.tanh(), fnn.linear(2))
+    _, params = model.init(fnn.key(0), (-1, 4))
+    x = RNG.standard_normal((6, 4)).astype(np.float32)
+    y = RNG.integers(0, 2, 6)
+    value, grads = fnn.value_and_grad(model, fnn.cross_entropy)(params, x, y)
+    assert value == pytest.approx(fnn.cross_entropy.value(model.apply(params, x), y), rel=1e-6)
+    assert fnn.tree.same_structure(grads, params)
