@@ -20,14 +20,14 @@ from fnn.core import (
     split,
     value_and_grad,
 )
-from fnn.gradcheck import gradcheck
+from fnn.gradient_check import gradcheck
 from fnn.io import FnnFileError, load, save
 from fnn.layers import *  # noqa: F403  (every layer constructor)
 from fnn.layers import __all__ as _layer_names
 from fnn.logger import LossLogger
 from fnn.losses import Loss, bce, bce_with_logits, cross_entropy, mse, nll
 from fnn.optim import Optimizer, adam, apply_updates, cosine_decay, momentum, sgd, step_decay
-from fnn.train import (
+from fnn.training import (
     Batches,
     EarlyStopping,
     History,
@@ -35,6 +35,7 @@ from fnn.train import (
     accuracy,
     batches,
     evaluator,
+    fit,
     predict,
     supervised_step,
     train,
@@ -48,7 +49,7 @@ __all__ = [
     "Batches", "EarlyStopping", "FnnFileError", "History", "Key", "Layer", "LayerError", "Loss",
     "LossLogger", "Optimizer", "TrainState", "accuracy", "adam", "add", "apply_updates", "batches",
     "bce", "bce_with_logits", "concatenate", "cosine_decay", "cross_entropy", "datasets",
-    "evaluator", "fold_in", "gradcheck", "initializers", "key", "layers", "load", "momentum", "mse",
+    "evaluator", "fit", "fold_in", "gradcheck", "initializers", "key", "layers", "load", "momentum", "mse",
     "nll", "parallel", "plot", "predict", "residual", "rng", "save", "serial", "sgd", "split",
     "step_decay", "supervised_step", "train", "tree_size", "value_and_grad",
 ]

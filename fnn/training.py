@@ -329,3 +329,56 @@ def evaluator(model: Layer, x, y, *, loss=None, accuracy: bool = False,
         return out
 
     return eval_fn
+
+
+def fit(
+    model: Layer,
+    loss,
+    optimizer: Optimizer,
+    x,
+    y,
+    *,
+    epochs: int,
+    batch_size: int = 32,
+    validation: tuple | None = None,
+    accuracy: bool = False,
+    early_stopping: EarlyStopping | None = None,
+    seed: int = 0,
+    params=None,
+    dropout_key: bool = False,
+    callbacks: Sequence[Callable] = (),
+    progress: bool = True,
+) -> tuple[Any, History]:
+    """The usual recipe in one call: init (unless ``params`` is given), shuffle with ``seed``,
+    train with ``loss``/``optimizer``, evaluate on ``validation=(x_val, y_val)`` every epoch
+    (its loss, and accuracy with ``accuracy=True``), optional early stopping.
+    Returns ``(params, history)``.
+
+    >>> import fnn
+    >>> d = fnn.datasets.digits()
+    >>> model = fnn.serial(fnn.linear(32), fnn.relu(), fnn.linear(10))
+    >>> params, hist = fnn.fit(model, fnn.cross_entropy, fnn.adam(1e-2), d.x_train, d.y_train,
+    ...                        epochs=3, validation=(d.x_test, d.y_test), accuracy=True,
+    ...                        progress=False)
+    >>> hist.eval["accuracy"][-1] > 0.8
+    True
+    """
+    init_key, data_key, drop_key = fold_in(_seed_key(seed), 0), fold_in(_seed_key(seed), 1), \
+        fold_in(_seed_key(seed), 2)
+    if params is None:
+        _, params = model.init(init_key, (-1, *np.shape(x)[1:]))
+    eval_fn = None
+    if validation is not None:
+        eval_fn = evaluator(model, *validation, loss=loss, accuracy=accuracy)
+    state, history = train(
+        supervised_step(model, loss, optimizer),
+        batches(x, y, batch_size=batch_size, rng=data_key),
+        TrainState.create(params, optimizer, drop_key if dropout_key else None),
+        epochs=epochs, eval_fn=eval_fn, early_stopping=early_stopping, callbacks=callbacks,
+        progress=progress,
+    )
+    return state.params, history
+
+
+def _seed_key(seed: int) -> Key:
+    return np.random.SeedSequence(seed)
