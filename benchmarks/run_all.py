@@ -1,0 +1,67 @@
+"""Run every benchmark (fnn vs PyTorch CPU in the same run) and write the README's table.
+
+    python benchmarks/run_all.py            # all benchmarks, then README's performance section
+    python benchmarks/run_all.py --readme   # only rewrite the README table from results/*.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import re
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+BENCHMARKS = ["bench_mlp", "bench_conv1d_usps", "bench_lenet", "bench_conv_ae"]
+
+
+def table() -> str:
+    results = [json.loads(p.read_text()) for p in sorted((HERE / "results").glob("*.json"))]
+    lines = ["| benchmark | what | fnn | PyTorch CPU | fnn / torch | target |",
+             "|---|---|---|---|---|---|"]
+    for r in results:
+        ratio, target = r.get("ratio_fnn_over_torch"), r.get("target_ratio")
+        torch_ms = f"{r['torch_median_s'] * 1e3:.0f} ms" if r.get("torch_median_s") else "–"
+        lines.append(
+            f"| `{r['benchmark']}` | {r['what']} | {r['fnn_median_s'] * 1e3:.0f} ms | {torch_ms} | "
+            f"{f'{ratio:.2f}x' if ratio else '–'} | {f'≤ {target:.1f}x' if target else ''} |"
+        )
+    dates = sorted({r.get("date") for r in results if r.get("date")})
+    machines = sorted({r.get("machine") for r in results if r.get("machine")})
+    lines += ["", f"Medians of several interleaved repeats, measured {', '.join(dates)} on "
+              f"{', '.join(machines)} by `python benchmarks/run_all.py` (each benchmark's JSON in "
+              "`benchmarks/results/` holds every timing)."]
+    return "\n".join(lines)
+
+
+def update_readme() -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    new = re.sub(r"<!-- bench:start -->.*<!-- bench:end -->",
+                 "<!-- bench:start -->\n" + table() + "\n<!-- bench:end -->", text, flags=re.S)
+    readme.write_text(new)
+    print(f"updated {readme}", file=sys.stderr)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readme", action="store_true", help="only rewrite the README table")
+    args = parser.parse_args(argv)
+    if not args.readme:
+        sys.path.insert(0, str(HERE))
+        for name in BENCHMARKS:
+            try:
+                module = importlib.import_module(name)
+            except ImportError as err:
+                print(f"skipping {name}: {err}", file=sys.stderr)
+                continue
+            module.main([])
+    update_readme()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
