@@ -1,6 +1,27 @@
-"""Datasets: every loader returns a :class:`Dataset` of float32 images in [0, 1] and int labels."""
+"""Datasets: every loader returns a :class:`Dataset` of float32 inputs and int64 labels.
 
-from fnn.datasets.base import Dataset, layout_images
+* synthetic 2-D sets (seeded): :func:`gaussian_mixture`, :func:`xor`, :func:`chessboard`;
+* offline: :func:`digits` (ships with scikit-learn);
+* real image sets, read from ``<root>/<name>/`` where ``root`` is ``data_dir``, else
+  ``$FNN_DATA``, else ``~/.cache/fnn`` (:func:`data_home`): :func:`usps` (``usps/``, never
+  downloaded), :func:`fashion_mnist` (``fashion-mnist/``) and :func:`mnist` (``mnist/``),
+  both downloaded on first use and SHA-256 checked;
+* corruptions for denoising: :func:`gaussian_noise`, :func:`salt_and_pepper`, :func:`masking`;
+* building blocks: :func:`read_usps`, :func:`read_idx`, :func:`parse_idx`, :func:`download`.
+"""
+
+from fnn.datasets.base import Dataset, DatasetError, data_home, layout_images
 from fnn.datasets.digits import digits
+from fnn.datasets.download import ChecksumError, DownloadError, download
+from fnn.datasets.idx import parse_idx, read_idx
+from fnn.datasets.mnist import FASHION_CLASSES, fashion_mnist, mnist
+from fnn.datasets.noise import gaussian_noise, masking, salt_and_pepper
+from fnn.datasets.toy import chessboard, gaussian_mixture, xor
+from fnn.datasets.usps import read_usps, usps
 
-__all__ = ["Dataset", "digits", "layout_images"]
+__all__ = [
+    "FASHION_CLASSES", "ChecksumError", "Dataset", "DatasetError", "DownloadError", "chessboard",
+    "data_home", "digits", "download", "fashion_mnist", "gaussian_mixture", "gaussian_noise",
+    "layout_images", "masking", "mnist", "parse_idx", "read_idx", "read_usps", "salt_and_pepper",
+    "usps", "xor",
+]
