@@ -38,9 +38,9 @@ from fnn.datasets import (
     xor,
 )
 
-# the submodules (``fnn.datasets.mnist`` etc. are shadowed by the functions of the same name)
-mnist_mod = importlib.import_module("fnn.datasets.mnist")
-usps_mod = importlib.import_module("fnn.datasets.usps")
+# the loader modules (named apart from their functions, so fnn.datasets.mnist is the function)
+mnist_mod = importlib.import_module("fnn.datasets.idx_sets")
+usps_mod = importlib.import_module("fnn.datasets.usps_files")
 
 
 def _closed_port() -> int:

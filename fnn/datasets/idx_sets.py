@@ -17,8 +17,8 @@ from fnn.datasets.base import (
     data_home,
     layout_images,
 )
-from fnn.datasets.download import ChecksumError, DownloadError
-from fnn.datasets.download import download as _download
+from fnn.datasets.downloader import ChecksumError, DownloadError
+from fnn.datasets.downloader import download as _download
 from fnn.datasets.idx import IMAGES_MAGIC, LABELS_MAGIC, parse_idx
 
 #: Where missing files are fetched from (``BASE_URLS[name] + file name``); change it to use a
