@@ -1,0 +1,230 @@
+"""Convolutions (cross-correlations, as in every deep-learning library) over channels-last
+inputs, and their exact adjoints, the transposed convolutions.
+
+* ``conv1d`` on ``(N, L, C_in)``, kernel ``w: (k, C_in, C_out)``;
+  ``conv2d`` on ``(N, H, W, C_in)``, kernel ``w: (kh, kw, C_in, C_out)``; bias ``b: (C_out,)``.
+* Output sizes: see :mod:`fnn.layers.windows` (``L_out = (L + lo + hi - d(k-1) - 1) // s + 1``).
+* ``conv_transpose1d/2d(C_out, ...)`` store ``w: (*kernel, C_out, C_in)`` — the kernel of the
+  convolution ``C_out -> C_in`` they are the adjoint of: with the same ``w``, stride, padding and
+  dilation, ``<conv(x), y> = <x, conv_transpose(y)>``. Their output size is
+  ``L_out = (L - 1) * s - lo - hi + d(k-1) + 1 + output_padding``, so a decoder mirrors its
+  encoder's shapes (``output_padding < stride`` picks among the sizes a strided conv maps to L).
+
+Computation: the windows of the padded input are a strided view
+(``sliding_window_view``), copied once into a ``(N * L_out, k * C_in)`` patch matrix and
+multiplied by the kernel (one BLAS matmul). The backward pass reuses the patches for ``dw``
+and folds ``dy @ w.T`` back onto the input for ``dx``; the transposed convolution runs the
+same two functions the other way round.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from fnn import initializers
+from fnn.checks import LayerError, as_shape, float_input, fmt_shape, param
+from fnn.core import Layer, split
+from fnn.layers.windows import Geometry, crop, fold, geometry, int_tuple, pad, padding_arg, windows
+
+
+def patches(x: np.ndarray, g: Geometry) -> np.ndarray:
+    """``(N, *S, C)`` → the patch matrix ``(N * prod(S_out), C * prod(kernel))`` (one copy)."""
+    win = windows(pad(x, g.pads), g)
+    return win.reshape(-1, math.prod(win.shape[len(g.kernel) + 1:]))
+
+
+def kernel_matrix(w: np.ndarray) -> np.ndarray:
+    """``(*kernel, C_in, C_out)`` → ``(C_in * prod(kernel), C_out)``, rows ordered like the
+    columns of :func:`patches` (channel-major)."""
+    nd = w.ndim - 2
+    return np.moveaxis(w, nd, 0).reshape(-1, w.shape[-1])
+
+
+def kernel_from_matrix(m: np.ndarray, w_shape: tuple) -> np.ndarray:
+    """Inverse of :func:`kernel_matrix`."""
+    nd = len(w_shape) - 2
+    c_in = w_shape[nd]
+    return np.moveaxis(m.reshape(c_in, *w_shape[:nd], w_shape[-1]), 0, nd)
+
+
+def correlate(x: np.ndarray, w: np.ndarray, g: Geometry) -> tuple[np.ndarray, np.ndarray]:
+    """Forward convolution: ``(y, patch matrix)``, ``y: (N, *S_out, C_out)``."""
+    cols = patches(x, g)
+    y = cols @ kernel_matrix(w)
+    return y.reshape(x.shape[0], *g.out_sizes, w.shape[-1]), cols
+
+
+def correlate_adjoint(dy: np.ndarray, w: np.ndarray, g: Geometry) -> np.ndarray:
+    """The adjoint of the convolution in its input: ``(N, *S_out, C_out) -> (N, *S, C_in)``."""
+    nd = len(g.kernel)
+    dcols = dy.reshape(-1, dy.shape[-1]) @ kernel_matrix(w).T
+    dwin = dcols.reshape(dy.shape[0], *g.out_sizes, w.shape[nd], *g.kernel)
+    return fold(dwin, g)
+
+
+def kernel_grad(cols: np.ndarray, dy: np.ndarray, w_shape: tuple) -> np.ndarray:
+    """``dw`` from the patch matrix and the output gradient."""
+    return kernel_from_matrix(cols.T @ dy.reshape(-1, dy.shape[-1]), w_shape)
+
+
+def _conv_layer(nd: int, out_channels: int, kernel_size, *, stride, padding, dilation, bias,
+                w_init, b_init, transpose: bool = False, output_padding=0) -> Layer:
+    name = f"conv{'_transpose' if transpose else ''}{nd}d"
+    if not isinstance(out_channels, (int, np.integer)) or out_channels <= 0:
+        raise ValueError(f"{name}: out_channels must be a positive int, got {out_channels!r}")
+    label = f"{name}({out_channels}, {kernel_size!r})"
+    kernel = int_tuple(label, "kernel_size", kernel_size, nd)
+    stride = int_tuple(label, "stride", stride, nd)
+    dilation = int_tuple(label, "dilation", dilation, nd)
+    padding = padding_arg(label, padding, nd, allow_same=not transpose)
+    out_pad = int_tuple(label, "output_padding", output_padding, nd, minimum=0)
+    if any(p >= s for p, s in zip(out_pad, stride) if p):
+        raise ValueError(f"{label}: output_padding must be smaller than the stride, "
+                         f"got output_padding={output_padding!r}, stride={stride}")
+    w_init, b_init = initializers.get(w_init), initializers.get(b_init)
+    rank = nd + 2
+
+    def conv_geometry(in_sizes):
+        """The geometry of the convolution itself (for a transpose: of the conv it adjoins)."""
+        if not transpose:
+            return geometry(label, in_sizes, kernel, stride, dilation, padding)
+        sizes = [(n - 1) * s - lo - hi + d * (k - 1) + 1 + p for n, s, (lo, hi), d, k, p
+                 in zip(in_sizes, stride, padding, dilation, kernel, out_pad)]
+        if any(n <= 0 for n in sizes):
+            raise LayerError(f"{label}: padding {padding} is too large for an input of spatial "
+                             f"shape {fmt_shape(tuple(in_sizes))} (output size {tuple(sizes)})")
+        g = geometry(label, sizes, kernel, stride, dilation, padding)
+        assert g.out_sizes == tuple(in_sizes), (g, in_sizes)
+        return g
+
+    def w_shape(c_in):
+        return (*kernel, out_channels, c_in) if transpose else (*kernel, c_in, out_channels)
+
+    def init(key, input_shape):
+        shape = as_shape(label, input_shape, min_rank=2)
+        if len(shape) != rank:
+            raise LayerError(f"{label}: expects inputs of shape {_layout(nd)}, got input_shape "
+                             f"{fmt_shape(shape)}")
+        g = conv_geometry(shape[1:-1])
+        kw, kb = split(key)
+        params = {"w": w_init(kw, w_shape(shape[-1]))}
+        if bias:
+            params["b"] = b_init(kb, (out_channels,))
+        out_sizes = g.sizes if transpose else g.out_sizes
+        return (shape[0], *out_sizes, out_channels), params
+
+    def check(params, x):
+        x = float_input(label, x)
+        w = param(label, params, "w")
+        if x.ndim != rank:
+            raise LayerError(f"{label}: expected input of shape {_layout(nd)}, got {x.shape}")
+        if np.ndim(w) != rank or w.shape[:nd] != kernel or w.shape[nd:] != w_shape(x.shape[-1])[nd:]:
+            raise LayerError(
+                f"{label}: params['w'] should have shape {w_shape(x.shape[-1])} for an input "
+                f"with {x.shape[-1]} channels {x.shape}, got {np.shape(w)}"
+            )
+        b = param(label, params, "b", (out_channels,)) if bias else None
+        return x, w, b, conv_geometry(x.shape[1:-1])
+
+    def forward(x, w, g):
+        if transpose:
+            return correlate_adjoint(x, w, g), None
+        return correlate(x, w, g)
+
+    def apply(params, x):
+        x, w, b, g = check(params, x)
+        y, _ = forward(x, w, g)
+        return y + b if bias else y
+
+    def vjp(params, x, *, key=None):
+        x, w, b, g = check(params, x)
+        y, cols = forward(x, w, g)
+        if bias:
+            y += b  # fresh array
+
+        def pullback(dy):
+            if transpose:  # y = A^T x: dx = A dy, dw from the patches of dy against x
+                dx, dy_cols = correlate(dy, w, g)
+                grads = {"w": kernel_grad(dy_cols, x, w.shape)}
+            else:
+                dx = correlate_adjoint(dy, w, g)
+                grads = {"w": kernel_grad(cols, dy, w.shape)}
+            if bias:
+                grads["b"] = dy.reshape(-1, out_channels).sum(axis=0)
+            return grads, dx
+
+        return y, pullback
+
+    return Layer(init, apply, vjp, name)
+
+
+def _layout(nd: int) -> str:
+    return "(N, L, C)" if nd == 1 else "(N, H, W, C)"
+
+
+def conv1d(out_channels: int, kernel_size: int, *, stride: int = 1, padding="valid",
+           dilation: int = 1, bias: bool = False, w_init="xavier_normal", b_init="zeros") -> Layer:
+    """1-D convolution ``(N, L, C_in) -> (N, L_out, out_channels)``, kernel
+    ``(kernel_size, C_in, out_channels)``. ``padding``: ``"valid"``, ``"same"``, an int or
+    ``(lo, hi)``. Bias off by default (as in the report).
+
+    >>> import numpy as np, fnn
+    >>> layer = fnn.conv1d(32, 3)
+    >>> shape, params = layer.init(fnn.key(0), (-1, 256, 1))
+    >>> shape, params["w"].shape, layer.apply(params, np.zeros((2, 256, 1), np.float32)).shape
+    ((-1, 254, 32), (3, 1, 32), (2, 254, 32))
+    """
+    return _conv_layer(1, out_channels, kernel_size, stride=stride, padding=padding,
+                       dilation=dilation, bias=bias, w_init=w_init, b_init=b_init)
+
+
+def conv2d(out_channels: int, kernel_size, *, stride=1, padding="valid", dilation=1,
+           bias: bool = False, w_init="xavier_normal", b_init="zeros") -> Layer:
+    """2-D convolution ``(N, H, W, C_in) -> (N, H_out, W_out, out_channels)``, kernel
+    ``(kh, kw, C_in, out_channels)``; ``kernel_size``, ``stride``, ``dilation``: int or pair;
+    ``padding``: ``"valid"``, ``"same"``, int, ``(ph, pw)`` or ``((top, bottom), (left, right))``.
+
+    >>> import numpy as np, fnn
+    >>> layer = fnn.conv2d(8, 3, padding="same", stride=2)
+    >>> layer.init(fnn.key(0), (-1, 28, 28, 1))[0]
+    (-1, 14, 14, 8)
+    """
+    return _conv_layer(2, out_channels, kernel_size, stride=stride, padding=padding,
+                       dilation=dilation, bias=bias, w_init=w_init, b_init=b_init)
+
+
+def conv_transpose1d(out_channels: int, kernel_size: int, *, stride: int = 1, padding=0,
+                     output_padding: int = 0, dilation: int = 1, bias: bool = False,
+                     w_init="xavier_normal", b_init="zeros") -> Layer:
+    """Transposed 1-D convolution ``(N, L, C_in) -> (N, L_out, out_channels)`` with
+    ``L_out = (L - 1) * stride - lo - hi + dilation * (k - 1) + 1 + output_padding``; the exact
+    adjoint of ``conv1d(C_in, ...)`` with the same kernel ``(k, out_channels, C_in)``.
+
+    >>> import fnn
+    >>> fnn.conv_transpose1d(4, 3, stride=2, padding=1, output_padding=1).init(fnn.key(0), (-1, 8, 2))[0]
+    (-1, 16, 4)
+    """
+    return _conv_layer(1, out_channels, kernel_size, stride=stride, padding=padding,
+                       dilation=dilation, bias=bias, w_init=w_init, b_init=b_init, transpose=True,
+                       output_padding=output_padding)
+
+
+def conv_transpose2d(out_channels: int, kernel_size, *, stride=1, padding=0, output_padding=0,
+                     dilation=1, bias: bool = False, w_init="xavier_normal",
+                     b_init="zeros") -> Layer:
+    """Transposed 2-D convolution ``(N, H, W, C_in) -> (N, H_out, W_out, out_channels)``, the
+    adjoint of ``conv2d(C_in, ...)`` with kernel ``(kh, kw, out_channels, C_in)``; sizes as in
+    :func:`conv_transpose1d` per axis.
+
+    >>> import fnn
+    >>> fnn.conv_transpose2d(1, 3, stride=2, padding=1, output_padding=1).init(fnn.key(0), (-1, 7, 7, 16))[0]
+    (-1, 14, 14, 1)
+    """
+    return _conv_layer(2, out_channels, kernel_size, stride=stride, padding=padding,
+                       dilation=dilation, bias=bias, w_init=w_init, b_init=b_init, transpose=True,
+                       output_padding=output_padding)
+
+
+__all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"]

@@ -1,0 +1,203 @@
+"""Pooling and up-sampling over channels-last inputs ``(N, L, C)`` / ``(N, H, W, C)``.
+
+Output sizes follow :mod:`fnn.layers.windows` (floor mode, as PyTorch); ``stride`` defaults to
+the kernel size. ``max_pool`` pads with ``-inf`` and routes the gradient to the arg-max of each
+window; on ties the *first* maximal element in row-major window order wins alone (PyTorch picks
+the same one). ``avg_pool`` pads with zeros and always divides by the full kernel size (PyTorch's
+``count_include_pad=True``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from fnn.checks import LayerError, as_shape, float_input, fmt_shape, no_params
+from fnn.core import Layer
+from fnn.layers.windows import Geometry, fold, geometry, int_tuple, pad, padding_arg, windows
+
+
+def _spatial_layer(name: str, label: str, nd: int | None, out_sizes: Callable,
+                   forward: Callable, forward_vjp: Callable) -> Layer:
+    """A parameter-free layer on ``(N, *S, C)`` (``nd`` spatial axes, any when None).
+
+    ``out_sizes(S) -> S_out`` (for init), ``forward(x) -> y``,
+    ``forward_vjp(x) -> (y, back)`` with ``back(dy) -> dx``."""
+    layout = {1: "(N, L, C)", 2: "(N, H, W, C)", None: "(N, *spatial, C)"}[nd]
+
+    def rank_ok(ndim):
+        return ndim == nd + 2 if nd is not None else ndim >= 3
+
+    def init(key, input_shape):
+        shape = as_shape(label, input_shape, min_rank=2)
+        if not rank_ok(len(shape)):
+            raise LayerError(f"{label}: expects inputs of shape {layout}, got input_shape "
+                             f"{fmt_shape(shape)}")
+        return (shape[0], *out_sizes(shape[1:-1]), shape[-1]), {}
+
+    def checked(params, x):
+        no_params(label, params)
+        x = float_input(label, x)
+        if not rank_ok(x.ndim):
+            raise LayerError(f"{label}: expected input of shape {layout}, got {x.shape}")
+        return x
+
+    def apply(params, x):
+        return forward(checked(params, x))
+
+    def vjp(params, x, *, key=None):
+        y, back = forward_vjp(checked(params, x))
+        return y, lambda dy: ({}, back(dy))
+
+    return Layer(init, apply, vjp, name)
+
+
+def _pool(kind: str, nd: int, kernel_size, stride, padding) -> Layer:
+    name = f"{kind}_pool{nd}d"
+    label = f"{name}({kernel_size!r})"
+    kernel = int_tuple(label, "kernel_size", kernel_size, nd)
+    stride = kernel if stride is None else int_tuple(label, "stride", stride, nd)
+    padding = padding_arg(label, padding, nd)
+    ones = (1,) * nd
+    k_axes = tuple(range(-nd, 0))
+    fill = -np.inf if kind == "max" else 0.0
+
+    def geom(sizes) -> Geometry:
+        g = geometry(label, sizes, kernel, stride, ones, padding)
+        if any(lo >= k or hi >= k for (lo, hi), k in zip(g.pads, kernel)):
+            raise LayerError(f"{label}: padding {g.pads} must be smaller than the kernel "
+                             f"{kernel} (a window of padding only has no value)")
+        return g
+
+    def window_view(x):
+        g = geom(x.shape[1:-1])
+        return g, windows(pad(x, g.pads, fill), g)
+
+    def forward(x):
+        _, win = window_view(x)
+        return win.max(axis=k_axes) if kind == "max" else win.mean(axis=k_axes, dtype=x.dtype)
+
+    def forward_vjp(x):
+        g, win = window_view(x)
+        lead = win.shape[: nd + 2]  # (N, *S_out, C)
+        if kind == "avg":
+            def back_avg(dy):
+                scaled = dy[(..., *(None,) * nd)] / math.prod(kernel)
+                return fold(np.broadcast_to(scaled, win.shape).astype(dy.dtype, copy=False), g)
+
+            return win.mean(axis=k_axes, dtype=x.dtype), back_avg
+        flat = win.reshape(*lead, -1)
+        arg = flat.argmax(axis=-1)[..., None]
+        y = np.take_along_axis(flat, arg, axis=-1)[..., 0]
+
+        def back_max(dy):
+            dflat = np.zeros(flat.shape, dtype=dy.dtype)
+            np.put_along_axis(dflat, arg, dy[..., None], axis=-1)
+            return fold(dflat.reshape(win.shape), g)
+
+        return y, back_max
+
+    return _spatial_layer(name, label, nd, lambda s: geom(s).out_sizes, forward, forward_vjp)
+
+
+def max_pool1d(kernel_size: int, stride: int | None = None, padding=0) -> Layer:
+    """Max over windows of ``kernel_size`` along L: ``(N, L, C) -> (N, L_out, C)``.
+
+    >>> import numpy as np, fnn
+    >>> fnn.max_pool1d(2).apply({}, np.array([[[1.], [3.], [2.], [0.], [5.]]])).ravel()
+    array([3., 2.])
+    """
+    return _pool("max", 1, kernel_size, stride, padding)
+
+
+def max_pool2d(kernel_size, stride=None, padding=0) -> Layer:
+    """Max over ``kh × kw`` windows: ``(N, H, W, C) -> (N, H_out, W_out, C)``.
+
+    >>> import fnn
+    >>> fnn.max_pool2d(2).init(None, (-1, 28, 28, 32))[0]
+    (-1, 14, 14, 32)
+    """
+    return _pool("max", 2, kernel_size, stride, padding)
+
+
+def avg_pool1d(kernel_size: int, stride: int | None = None, padding=0) -> Layer:
+    """Mean over windows along L (zero padding counted): ``(N, L, C) -> (N, L_out, C)``."""
+    return _pool("avg", 1, kernel_size, stride, padding)
+
+
+def avg_pool2d(kernel_size, stride=None, padding=0) -> Layer:
+    """Mean over ``kh × kw`` windows (zero padding counted): ``(N, H, W, C) -> (N, H_out, W_out, C)``."""
+    return _pool("avg", 2, kernel_size, stride, padding)
+
+
+def _upsample(nd: int, factor, mode: str) -> Layer:
+    name = f"upsample{nd}d"
+    label = f"{name}({factor!r})"
+    factors = int_tuple(label, "factor", factor, nd)
+    if mode != "nearest":
+        raise ValueError(f"{label}: mode must be 'nearest', got {mode!r}")
+
+    def forward(x):
+        n, *sizes, c = x.shape
+        expanded = x.reshape(n, *(a for s in sizes for a in (s, 1)), c)
+        target = (n, *(a for s, f in zip(sizes, factors) for a in (s, f)), c)
+        return np.broadcast_to(expanded, target).reshape(n, *(s * f for s, f in zip(sizes, factors)), c)
+
+    def forward_vjp(x):
+        n, *sizes, c = x.shape
+        split_shape = (n, *(a for s, f in zip(sizes, factors) for a in (s, f)), c)
+        sum_axes = tuple(2 + 2 * i for i in range(nd))
+        return forward(x), lambda dy: dy.reshape(split_shape).sum(axis=sum_axes)
+
+    return _spatial_layer(name, label, nd, lambda s: tuple(a * f for a, f in zip(s, factors)),
+                          forward, forward_vjp)
+
+
+def upsample1d(factor: int, mode: str = "nearest") -> Layer:
+    """Repeat every position ``factor`` times: ``(N, L, C) -> (N, L * factor, C)``."""
+    return _upsample(1, factor, mode)
+
+
+def upsample2d(factor, mode: str = "nearest") -> Layer:
+    """Nearest-neighbour up-sampling by ``factor`` (int or pair): ``(N, H, W, C) ->
+    (N, H * fh, W * fw, C)``.
+
+    >>> import numpy as np, fnn
+    >>> fnn.upsample2d(2).apply({}, np.arange(4.).reshape(1, 2, 2, 1))[0, :, :, 0]
+    array([[0., 0., 1., 1.],
+           [0., 0., 1., 1.],
+           [2., 2., 3., 3.],
+           [2., 2., 3., 3.]])
+    """
+    return _upsample(2, factor, mode)
+
+
+def global_avg_pool() -> Layer:
+    """Mean over every spatial axis: ``(N, *spatial, C) -> (N, C)``."""
+    label = "global_avg_pool"
+
+    def forward(x):
+        return x.mean(axis=tuple(range(1, x.ndim - 1)), dtype=x.dtype)
+
+    def forward_vjp(x):
+        count = math.prod(x.shape[1:-1])
+
+        def back(dy):
+            shape = (dy.shape[0],) + (1,) * (x.ndim - 2) + (dy.shape[-1],)
+            return np.broadcast_to(dy.reshape(shape) / count, x.shape).astype(dy.dtype)
+
+        return forward(x), back
+
+    layer = _spatial_layer(label, label, None, lambda s: s, forward, forward_vjp)
+
+    def init(key, input_shape):
+        out, params = layer.init(key, input_shape)
+        return (out[0], out[-1]), params
+
+    return Layer(init, layer.apply, layer.vjp, label)
+
+
+__all__ = ["avg_pool1d", "avg_pool2d", "global_avg_pool", "max_pool1d", "max_pool2d",
+           "upsample1d", "upsample2d"]
