@@ -10,47 +10,17 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from harness import compare, load_torch
+from harness import compare, fnn_trainer, load_torch, torch_trainer
 
 import fnn
 
 N, D, H, C, BATCH, LR = 7291, 256, 100, 10, 32, 0.05
 
 
-def fnn_epoch_fn(x, y):
-    model = fnn.serial(fnn.linear(H), fnn.tanh(), fnn.linear(C))
-    _, params = model.init(fnn.key(0), (-1, D))
-    opt = fnn.sgd(LR)
-    step = fnn.supervised_step(model, fnn.cross_entropy, opt)
-    data = fnn.batches(x, y, batch_size=BATCH, rng=0)
-    box = {"state": fnn.TrainState.create(params, opt), "epoch": 0}
-
-    def epoch():
-        state = box["state"]
-        for batch in data.epoch(box["epoch"]):
-            state, _ = step(state, batch)
-        box["state"], box["epoch"] = state, box["epoch"] + 1
-
-    return epoch
-
-
-def torch_epoch_fn(torch, x, y):
-    model = torch.nn.Sequential(torch.nn.Linear(D, H), torch.nn.Tanh(), torch.nn.Linear(H, C))
-    opt = torch.optim.SGD(model.parameters(), lr=LR)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    gen = torch.Generator().manual_seed(0)
-
-    def epoch():
-        perm = torch.randperm(N, generator=gen)
-        xs, ys = xt[perm], yt[perm]
-        for i in range(0, N, BATCH):
-            opt.zero_grad()
-            loss = loss_fn(model(xs[i:i + BATCH]), ys[i:i + BATCH])
-            loss.backward()
-            opt.step()
-
-    return epoch
+def build(torch=None):
+    if torch is None:
+        return fnn.serial(fnn.linear(H), fnn.tanh(), fnn.linear(C))
+    return torch.nn.Sequential(torch.nn.Linear(D, H), torch.nn.Tanh(), torch.nn.Linear(H, C))
 
 
 def main(argv=None):
@@ -63,7 +33,9 @@ def main(argv=None):
     torch = load_torch()
     return compare(
         "mlp_epoch", f"1 epoch SGD, MLP 256-100-10 tanh, {N}x{D} float32, batch {BATCH}",
-        fnn_epoch_fn(x, y), torch_epoch_fn(torch, x, y) if torch else None,
+        fnn_trainer(build(), fnn.cross_entropy, x, y, batch_size=BATCH, lr=LR),
+        torch_trainer(torch, build(torch), torch.nn.CrossEntropyLoss(), x, y, batch_size=BATCH,
+                      lr=LR) if torch else None,
         repeats=args.repeats, target=1.0,
     )
 

@@ -1,7 +1,8 @@
 """Shared timing harness: fnn and PyTorch CPU timed in the same run, medians, ratio, JSON.
 
 Each benchmark builds two zero-argument callables (one epoch / N steps of training in fnn and in
-torch, same model, data, batch size and optimiser), then calls :func:`compare`. Torch is optional
+torch, same model, data, batch size and optimiser; :func:`fnn_trainer` and :func:`torch_trainer`
+make them), then calls :func:`compare`. Torch is optional
 (``pip install torch==2.13.0``); without it only fnn's times are reported.
 """
 
@@ -28,6 +29,48 @@ def load_torch():
         return None
     torch.set_num_threads(os.cpu_count() or 1)
     return torch
+
+
+def fnn_trainer(model, loss, x, y, *, batch_size: int, lr: float, steps: int | None = None):
+    """``run()`` = one epoch (or ``steps`` steps) of plain SGD on ``(x, y)`` in fnn, shuffled."""
+    import fnn
+
+    _, params = model.init(fnn.key(0), (-1, *x.shape[1:]))
+    opt = fnn.sgd(lr)
+    step = fnn.supervised_step(model, loss, opt)
+    data = fnn.batches(x, y, batch_size=batch_size, rng=0)
+    box = {"state": fnn.TrainState.create(params, opt), "epoch": 0}
+
+    def run():
+        state = box["state"]
+        for i, batch in enumerate(data.epoch(box["epoch"])):
+            if steps is not None and i == steps:
+                break
+            state, _ = step(state, batch)
+        box["state"], box["epoch"] = state, box["epoch"] + 1
+
+    return run
+
+
+def torch_trainer(torch, model, loss_fn, x, y, *, batch_size: int, lr: float,
+                  steps: int | None = None):
+    """The same as :func:`fnn_trainer` in PyTorch (``x`` already in torch's layout)."""
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    xt, yt = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y)
+    gen = torch.Generator().manual_seed(0)
+
+    def run():
+        perm = torch.randperm(len(xt), generator=gen)
+        xs, ys = xt[perm], yt[perm]
+        for i, start in enumerate(range(0, len(xt), batch_size)):
+            if steps is not None and i == steps:
+                break
+            opt.zero_grad()
+            loss = loss_fn(model(xs[start:start + batch_size]), ys[start:start + batch_size])
+            loss.backward()
+            opt.step()
+
+    return run
 
 
 def timings(fn: Callable[[], object], repeats: int, warmup: int = 1) -> list[float]:

@@ -11,11 +11,11 @@
 """
 
 from fnn.datasets.base import Dataset, DatasetError, data_home, layout_images
-from fnn.datasets.sklearn_digits import digits
 from fnn.datasets.downloader import ChecksumError, DownloadError, download
 from fnn.datasets.idx import parse_idx, read_idx
 from fnn.datasets.idx_sets import FASHION_CLASSES, fashion_mnist, mnist
 from fnn.datasets.noise import gaussian_noise, masking, salt_and_pepper
+from fnn.datasets.sklearn_digits import digits
 from fnn.datasets.toy import chessboard, gaussian_mixture, xor
 from fnn.datasets.usps_files import read_usps, usps
 

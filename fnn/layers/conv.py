@@ -26,7 +26,7 @@ import numpy as np
 from fnn import initializers
 from fnn.checks import LayerError, as_shape, float_input, fmt_shape, param
 from fnn.core import Layer, split
-from fnn.layers.windows import Geometry, crop, fold, geometry, int_tuple, pad, padding_arg, windows
+from fnn.layers.windows import Geometry, fold, geometry, int_tuple, pad, padding_arg, windows
 
 
 def patches(x: np.ndarray, g: Geometry) -> np.ndarray:

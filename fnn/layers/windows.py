@@ -14,7 +14,6 @@ stride 1). ``padding="valid"`` is ``(0, 0)``.
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
@@ -163,6 +162,3 @@ def _fold_tiles(dwin: np.ndarray, g: Geometry) -> np.ndarray:
                                (0, 0)))
     return crop(tiles, g)
 
-
-def spatial_size(x_shape) -> int:
-    return math.prod(x_shape[1:-1])
