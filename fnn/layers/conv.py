@@ -30,23 +30,15 @@ from fnn.layers.windows import Geometry, fold, geometry, int_tuple, pad, padding
 
 
 def patches(x: np.ndarray, g: Geometry) -> np.ndarray:
-    """``(N, *S, C)`` → the patch matrix ``(N * prod(S_out), C * prod(kernel))`` (one copy)."""
+    """``(N, *S, C)`` → the patch matrix ``(N * prod(S_out), prod(kernel) * C)`` (one copy)."""
     win = windows(pad(x, g.pads), g)
-    return win.reshape(-1, math.prod(win.shape[len(g.kernel) + 1:]))
+    return win.reshape(-1, math.prod(g.kernel) * x.shape[-1])
 
 
 def kernel_matrix(w: np.ndarray) -> np.ndarray:
-    """``(*kernel, C_in, C_out)`` → ``(C_in * prod(kernel), C_out)``, rows ordered like the
-    columns of :func:`patches` (channel-major)."""
-    nd = w.ndim - 2
-    return np.moveaxis(w, nd, 0).reshape(-1, w.shape[-1])
-
-
-def kernel_from_matrix(m: np.ndarray, w_shape: tuple) -> np.ndarray:
-    """Inverse of :func:`kernel_matrix`."""
-    nd = len(w_shape) - 2
-    c_in = w_shape[nd]
-    return np.moveaxis(m.reshape(c_in, *w_shape[:nd], w_shape[-1]), 0, nd)
+    """``(*kernel, C_in, C_out)`` → ``(prod(kernel) * C_in, C_out)``, rows ordered like the
+    columns of :func:`patches`."""
+    return w.reshape(-1, w.shape[-1])
 
 
 def correlate(x: np.ndarray, w: np.ndarray, g: Geometry) -> tuple[np.ndarray, np.ndarray]:
@@ -58,15 +50,13 @@ def correlate(x: np.ndarray, w: np.ndarray, g: Geometry) -> tuple[np.ndarray, np
 
 def correlate_adjoint(dy: np.ndarray, w: np.ndarray, g: Geometry) -> np.ndarray:
     """The adjoint of the convolution in its input: ``(N, *S_out, C_out) -> (N, *S, C_in)``."""
-    nd = len(g.kernel)
     dcols = dy.reshape(-1, dy.shape[-1]) @ kernel_matrix(w).T
-    dwin = dcols.reshape(dy.shape[0], *g.out_sizes, w.shape[nd], *g.kernel)
-    return fold(dwin, g)
+    return fold(dcols.reshape(dy.shape[0], *g.out_sizes, *g.kernel, w.shape[-2]), g)
 
 
 def kernel_grad(cols: np.ndarray, dy: np.ndarray, w_shape: tuple) -> np.ndarray:
     """``dw`` from the patch matrix and the output gradient."""
-    return kernel_from_matrix(cols.T @ dy.reshape(-1, dy.shape[-1]), w_shape)
+    return (cols.T @ dy.reshape(-1, dy.shape[-1])).reshape(w_shape)
 
 
 def _conv_layer(nd: int, out_channels: int, kernel_size, *, stride, padding, dilation, bias,

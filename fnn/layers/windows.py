@@ -122,39 +122,39 @@ def crop(xp: np.ndarray, g: Geometry) -> np.ndarray:
 
 def windows(xp: np.ndarray, g: Geometry) -> np.ndarray:
     """Every window of a padded ``(N, *Sp, C)`` array as a strided view
-    ``(N, *S_out, C, *kernel)`` (no copy)."""
+    ``(N, *S_out, *kernel, C)`` (no copy; channels stay the contiguous last axis)."""
     nd = len(g.kernel)
     view = sliding_window_view(xp, g.effective_kernel, axis=tuple(range(1, nd + 1)))
     view = view[(slice(None), *(slice(None, s * (o - 1) + 1, s) for s, o in zip(g.stride, g.out_sizes)),
                  slice(None), *(slice(None, None, d) for d in g.dilation))]
-    return view
+    return np.moveaxis(view, nd + 1, -1)
 
 
 def fold(dwin: np.ndarray, g: Geometry) -> np.ndarray:
     """The adjoint of :func:`windows` followed by :func:`crop`: sum window values
-    ``(N, *S_out, C, *kernel)`` back onto the input positions they came from → ``(N, *S, C)``.
+    ``(N, *S_out, *kernel, C)`` back onto the input positions they came from → ``(N, *S, C)``.
 
     One vectorised slice-add per kernel tap (9 for a 3×3 kernel); measured faster than a
     loop-free ``np.bincount`` scatter (its index array alone costs more than the adds)."""
     nd = len(g.kernel)
-    n, c = dwin.shape[0], dwin.shape[nd + 1]
+    n, c = dwin.shape[0], dwin.shape[-1]
     if g.kernel == g.stride and g.dilation == (1,) * nd:
         return _fold_tiles(dwin, g)
     out = np.zeros((n, *g.padded_sizes, c), dtype=dwin.dtype)
-    spatial = (slice(None),) * (nd + 2)
+    lead = (slice(None),) * (nd + 1)
     for tap in np.ndindex(*g.kernel):
         target = tuple(slice(t * d, t * d + s * (o - 1) + 1, s)
                        for t, d, s, o in zip(tap, g.dilation, g.stride, g.out_sizes))
-        out[(slice(None), *target)] += dwin[spatial[: nd + 2] + tap]
+        out[(slice(None), *target)] += dwin[(*lead, *tap)]
     return crop(out, g)
 
 
 def _fold_tiles(dwin: np.ndarray, g: Geometry) -> np.ndarray:
     """:func:`fold` when windows tile the input (kernel == stride): a transpose and a reshape."""
     nd = len(g.kernel)
-    n, c = dwin.shape[0], dwin.shape[nd + 1]
-    # (N, O1, .., C, K1, ..) -> (N, O1, K1, O2, K2, .., C)
-    order = [0] + [a for i in range(nd) for a in (1 + i, nd + 2 + i)] + [nd + 1]
+    n, c = dwin.shape[0], dwin.shape[-1]
+    # (N, O1, .., K1, .., C) -> (N, O1, K1, O2, K2, .., C)
+    order = [0] + [a for i in range(nd) for a in (1 + i, 1 + nd + i)] + [2 * nd + 1]
     tiles = dwin.transpose(order).reshape(n, *(o * k for o, k in zip(g.out_sizes, g.kernel)), c)
     covered = tiles.shape[1:-1]
     if covered != g.padded_sizes:  # trailing rows no window reached get zero gradient
