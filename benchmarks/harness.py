@@ -27,8 +27,14 @@ def load_torch():
         import torch
     except ImportError:
         return None
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(threads())
     return torch
+
+
+def threads() -> int:
+    """Threads for both libraries: all cores, or ``OPENBLAS_NUM_THREADS`` when set (numpy's
+    BLAS reads it at import; torch is told the same number here)."""
+    return int(os.environ.get("OPENBLAS_NUM_THREADS") or os.cpu_count() or 1)
 
 
 def fnn_trainer(model, loss, x, y, *, batch_size: int, lr: float, steps: int | None = None):
@@ -108,6 +114,7 @@ def compare(name: str, what: str, fnn_fn: Callable, torch_fn: Callable | None, *
         "numpy": np.__version__,
         "torch": __import__("torch").__version__ if torch_t else None,
         "machine": f"{platform.machine()} {os.cpu_count()} cores",
+        "threads": threads(),
         "date": time.strftime("%Y-%m-%d"),
         **(extra or {}),
     }

@@ -94,8 +94,10 @@ def latent_stats(z: np.ndarray, *, saturated: float = 0.9, dead: float = 0.05) -
     """How the tanh code units are used over a data set ``z`` (N, units).
 
     A unit is *saturated* when its mean |activation| exceeds ``saturated`` (it sits near +-1),
-    *dead* when its mean |activation| is below ``dead`` (it stays near 0)."""
-    mean_abs = np.abs(z).mean(axis=0)
+    *dead* when its mean |activation| is below ``dead`` (it stays near 0), *constant* when its
+    standard deviation over the data is below ``dead`` (it carries no information, wherever it
+    sits; saturated units usually are)."""
+    mean_abs, std = np.abs(z).mean(axis=0), z.std(axis=0)
     return {
         "units": int(z.shape[1]),
         "mean_abs_activation": float(np.abs(z).mean()),
@@ -103,8 +105,10 @@ def latent_stats(z: np.ndarray, *, saturated: float = 0.9, dead: float = 0.05) -
         "fraction_activations_below_0.05": float(np.mean(np.abs(z) < 0.05)),
         "units_saturated": int(np.sum(mean_abs > saturated)),
         "units_dead": int(np.sum(mean_abs < dead)),
-        "unit_std_min": float(z.std(axis=0).min()),
-        "unit_std_median": float(np.median(z.std(axis=0))),
+        "units_constant": int(np.sum(std < dead)),
+        "units_saturated_and_constant": int(np.sum((mean_abs > saturated) & (std < dead))),
+        "unit_std_min": float(std.min()),
+        "unit_std_median": float(np.median(std)),
     }
 
 
@@ -214,7 +218,7 @@ class Timer:
 # --------------------------------------------------------------------------------- figures
 def latent_figure(codes: dict[str, np.ndarray], title: str | None = None) -> Figure:
     """Per model (columns): histogram of all code activations over the data set (top) and the
-    mean |activation| of every code unit, sorted (bottom)."""
+    mean |activation| of every code unit, sorted, with its standard deviation (bottom)."""
     fig = Figure(figsize=(4.2 * len(codes), 6.4), layout="constrained")
     axes = fig.subplots(2, len(codes), squeeze=False)
     for col, (name, z) in enumerate(codes.items()):
@@ -223,13 +227,17 @@ def latent_figure(codes: dict[str, np.ndarray], title: str | None = None) -> Fig
         top.set_title(name)
         top.set_xlabel("code activation (tanh)")
         top.set_ylabel("count")
-        mean_abs = np.sort(np.abs(z).mean(axis=0))[::-1]
-        bottom.bar(np.arange(len(mean_abs)), mean_abs, width=1.0, color="tab:orange")
+        order = np.argsort(np.abs(z).mean(axis=0))[::-1]
+        units = np.arange(len(order))
+        bottom.bar(units, np.abs(z).mean(axis=0)[order], width=1.0, color="tab:orange",
+                   label="mean |activation|")
+        bottom.plot(units, z.std(axis=0)[order], "k.", ms=4, label="std over the data")
+        bottom.legend(fontsize=7, loc="upper right")
         bottom.axhline(0.9, color="grey", ls=":", lw=0.8)
         bottom.axhline(0.05, color="grey", ls=":", lw=0.8)
         bottom.set_ylim(0, 1)
         bottom.set_xlabel("code unit (sorted)")
-        bottom.set_ylabel("mean |activation|")
+        bottom.set_ylabel("mean |activation|, std")
     if title:
         fig.suptitle(title)
     return fig

@@ -63,14 +63,18 @@ def main(argv=None) -> dict:
         histories[lab] = history
         recon_rows[lab] = fnn.predict(model, params, shown)
         codes[lab] = z
+        shown_epochs = sorted({e for e in (1, 2, 3, 5, 10, 15, 20, 25) if e < len(snapshots)}
+                              | {len(snapshots)})
         common.save(fnn.plot.reconstruction_strip(
-            snapshots, original=snap, image_shape=(28, 28),
+            [snapshots[e - 1] for e in shown_epochs], epochs=shown_epochs, original=snap,
+            image_shape=(28, 28),
             title=f"{lab}: test reconstructions after each epoch"), out, f"epochs_{name}.png")
         print(f"{lab}: train BCE {train_m['bce_per_image']:.2f} nats/image "
               f"({train_m['bce_per_pixel']:.4f}/pixel), test BCE {test_m['bce_per_image']:.2f} "
               f"({test_m['bce_per_pixel']:.4f}/pixel), test PSNR {test_m['psnr_db']:.2f} dB, "
               f"{metrics[name]['seconds_per_epoch']:.1f} s/epoch, code units saturated "
-              f"{stats['units_saturated']}/64, dead {stats['units_dead']}/64", flush=True)
+              f"{stats['units_saturated']}/64, dead {stats['units_dead']}/64, constant (std < 0.05) "
+              f"{stats['units_constant']}/64", flush=True)
         rows += [
             {"what": f"{lab}: train / test BCE (nats per image)",
              "measured": f"{train_m['bce_per_image']:.2f} / {test_m['bce_per_image']:.2f}",
@@ -81,9 +85,10 @@ def main(argv=None) -> dict:
             {"what": f"{lab}: test PSNR (dB)", "measured": f"{test_m['psnr_db']:.2f}", "report": ""},
             {"what": f"{lab}: seconds per epoch", "measured": f"{metrics[name]['seconds_per_epoch']:.1f}",
              "report": ""},
-            {"what": f"{lab}: code units saturated (mean abs > 0.9) / dead (mean abs < 0.05) of 64; "
-                     "activations with abs > 0.95",
-             "measured": f"{stats['units_saturated']} / {stats['units_dead']}; "
+            {"what": f"{lab}: code units saturated (mean abs > 0.9) / dead (mean abs < 0.05) / "
+                     "constant (std < 0.05) of 64; activations with abs > 0.95",
+             "measured": f"{stats['units_saturated']} / {stats['units_dead']} / "
+                         f"{stats['units_constant']}; "
                          f"{stats['fraction_activations_above_0.95']:.1%}", "report": ""},
         ]
 

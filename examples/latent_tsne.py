@@ -54,9 +54,12 @@ def study(dataset: str, encoder, params, x, y, class_names, *, n_points: int, se
               f"({time.time() - t:.0f} s)", flush=True)
         title = (f"{dataset}: t-SNE of the 64-d autoencoder code" if what == "code"
                  else f"{dataset}: t-SNE of the raw pixels ({data.shape[1]}-d)")
-        common.save(fnn.plot.latent_map(e, y, class_names=class_names, max_points=None,
-                                        title=title + f", {len(x)} test images"),
-                    out, f"tsne_{what}_{dataset.lower().replace('-', '_')}.png")
+        # the 2-D map is computed once above (it is scored too), so latent_map draws it as is
+        fig = fnn.plot.latent_map(e, y, class_names=class_names, max_points=None,
+                                  title=f"{title}\n{len(x)} test images")
+        fig.axes[0].set_xlabel("t-SNE 1")
+        fig.axes[0].set_ylabel("t-SNE 2")
+        common.save(fig, out, f"tsne_{what}_{dataset.lower().replace('-', '_')}.png")
         spaces[f"{what} ({data.shape[1]}-d)"] = data
         spaces[f"{what} t-SNE (2-d)"] = e
     scores = {space: knn_accuracy(data, y, seed=seed) for space, data in spaces.items()}

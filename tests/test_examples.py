@@ -3,18 +3,26 @@
 import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-SCRIPTS = sorted(p for p in EXAMPLES.glob("*.py") if p.stem not in ("common", "make_results"))
+# experiments are the scripts with a ``main(argv)``; the rest are helpers they share
+SCRIPTS = sorted(p for p in EXAMPLES.glob("*.py")
+                 if "\ndef main(" in p.read_text() and p.stem != "make_results")
 
 
 def _load(path: Path):
-    spec = importlib.util.spec_from_file_location(f"example_{path.stem}", path)
+    name = f"example_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.modules[name] = module  # dataclasses look their module up while the script runs
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.modules.pop(name, None)
     return module
 
 
