@@ -7,10 +7,11 @@
   downloaded), :func:`fashion_mnist` (``fashion-mnist/``) and :func:`mnist` (``mnist/``),
   both downloaded on first use and SHA-256 checked;
 * corruptions for denoising: :func:`gaussian_noise`, :func:`salt_and_pepper`, :func:`masking`;
+* :func:`resplit` pools train and test and draws a new random split;
 * building blocks: :func:`read_usps`, :func:`read_idx`, :func:`parse_idx`, :func:`download`.
 """
 
-from fnn.datasets.base import Dataset, DatasetError, data_home, layout_images
+from fnn.datasets.base import Dataset, DatasetError, data_home, layout_images, resplit
 from fnn.datasets.downloader import ChecksumError, DownloadError, download
 from fnn.datasets.idx import parse_idx, read_idx
 from fnn.datasets.idx_sets import FASHION_CLASSES, fashion_mnist, mnist
@@ -22,6 +23,6 @@ from fnn.datasets.usps_files import read_usps, usps
 __all__ = [
     "FASHION_CLASSES", "ChecksumError", "Dataset", "DatasetError", "DownloadError", "chessboard",
     "data_home", "digits", "download", "fashion_mnist", "gaussian_mixture", "gaussian_noise",
-    "layout_images", "masking", "mnist", "parse_idx", "read_idx", "read_usps", "salt_and_pepper",
-    "usps", "xor",
+    "layout_images", "masking", "mnist", "parse_idx", "read_idx", "read_usps", "resplit",
+    "salt_and_pepper", "usps", "xor",
 ]

@@ -26,6 +26,33 @@ class Dataset(NamedTuple):
         return len(self.class_names)
 
 
+def resplit(data: Dataset, *, seed: int = 0, test_size: int | None = None) -> Dataset:
+    """Pool train and test and draw a new random split of the same sizes (or ``test_size``
+    test rows): a plain (not stratified) permutation drawn with ``seed``.
+
+    Why: USPS's standard test set (2007 images) was written by other people than its training
+    set and is known to be harder; papers that shuffle the 9298 images together report
+    accuracies about 3 points higher. Use this to compare with such numbers, and say so.
+
+    >>> import numpy as np
+    >>> d = Dataset(np.arange(6.0)[:, None], np.arange(6) % 2, np.arange(6.0, 8)[:, None],
+    ...             np.array([0, 1]), ("a", "b"))
+    >>> r = resplit(d, seed=1)
+    >>> r.x_train.shape, r.x_test.shape
+    ((6, 1), (2, 1))
+    >>> np.sort(np.concatenate([r.x_train, r.x_test]).ravel()).tolist()
+    [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+    """
+    x = np.concatenate([data.x_train, data.x_test])
+    y = np.concatenate([data.y_train, data.y_test])
+    n_test = len(data.x_test) if test_size is None else int(test_size)
+    if not 0 < n_test < len(x):
+        raise ValueError(f"resplit: test_size must be between 1 and {len(x) - 1}, got {n_test}")
+    order = np.random.default_rng(seed).permutation(len(x))
+    train, test = order[n_test:], order[:n_test]
+    return Dataset(x[train], y[train], x[test], y[test], data.class_names)
+
+
 class DatasetError(ValueError):
     """A data file that is damaged, truncated, of the wrong format or with the wrong content.
     The message names the file."""
