@@ -66,6 +66,18 @@ def test_conv_transpose_gradients(size, k, stride, padding, out_pad, dilation):
     _gradcheck(fnn.conv_transpose2d(3, k, **kw2), (-1, size, size + 1, 2))
 
 
+@pytest.mark.parametrize("nd,k,stride,padding,dilation", [
+    (1, 3, 1, "same", 1), (1, 3, 2, 1, 2), (2, 3, 1, "same", 1), (2, (2, 3), (2, 1), 0, 1),
+])
+def test_wide_input_gradients(nd, k, stride, padding, dilation):
+    """8+ input channels take the tap-major batched matmul in the input gradient (and in the
+    transposed convolution's forward pass)."""
+    kw = dict(stride=stride, padding=padding, dilation=dilation, bias=True)
+    _gradcheck([fnn.conv1d, fnn.conv2d][nd - 1](3, k, **kw), (-1, *(6,) * nd, 8))
+    kw.pop("padding")
+    _gradcheck([fnn.conv_transpose1d, fnn.conv_transpose2d][nd - 1](8, k, **kw), (-1, *(4,) * nd, 2))
+
+
 POOLS = [
     (fnn.max_pool1d, (-1, 9, 3), [(2, None, 0), (3, 2, 1), (2, 1, 0), (3, 3, (0, 2))]),
     (fnn.avg_pool1d, (-1, 9, 3), [(2, None, 0), (3, 2, 1), (2, 1, 0), (4, 3, (1, 2))]),

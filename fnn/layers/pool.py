@@ -16,7 +16,16 @@ import numpy as np
 
 from fnn.checks import LayerError, as_shape, float_input, fmt_shape, no_params
 from fnn.core import Layer
-from fnn.layers.windows import Geometry, fold, geometry, int_tuple, pad, padding_arg, windows
+from fnn.layers.windows import (
+    Geometry,
+    fold,
+    fold_taps,
+    geometry,
+    int_tuple,
+    pad,
+    padding_arg,
+    windows,
+)
 
 
 def _spatial_layer(name: str, label: str, nd: int | None, out_sizes: Callable,
@@ -93,8 +102,7 @@ def _pool(kind: str, nd: int, kernel_size, stride, padding) -> Layer:
             per_tap = np.empty((math.prod(kernel), *dy.shape), dtype=dy.dtype)
             for i in range(len(per_tap)):  # 10x faster than one broadcast compare over all taps
                 np.multiply(dy, arg == i, out=per_tap[i])
-            per_tap = per_tap.reshape(*kernel, *dy.shape)  # (*kernel, N, *S_out, C)
-            return fold(np.moveaxis(per_tap, tuple(range(nd)), tuple(range(1 + nd, 1 + 2 * nd))), g)
+            return fold_taps(per_tap.reshape(*kernel, *dy.shape), g)  # (*kernel, N, *S_out, C)
 
         return y, back_max
 
