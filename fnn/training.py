@@ -348,11 +348,16 @@ def fit(
     dropout_key: bool = False,
     callbacks: Sequence[Callable] = (),
     progress: bool = True,
+    drop_last: bool = False,
 ) -> tuple[Any, History]:
     """The usual recipe in one call: init (unless ``params`` is given), shuffle with ``seed``,
     train with ``loss``/``optimizer``, evaluate on ``validation=(x_val, y_val)`` every epoch
     (its loss, and accuracy with ``accuracy=True``), optional early stopping.
     Returns ``(params, history)``.
+
+    ``drop_last=True`` skips each epoch's last partial batch: when it holds only a few rows
+    (6561 rows at batch 32 leave one), its noisy step at a large learning rate can spoil the
+    end-of-epoch evaluation and with it early stopping.
 
     >>> import fnn
     >>> d = fnn.datasets.digits()
@@ -372,7 +377,7 @@ def fit(
         eval_fn = evaluator(model, *validation, loss=loss, accuracy=accuracy)
     state, history = train(
         supervised_step(model, loss, optimizer),
-        batches(x, y, batch_size=batch_size, rng=data_key),
+        batches(x, y, batch_size=batch_size, rng=data_key, drop_last=drop_last),
         TrainState.create(params, optimizer, drop_key if dropout_key else None),
         epochs=epochs, eval_fn=eval_fn, early_stopping=early_stopping, callbacks=callbacks,
         progress=progress,

@@ -142,3 +142,15 @@ def test_dropout_training_uses_state_key_per_step():
     s1, m1 = step(fnn.TrainState.create(params, opt, key=fnn.key(5)), (x, y))
     s2, m2 = step(fnn.TrainState.create(params, opt, key=fnn.key(5)), (x, y))
     assert m1 == m2
+
+
+def test_fit_drop_last_skips_the_partial_batch():
+    """33 rows at batch 32: one step per epoch with ``drop_last``, two without."""
+    x, y = _regression(n=33)
+    model = fnn.linear(1)
+    steps = []
+    for drop_last in (True, False):
+        fnn.fit(model, fnn.mse, fnn.sgd(0.1), x, y, epochs=1, batch_size=32, drop_last=drop_last,
+                callbacks=[lambda epoch, state, history: steps.append(state.step)],
+                progress=False)
+    assert steps == [1, 2]

@@ -1,10 +1,12 @@
 """The report's USPS Conv1D net trains to its accuracy on the real data (skipped without FNN_DATA).
 
 Net: ``conv1d(32, 3) -> max_pool1d(2, 2) -> flatten -> linear(100) -> relu -> linear(10)``,
-plain SGD at batch 32, at most 50 epochs. The report's 97.08% test accuracy is reached on a
-random re-split of the pooled 9298 images; on USPS's standard (harder) test set the same net
-plateaus near 94.7%, in PyTorch as well (see ``fnn.datasets.usps``), so that split is held to
-the level both libraries reach.
+plain SGD at batch 32, at most 50 epochs. These tests check what the issue asks, that the test
+accuracy *reaches* the level within 50 epochs (they watch the test set every epoch, so the
+number is a best over epochs): 97% on a random re-split of the pooled 9298 images, and on
+USPS's standard (harder) test set the 94% PyTorch reaches with the same net. The honest
+protocol (early stopping on a validation hold-out, test scored once) is
+``examples/usps_conv1d.py``: 96.5 ± 0.2% on the re-split, 94.1 ± 0.2% on the standard split.
 """
 
 import numpy as np
