@@ -183,9 +183,8 @@ def usps(data_dir: str | os.PathLike | None = None, *, layout: str = "flat") -> 
     ``(N, 256, 1)`` (a 1-D signal for Conv1D).
 
     The standard test set is harder than the training set (other writers): with early
-    stopping on a validation hold-out the report's Conv1D net scores about 94% on it (PyTorch
-    trains the same net to the same level) and about 96.5% on a random re-split of the pooled
-    9298 images (:func:`resplit`). State which split a number comes from.
+    stopping on a validation hold-out the report's Conv1D net scores about 94% on it and
+    about 96.5% on a random re-split of the pooled 9298 images (:func:`resplit`). State which split a number comes from.
 
     >>> import fnn
     >>> data = fnn.datasets.usps(layout="image")  # doctest: +SKIP
