@@ -128,5 +128,5 @@ def compare(name: str, what: str, fnn_fn: Callable, torch_fn: Callable | None, *
         line += " (torch not installed: no ratio)"
     print(line, flush=True)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{name}_{threads()}t.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
