@@ -86,7 +86,7 @@ def reconstruction_metrics(model, params, x_in, x_clean) -> dict:
     ``x_clean``."""
     recon = fnn.predict(model, params, x_in)
     bce = fnn.bce.value(recon, x_clean)
-    return {"bce_per_image": bce, "bce_per_pixel": bce / x_clean.shape[1],
+    return {"bce_per_image": bce, "bce_per_pixel": bce / np.prod(x_clean.shape[1:]),
             "mse": float(np.mean((recon - x_clean) ** 2)), "psnr_db": psnr(x_clean, recon)}
 
 
