@@ -184,7 +184,8 @@ def usps(data_dir: str | os.PathLike | None = None, *, layout: str = "flat") -> 
 
     The standard test set is harder than the training set (other writers): with early
     stopping on a validation hold-out the report's Conv1D net scores about 94% on it and
-    about 96.5% on a random re-split of the pooled 9298 images (:func:`resplit`). State which split a number comes from.
+    about 96.5% on a random re-split of the pooled 9298 images (:func:`resplit`). State which
+    split a number comes from.
 
     >>> import fnn
     >>> data = fnn.datasets.usps(layout="image")  # doctest: +SKIP

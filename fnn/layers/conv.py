@@ -32,6 +32,7 @@ from fnn.layers.windows import (
     fold_taps,
     geometry,
     int_tuple,
+    layout,
     pad,
     padding_arg,
     windows,
@@ -113,7 +114,7 @@ def _conv_layer(nd: int, out_channels: int, kernel_size, *, stride, padding, dil
     def init(key, input_shape):
         shape = as_shape(label, input_shape, min_rank=2)
         if len(shape) != rank:
-            raise LayerError(f"{label}: expects inputs of shape {_layout(nd)}, got input_shape "
+            raise LayerError(f"{label}: expects inputs of shape {layout(nd)}, got input_shape "
                              f"{fmt_shape(shape)}")
         g = conv_geometry(shape[1:-1])
         kw, kb = split(key)
@@ -127,7 +128,7 @@ def _conv_layer(nd: int, out_channels: int, kernel_size, *, stride, padding, dil
         x = float_input(label, x)
         w = param(label, params, "w")
         if x.ndim != rank:
-            raise LayerError(f"{label}: expected input of shape {_layout(nd)}, got {x.shape}")
+            raise LayerError(f"{label}: expected input of shape {layout(nd)}, got {x.shape}")
         if np.ndim(w) != rank or w.shape[:nd] != kernel or w.shape[nd:] != w_shape(x.shape[-1])[nd:]:
             raise LayerError(
                 f"{label}: params['w'] should have shape {w_shape(x.shape[-1])} for an input "
@@ -166,10 +167,6 @@ def _conv_layer(nd: int, out_channels: int, kernel_size, *, stride, padding, dil
         return y, pullback
 
     return Layer(init, apply, vjp, name)
-
-
-def _layout(nd: int) -> str:
-    return "(N, L, C)" if nd == 1 else "(N, H, W, C)"
 
 
 def conv1d(out_channels: int, kernel_size: int, *, stride: int = 1, padding="valid",

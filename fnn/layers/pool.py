@@ -22,6 +22,7 @@ from fnn.layers.windows import (
     fold_taps,
     geometry,
     int_tuple,
+    layout,
     pad,
     padding_arg,
     windows,
@@ -34,7 +35,6 @@ def _spatial_layer(name: str, label: str, nd: int | None, out_sizes: Callable,
 
     ``out_sizes(S) -> S_out`` (for init), ``forward(x) -> y``,
     ``forward_vjp(x) -> (y, back)`` with ``back(dy) -> dx``."""
-    layout = {1: "(N, L, C)", 2: "(N, H, W, C)", None: "(N, *spatial, C)"}[nd]
 
     def rank_ok(ndim):
         return ndim == nd + 2 if nd is not None else ndim >= 3
@@ -42,7 +42,7 @@ def _spatial_layer(name: str, label: str, nd: int | None, out_sizes: Callable,
     def init(key, input_shape):
         shape = as_shape(label, input_shape, min_rank=2)
         if not rank_ok(len(shape)):
-            raise LayerError(f"{label}: expects inputs of shape {layout}, got input_shape "
+            raise LayerError(f"{label}: expects inputs of shape {layout(nd)}, got input_shape "
                              f"{fmt_shape(shape)}")
         return (shape[0], *out_sizes(shape[1:-1]), shape[-1]), {}
 
@@ -50,7 +50,7 @@ def _spatial_layer(name: str, label: str, nd: int | None, out_sizes: Callable,
         no_params(label, params)
         x = float_input(label, x)
         if not rank_ok(x.ndim):
-            raise LayerError(f"{label}: expected input of shape {layout}, got {x.shape}")
+            raise LayerError(f"{label}: expected input of shape {layout(nd)}, got {x.shape}")
         return x
 
     def apply(params, x):

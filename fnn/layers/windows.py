@@ -60,6 +60,12 @@ def padding_arg(label: str, padding, nd: int, *, allow_same: bool = True) -> str
     return tuple((int(lo), int(hi)) for lo, hi in pads)
 
 
+def layout(nd: int | None) -> str:
+    """How a channels-last input with ``nd`` spatial axes (any number when None) is shaped,
+    for error messages."""
+    return {1: "(N, L, C)", 2: "(N, H, W, C)"}.get(nd, "(N, *spatial, C)")
+
+
 class Geometry(NamedTuple):
     """Where every window of a layer sits: per spatial axis, input size, kernel, stride,
     dilation, padding and output size."""
