@@ -26,7 +26,7 @@ ACTIVATIONS = ("tanh", "sigmoid", "relu", "leaky_relu", "softplus", "elu", "gelu
                "identity")
 
 
-@dc.one_blas_thread
+@common.one_blas_thread
 def main(argv=None) -> dict:
     t0 = time.time()
     p = dc.add_arguments(common.parser(NAME, "Report 3.1.3: activation functions (dense)."))

@@ -10,18 +10,33 @@ RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(os.environ.get("FNN_RESULTS", ROOT / "results"))  # tests point it at a tmp dir
+
+
+def one_blas_thread(main: Callable) -> Callable:
+    """Run ``main`` with BLAS on one thread: these matrices are small, and a second thread
+    mostly waits (for a long time when other processes share the cores)."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        with threadpool_limits(limits=1, user_api="blas"):
+            return main(*args, **kwargs)
+
+    return wrapper
 
 
 def quick_from_env() -> bool:

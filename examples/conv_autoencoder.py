@@ -38,7 +38,6 @@ import fnn
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by path
 import autoencoder_common as ae  # noqa: E402
 import common  # noqa: E402
-from dense_common import one_blas_thread  # noqa: E402
 
 NAME = "conv_autoencoder"
 NEEDS_REAL_DATA = True
@@ -107,7 +106,7 @@ def fmt_pair(train: float, test: float) -> str:
     return f"{train:.2f} / {test:.2f}"
 
 
-@one_blas_thread
+@common.one_blas_thread
 def main(argv=None) -> dict:
     t0 = time.time()
     p = common.parser(NAME, __doc__.splitlines()[0])

@@ -13,11 +13,10 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import math
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,6 @@ import common
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from threadpoolctl import threadpool_limits
 
 import fnn
 
@@ -39,18 +37,6 @@ SHORT = {"gaussian_mixture": "GM", "xor": "XOR", "chessboard": "chess", "usps": 
 TOY_N = {"gaussian_mixture": 500, "xor": 500, "chessboard": 4000}
 QUICK_TOY_N = 200
 QUICK_USPS = (500, 200)  # train / test rows in quick mode
-
-
-def one_blas_thread(main: Callable) -> Callable:
-    """Run ``main`` with BLAS on one thread: these matrices are small, and a second thread
-    mostly waits (for a long time when other processes share the cores)."""
-
-    @functools.wraps(main)
-    def wrapper(*args, **kwargs):
-        with threadpool_limits(limits=1, user_api="blas"):
-            return main(*args, **kwargs)
-
-    return wrapper
 
 
 def add_arguments(p: argparse.ArgumentParser, *, lr: bool = True) -> argparse.ArgumentParser:

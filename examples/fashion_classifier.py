@@ -31,7 +31,6 @@ import fnn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by path
 import common  # noqa: E402
-from dense_common import one_blas_thread  # noqa: E402
 
 NAME = "fashion_classifier"
 NEEDS_REAL_DATA = True
@@ -92,7 +91,7 @@ def percent(p: float) -> str:
     return f"{p:.0%}" if p < 0.995 else f"{p:.1%}" if p < 0.9995 else ">99.9%"
 
 
-@one_blas_thread
+@common.one_blas_thread
 def main(argv=None) -> dict:
     t0 = time.time()
     p = common.parser(NAME, __doc__.splitlines()[0])

@@ -27,7 +27,7 @@ SCHEMES = ("normal", "uniform", "ones", "zeros", "xavier_normal", "xavier_unifor
 SHOWN = ("zeros", "normal", "xavier_uniform", "he_uniform")  # in the decision-boundary grid
 
 
-@dc.one_blas_thread
+@common.one_blas_thread
 def main(argv=None) -> dict:
     t0 = time.time()
     p = dc.add_arguments(common.parser(NAME, "Report 3.1.1: initialisation schemes (dense)."))

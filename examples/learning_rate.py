@@ -67,7 +67,7 @@ def loss_stats(runs) -> tuple[float, float]:
     return (float(losses.mean()), float(losses.std())) if len(losses) else (np.nan, 0.0)
 
 
-@dc.one_blas_thread
+@common.one_blas_thread
 def main(argv=None) -> dict:
     t0 = time.time()
     p = dc.add_arguments(common.parser(NAME, "Report 3.1.2: SGD learning-rate sweep (dense)."),

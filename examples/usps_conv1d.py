@@ -39,7 +39,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by path
 import common  # noqa: E402
 import conv1d_common as cc  # noqa: E402
-import dense_common as dc  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
@@ -160,7 +159,7 @@ def rows(split: str, s: dict, patience: int) -> list[dict]:
     ]
 
 
-@dc.one_blas_thread
+@common.one_blas_thread
 def main(argv=None) -> dict:
     t0 = time.time()
     p = cc.add_arguments(common.parser(NAME, "Report 3.2: the Conv1D net on USPS, repeated."),

@@ -114,7 +114,7 @@ def sweep_figure(name: str, sweep: Sweep, summaries: dict[str, dict], repeats: i
                                f"repeat{'s' if repeats > 1 else ''}", dpi=130)
 
 
-@dc.one_blas_thread
+@common.one_blas_thread
 def main(argv=None) -> dict:
     t0 = time.time()
     p = cc.add_arguments(common.parser(NAME, "Report 3.2.1-3.2.4: Conv1D sweeps on USPS."),
