@@ -6,6 +6,10 @@ A :class:`Layer` is three pure functions plus a name::
     apply(params, x) -> y                           # inference
     vjp(params, x, *, key=None) -> (y, pullback)    # training; pullback(dy) -> (dparams, dx)
 
+and, optionally, ``param_vjp``: ``vjp`` for an input nobody differentiates (the data fed to a
+model's first layer), whose pullback returns ``(dparams, None)`` without computing ``dx``.
+:func:`value_and_grad` uses it; a layer without one falls back to ``vjp``.
+
 Combinators (:func:`serial`, :func:`parallel`, :func:`concatenate`, :func:`add`,
 :func:`residual`) return Layers too, so models nest.
 """
@@ -18,17 +22,25 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from fnn.checks import LayerError, fmt_shape, no_params
+from fnn.tree import tree_leaves, tree_map
 
 Key = np.random.SeedSequence
 
 
 class Layer(NamedTuple):
-    """``(init, apply, vjp)`` plus a ``name`` used for params keys and error messages."""
+    """``(init, apply, vjp)`` plus a ``name`` used for params keys and error messages, and an
+    optional ``param_vjp`` (a ``vjp`` that skips the input's gradient, see the module doc)."""
 
     init: Callable
     apply: Callable
     vjp: Callable
     name: str = "layer"
+    param_vjp: Callable | None = None
+
+
+def input_free_vjp(layer: Layer) -> Callable:
+    """The layer's ``param_vjp`` if it has one, else its ``vjp`` (whose ``dx`` is then unused)."""
+    return layer.param_vjp or layer.vjp
 
 
 def key(seed: int | None = 0) -> Key:
@@ -112,27 +124,40 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
             raise err.within(child) from None
         return x
 
-    def vjp(params, x, *, key=None):
-        pullbacks = []
+    def forward(params, x, key, input_grad: bool):
+        """The vjp; without ``input_grad``, layers before the first one with params skip the
+        gradient of their input (none of it is needed)."""
+        steps = []
         child = names[0]
         try:
             for (child, layer), p, sub in zip(  # noqa: B007
                 pairs, _child_params(name, params, names), _keys(key, len(layers))
             ):
-                x, pullback = layer.vjp(p, x, key=sub)
-                pullbacks.append(pullback)
+                x, pullback = (layer.vjp if input_grad else input_free_vjp(layer))(p, x, key=sub)
+                steps.append((child, pullback, p, input_grad))
+                input_grad = input_grad or bool(tree_leaves(p))
         except LayerError as err:
             raise err.within(child) from None
 
         def pullback(dy):
             grads = {}
-            for child, back in zip(reversed(names), reversed(pullbacks)):
+            for child, back, p, needs_dx in reversed(steps):
+                if dy is None:  # a parameter-free layer below every param: nothing to compute
+                    grads[child] = tree_map(np.zeros_like, p)
+                    continue
                 grads[child], dy = back(dy)
+                dy = dy if needs_dx else None
             return dict(sorted(grads.items())), dy
 
         return x, pullback
 
-    return Layer(init, apply, vjp, name)
+    def vjp(params, x, *, key=None):
+        return forward(params, x, key, input_grad=True)
+
+    def param_vjp(params, x, *, key=None):
+        return forward(params, x, key, input_grad=False)
+
+    return Layer(init, apply, vjp, name, param_vjp)
 
 
 def parallel(*layers: Layer, name: str = "parallel") -> Layer:
@@ -307,7 +332,7 @@ def value_and_grad(model: Layer, loss) -> Callable:
     """
 
     def value_and_grad_fn(params, x, y, *, key=None):
-        pred, pullback = model.vjp(params, x, key=key)
+        pred, pullback = input_free_vjp(model)(params, x, key=key)
         value, dpred = loss.vjp(pred, y)
         grads, _ = pullback(dpred)
         return value, grads

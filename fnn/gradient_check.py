@@ -48,7 +48,8 @@ def gradcheck(
 ) -> dict[str, float]:
     """Relative error per leaf, keyed ``"params/<path>"``, ``"x"`` (or ``"x/<i>"`` for tuple
     inputs) — for a layer ``gradcheck(layer, params, x)``, for a loss
-    ``gradcheck(loss, None, y_pred, y_true)``."""
+    ``gradcheck(loss, None, y_pred, y_true)``. A layer with a ``param_vjp`` also gets
+    ``"param_vjp/<path>"``: its params gradient against ``vjp``'s."""
     x = _f64(x)
     if isinstance(fn, Loss):
         y64 = np.asarray(y) if np.asarray(y).dtype.kind in "iu" else _f64(y)
@@ -90,6 +91,13 @@ def gradcheck(
         errors["x" + ("/" + path_str(path) if path else "")] = _relative(
             np.asarray(grad), _numeric(f_x, leaf, eps)
         )
+    if fn.param_vjp is not None:  # the input-free vjp must give the same params gradient
+        _, param_pullback = fn.param_vjp(params, x, key=key)
+        param_grads, no_dx = param_pullback(cotangent)
+        if no_dx is not None:
+            raise AssertionError(f"gradcheck: {fn.name}.param_vjp's pullback returned a dx")
+        for path, grad, same in zip(paths, dleaves, optree.tree_leaves(param_grads)):
+            errors["param_vjp/" + path_str(path)] = _relative(np.asarray(same), np.asarray(grad))
     return errors
 
 

@@ -158,3 +158,50 @@ def test_value_and_grad_matches_manual_chain():
     value, grads = fnn.value_and_grad(model, fnn.cross_entropy)(params, x, y)
     assert value == pytest.approx(fnn.cross_entropy.value(model.apply(params, x), y), rel=1e-6)
     assert fnn.tree.same_structure(grads, params)
+
+
+def _spy(calls: list) -> fnn.Layer:
+    """A parameter-free identity layer that records every call of its pullback."""
+    def vjp(params, x, *, key=None):
+        def pullback(dy):
+            calls.append(dy.shape)
+            return {}, dy
+        return x, pullback
+
+    return fnn.Layer(lambda k, s: (s, {}), lambda p, x: x, vjp, "spy")
+
+
+@pytest.mark.parametrize("make", [
+    lambda spy: fnn.serial(spy, fnn.flatten(), fnn.linear(3), spy, fnn.tanh(), fnn.linear(2)),
+    lambda spy: fnn.serial(fnn.serial(spy, fnn.conv1d(2, 3, bias=True)), spy, fnn.relu(),
+                           fnn.flatten(), fnn.linear(2)),
+], ids=["dense", "nested-conv"])
+def test_param_vjp_skips_only_the_unneeded_input_gradients(make):
+    calls = []
+    model = make(_spy(calls))
+    _, params = model.init(fnn.key(0), (-1, 5, 2))
+    x = RNG.standard_normal((4, 5, 2))
+    dy = RNG.standard_normal((4, 2))
+    y, pullback = model.vjp(params, x)
+    grads, dx = pullback(dy)
+    assert dx.shape == x.shape and len(calls) == 2
+    calls.clear()
+    y2, param_pullback = model.param_vjp(params, x)
+    grads2, dx2 = param_pullback(dy)
+    # the spy before every param is skipped, the one after the first params still runs
+    assert dx2 is None and len(calls) == 1
+    np.testing.assert_array_equal(y, y2)
+    assert fnn.tree.same_structure(grads, grads2)
+    for a, b in zip(fnn.tree.tree_leaves(grads), fnn.tree.tree_leaves(grads2)):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_gradcheck_compares_param_vjp_with_vjp():
+    layer = fnn.conv2d(2, 3, bias=True)
+    _, params = layer.init(fnn.key(0), (-1, 5, 5, 1))
+    errors = fnn.gradcheck(layer, params, RNG.standard_normal((2, 5, 5, 1)))
+    assert {"param_vjp/w", "param_vjp/b"} <= set(errors) and max(errors.values()) < 1e-6
+    broken = layer._replace(param_vjp=lambda p, x, key=None: layer.vjp(
+        {"w": p["w"] * 2, "b": p["b"]}, x))
+    with pytest.raises(AssertionError, match="returned a dx"):
+        fnn.gradcheck(broken, params, RNG.standard_normal((2, 5, 5, 1)))

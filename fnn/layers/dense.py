@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from fnn import initializers
@@ -56,7 +58,7 @@ def linear(
         y = x @ w
         return y + b if bias else y
 
-    def vjp(params, x, *, key=None):
+    def vjp(params, x, *, key=None, input_grad=True):
         x = float_input(label, x)
         w, b = _params(params, x)
         y = x @ w
@@ -69,8 +71,8 @@ def linear(
             grads = {"w": x2.T @ dy2}
             if bias:
                 grads["b"] = dy2.sum(axis=0)
-            return grads, dy @ w.T
+            return grads, dy @ w.T if input_grad else None
 
         return y, pullback
 
-    return Layer(init, apply, vjp, "linear")
+    return Layer(init, apply, vjp, "linear", functools.partial(vjp, input_grad=False))

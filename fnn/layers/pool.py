@@ -18,13 +18,14 @@ from fnn.checks import LayerError, as_shape, float_input, fmt_shape, no_params
 from fnn.core import Layer
 from fnn.layers.windows import (
     Geometry,
+    crop,
     fold,
-    fold_taps,
     geometry,
     int_tuple,
     layout,
     pad,
     padding_arg,
+    tap_slices,
     windows,
 )
 
@@ -80,52 +81,64 @@ def _pool(kind: str, nd: int, kernel_size, stride, padding) -> Layer:
                              f"{kernel} (a window of padding only has no value)")
         return g
 
-    def window_view(x):
-        g = geom(x.shape[1:-1])
-        return g, windows(pad(x, g.pads, fill), g)
-
     def forward(x):
-        _, win = window_view(x)
-        return win.max(axis=k_axes) if kind == "max" else win.mean(axis=k_axes, dtype=x.dtype)
+        g = geom(x.shape[1:-1])
+        if kind == "max":
+            return _max_and_argmax(pad(x, g.pads, fill), g)[0]
+        return windows(pad(x, g.pads), g).mean(axis=k_axes, dtype=x.dtype)
 
     def forward_vjp(x):
-        g, win = window_view(x)
+        g = geom(x.shape[1:-1])
         if kind == "avg":
+            win = windows(pad(x, g.pads), g)
+
             def back_avg(dy):
                 scaled = dy[(slice(None),) * (nd + 1) + (None,) * nd] / math.prod(kernel)
                 return fold(np.broadcast_to(scaled, win.shape).astype(dy.dtype, copy=False), g)
 
             return win.mean(axis=k_axes, dtype=x.dtype), back_avg
-        y, arg = _max_and_argmax(win, kernel)
-
-        def back_max(dy):
-            per_tap = np.empty((math.prod(kernel), *dy.shape), dtype=dy.dtype)
-            for i in range(len(per_tap)):  # 10x faster than one broadcast compare over all taps
-                np.multiply(dy, arg == i, out=per_tap[i])
-            return fold_taps(per_tap.reshape(*kernel, *dy.shape), g)  # (*kernel, N, *S_out, C)
-
-        return y, back_max
+        y, arg = _max_and_argmax(pad(x, g.pads, fill), g)
+        return y, lambda dy: _route_to_argmax(dy, arg, g)
 
     return _spatial_layer(name, label, nd, lambda s: geom(s).out_sizes, forward, forward_vjp)
 
 
-def _max_and_argmax(win: np.ndarray, kernel: tuple) -> tuple[np.ndarray, np.ndarray]:
-    """Max over the kernel axes of ``win: (N, *S_out, *kernel, C)`` and the flat index of the
-    first maximum.
+def _max_and_argmax(xp: np.ndarray, g: Geometry) -> tuple[np.ndarray, np.ndarray]:
+    """Max over every window of the padded ``xp: (N, *Sp, C)`` → ``(N, *S_out, C)``, and the
+    index (row-major tap order) of the first maximum in each window.
 
-    A loop over the kernel taps (2 to 9 of them) with vectorised compares: measured 2.5x faster
-    than ``argmax`` + ``take_along_axis`` on the copied windows (and ``where``-style updates)."""
-    taps = list(np.ndindex(*kernel))
-    lead = (slice(None),) * (win.ndim - len(kernel) - 1)
-    best = win[(*lead, *taps[0])]
-    index_type = np.uint8 if len(taps) < 256 else np.int32
+    A loop over the kernel taps (4 for 2×2, 9 for 3×3), each a strided view of ``xp``, with
+    in-place updates: measured 1.3x faster than reducing the window view and 3x faster than
+    ``argmax`` + ``take_along_axis``."""
+    sources = tap_slices(g)
+    best = xp[sources[0]].copy()
+    index_type = np.uint8 if len(sources) < 256 else np.int32
     arg = np.zeros(best.shape, dtype=index_type)
-    for i, tap in enumerate(taps[1:], 1):
-        value = win[(*lead, *tap)]
-        better = (value > best).astype(index_type)  # strict: on ties the first maximum wins
-        arg += better * (index_type(i) - arg)  # arg = i where better (wraps back in uint8)
-        best = np.maximum(best, value)
-    return np.ascontiguousarray(best), arg
+    better = np.empty(best.shape, dtype=bool)
+    for i, source in enumerate(sources[1:], 1):
+        value = xp[source]
+        np.greater(value, best, out=better)  # strict: on ties the first maximum wins
+        np.maximum(arg, better * index_type(i), out=arg)  # taps come in increasing order
+        np.maximum(best, value, out=best)
+    return best, arg
+
+
+def _route_to_argmax(dy: np.ndarray, arg: np.ndarray, g: Geometry) -> np.ndarray:
+    """The max-pool pullback: each window's ``dy`` goes to its arg-max → ``(N, *S, C)``.
+
+    Windows that do not overlap (stride >= kernel) write their taps straight into the
+    gradient; overlapping ones add up."""
+    disjoint = all(s >= k for s, k in zip(g.stride, g.kernel))
+    tiled = g.kernel == g.stride and g.padded_sizes == tuple(k * o for k, o in zip(g.kernel, g.out_sizes))
+    out = (np.empty if tiled else np.zeros)((dy.shape[0], *g.padded_sizes, dy.shape[-1]), dy.dtype)
+    mask = np.empty(dy.shape, dtype=dy.dtype)
+    for i, target in enumerate(tap_slices(g)):
+        np.equal(arg, i, out=mask)
+        if disjoint:
+            np.multiply(dy, mask, out=out[target])
+        else:
+            out[target] += np.multiply(dy, mask, out=mask)
+    return crop(out, g)
 
 
 def max_pool1d(kernel_size: int, stride: int | None = None, padding=0) -> Layer:

@@ -154,11 +154,17 @@ def fold_taps(per_tap: np.ndarray, g: Geometry) -> np.ndarray:
     if g.kernel == g.stride and g.dilation == (1,) * nd:
         return _fold_tiles(per_tap, g)
     out = np.zeros((n, *g.padded_sizes, c), dtype=per_tap.dtype)
-    for tap in np.ndindex(*g.kernel):
-        target = tuple(slice(t * d, t * d + s * (o - 1) + 1, s)
-                       for t, d, s, o in zip(tap, g.dilation, g.stride, g.out_sizes))
-        out[(slice(None), *target)] += per_tap[tap]
+    for tap, target in zip(np.ndindex(*g.kernel), tap_slices(g)):
+        out[target] += per_tap[tap]
     return crop(out, g)
+
+
+def tap_slices(g: Geometry) -> list[tuple[slice, ...]]:
+    """For each kernel tap (row-major), the index of the padded ``(N, *Sp, C)`` positions it
+    reads in every window: ``xp[tap_slices(g)[i]]`` is ``(N, *S_out, C)``."""
+    return [(slice(None), *(slice(t * d, t * d + s * (o - 1) + 1, s)
+                            for t, d, s, o in zip(tap, g.dilation, g.stride, g.out_sizes)))
+            for tap in np.ndindex(*g.kernel)]
 
 
 def _fold_tiles(per_tap: np.ndarray, g: Geometry) -> np.ndarray:
