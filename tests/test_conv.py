@@ -178,6 +178,45 @@ def test_output_size_formula(length, k, s, pad, d):
 
 # --- against PyTorch ---------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("nd,k,padding,dilation", [
+    (1, 3, "same", 1), (1, 3, "valid", 2), (1, 2, (0, 1), 1), (1, 3, (3, 0), 1),
+    (2, 3, "same", 1), (2, (2, 3), ((1, 0), (0, 2)), (2, 1)), (2, 3, 3, 1),
+])
+def test_fewer_output_channels_at_stride_one(nd, k, padding, dilation):
+    """C_out <= C_in at stride 1: the input gradient is the flipped-kernel convolution (except
+    where the padding is as wide as the kernel: (3, 0) and 3 fold back instead)."""
+    layer = [fnn.conv1d, fnn.conv2d][nd - 1](2, k, padding=padding, dilation=dilation, bias=True)
+    _gradcheck(layer, (-1, *(6,) * nd, 5))
+    kw = dict(dilation=dilation, padding=0 if isinstance(padding, str) else padding)
+    _gradcheck([fnn.conv_transpose1d, fnn.conv_transpose2d][nd - 1](5, k, **kw), (-1, *(6,) * nd, 2))
+
+
+@pytest.mark.parametrize("nd", [1, 2])
+def test_single_channel_inputs(nd):
+    """One input channel: patches are copied tap by tap; the bias rides in the matmul."""
+    conv = [fnn.conv1d, fnn.conv2d][nd - 1]
+    for stride, padding in [(1, "same"), (2, "valid"), (2, 1)]:
+        params, y = _gradcheck(conv(3, 3, stride=stride, padding=padding, bias=True),
+                               (-1, *(7,) * nd, 1))
+        params = {"w": params["w"].astype(np.float64), "b": np.array([0.5, -1.0, 2.0])}
+        x = RNG.standard_normal((2, *(7,) * nd, 1))
+        without_bias = conv(3, 3, stride=stride, padding=padding).apply({"w": params["w"]}, x)
+        np.testing.assert_allclose(conv(3, 3, stride=stride, padding=padding, bias=True)
+                                   .apply(params, x), without_bias + params["b"], rtol=1e-12)
+    _gradcheck([fnn.conv_transpose1d, fnn.conv_transpose2d][nd - 1](1, 3, stride=2, bias=True),
+               (-1, *(4,) * nd, 3))
+
+
+def test_patches_with_a_column_of_ones_hold_the_same_windows():
+    from fnn.layers.conv import patches
+    for channels in (1, 3):
+        x = RNG.standard_normal((2, 6, 5, channels))
+        g = geometry("t", (6, 5), (3, 2), (1, 2), (1, 1), "same")
+        plain, with_ones = patches(x, g), patches(x, g, ones=True)
+        np.testing.assert_array_equal(with_ones[:, :-1], plain)
+        np.testing.assert_array_equal(with_ones[:, -1], 1.0)
+
+
 def _torch():
     return pytest.importorskip("torch")
 
