@@ -3,6 +3,8 @@
 down to 7 x 7 x 8, then ``conv_transpose2d(16,3,stride 2) -> relu -> conv_transpose2d(1,3,
 stride 2) -> sigmoid`` back up to 28 x 28 x 1, binary cross-entropy; fnn vs PyTorch CPU in the
 same run. Target: ratio <= 1.5.
+On several cores fnn runs each batch as one shard per core (``fnn.value_and_grad(...,
+threads=n)``) while torch runs each op on every core.
 
     python benchmarks/bench_conv_ae.py [--repeats 5]
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from harness import compare, fnn_trainer, load_torch, torch_trainer
+from harness import compare, fnn_trainer, load_torch, threads, torch_trainer
 
 import fnn
 
@@ -47,7 +49,8 @@ def main(argv=None):
         "conv_autoencoder_100_steps",
         f"{STEPS} SGD steps, conv autoencoder 28x28x1 -> 7x7x8 -> 28x28x1 (conv, pool, "
         f"conv_transpose), batch {BATCH}",
-        fnn_trainer(build(), fnn.bce, x, x, batch_size=BATCH, lr=LR, steps=STEPS),
+        fnn_trainer(build(), fnn.bce, x, x, batch_size=BATCH, lr=LR, steps=STEPS,
+                    shards=threads()),
         torch_trainer(torch, build(torch), torch.nn.BCELoss(), xt, xt, batch_size=BATCH, lr=LR,
                       steps=STEPS) if torch else None,
         repeats=args.repeats, target=1.5,

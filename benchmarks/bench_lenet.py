@@ -2,6 +2,8 @@
 conv2d(64,3,same) -> relu -> max_pool2d(2) -> flatten -> linear(128) -> relu -> linear(10)`` on
 28 x 28 x 1 float32 images, batch 64, cross-entropy; fnn vs PyTorch CPU in the same run
 (channels-last in fnn, channels-first in torch). Target: ratio <= 1.5.
+On several cores fnn runs each batch as one shard per core (``fnn.value_and_grad(...,
+threads=n)``) while torch runs each op on every core.
 
     python benchmarks/bench_lenet.py [--repeats 5]
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from harness import compare, fnn_trainer, load_torch, torch_trainer
+from harness import compare, fnn_trainer, load_torch, threads, torch_trainer
 
 import fnn
 
@@ -43,7 +45,8 @@ def main(argv=None):
         "lenet_100_steps",
         f"{STEPS} SGD steps, LeNet-style conv2d(32)-pool-conv2d(64)-pool-128-10 on 28x28x1, "
         f"batch {BATCH}",
-        fnn_trainer(build(), fnn.cross_entropy, x, y, batch_size=BATCH, lr=LR, steps=STEPS),
+        fnn_trainer(build(), fnn.cross_entropy, x, y, batch_size=BATCH, lr=LR, steps=STEPS,
+                    shards=threads()),
         torch_trainer(torch, build(torch), torch.nn.CrossEntropyLoss(), x.transpose(0, 3, 1, 2),
                       y, batch_size=BATCH, lr=LR, steps=STEPS) if torch else None,
         repeats=args.repeats, target=1.5,

@@ -53,13 +53,18 @@ def threads() -> int:
     return int(os.environ.get("OPENBLAS_NUM_THREADS") or os.cpu_count() or 1)
 
 
-def fnn_trainer(model, loss, x, y, *, batch_size: int, lr: float, steps: int | None = None):
-    """``run()`` = one epoch (or ``steps`` steps) of plain SGD on ``(x, y)`` in fnn, shuffled."""
+def fnn_trainer(model, loss, x, y, *, batch_size: int, lr: float, steps: int | None = None,
+                shards: int = 1):
+    """``run()`` = one epoch (or ``steps`` steps) of plain SGD on ``(x, y)`` in fnn, shuffled.
+
+    ``shards > 1`` runs each batch as that many shards at once (``fnn.value_and_grad``'s
+    ``threads``; the conv nets use one per core, as torch runs each op on every core); with 1,
+    only BLAS uses the cores (faster for small nets, whose shards would be tiny)."""
     import fnn
 
     _, params = model.init(fnn.key(0), (-1, *x.shape[1:]))
     opt = fnn.sgd(lr)
-    step = fnn.supervised_step(model, loss, opt)
+    step = fnn.supervised_step(model, loss, opt, threads=shards)
     data = fnn.batches(x, y, batch_size=batch_size, rng=0)
     box = {"state": fnn.TrainState.create(params, opt), "epoch": 0}
 
@@ -71,6 +76,7 @@ def fnn_trainer(model, loss, x, y, *, batch_size: int, lr: float, steps: int | N
             state, _ = step(state, batch)
         box["state"], box["epoch"] = state, box["epoch"] + 1
 
+    run.shards = shards
     return run
 
 
@@ -132,6 +138,7 @@ def compare(name: str, what: str, fnn_fn: Callable, torch_fn: Callable | None, *
         "machine": f"{platform.machine()} {os.cpu_count()} cores",
         "threads": threads(),
         "freed_memory": MEMORY,
+        "fnn_batch_shards": getattr(fnn_fn, "shards", 1),
         "date": time.strftime("%Y-%m-%d"),
         **(extra or {}),
     }

@@ -31,14 +31,15 @@ def table() -> str:
     results = [json.loads(p.read_text()) for p in sorted((HERE / "results").glob("*.json"))]
     results.sort(key=lambda r: (BENCHMARK_ORDER.get(r["benchmark"], 99), -r.get("threads", 0),
                                 r.get("freed_memory", "default") != "reused"))
-    lines = ["| benchmark | what | threads | freed memory | fnn | PyTorch CPU | fnn / torch | target |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| benchmark | what | threads | fnn batch shards | freed memory | fnn | PyTorch CPU "
+             "| fnn / torch | target |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         ratio, target = r.get("ratio_fnn_over_torch"), r.get("target_ratio")
         torch_ms = f"{r['torch_median_s'] * 1e3:.0f} ms" if r.get("torch_median_s") else "–"
         lines.append(
             f"| `{r['benchmark']}` | {r['what']} | {r.get('threads', '?')} | "
-            f"{r.get('freed_memory', 'default')} | "
+            f"{r.get('fnn_batch_shards', 1)} | {r.get('freed_memory', 'default')} | "
             f"{r['fnn_median_s'] * 1e3:.0f} ms | {torch_ms} | "
             f"{f'{ratio:.2f}x' if ratio else '–'} | {f'≤ {target:.1f}x' if target else ''} |"
         )

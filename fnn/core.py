@@ -319,8 +319,11 @@ def residual(*layers: Layer) -> Layer:
     return Layer(init, apply, vjp, "residual")
 
 
-def value_and_grad(model: Layer, loss) -> Callable:
+def value_and_grad(model: Layer, loss, *, threads: int = 1) -> Callable:
     """Glue a model and a loss: ``f(params, x, y, *, key=None) -> (loss_value, grads)``.
+
+    ``threads > 1`` splits every batch into that many shards run at once on as many cores
+    (:func:`fnn.threads.sharded`: same result up to float rounding, one dropout key per shard).
 
     >>> import numpy as np, fnn
     >>> model = fnn.serial(fnn.linear(2))
@@ -337,4 +340,8 @@ def value_and_grad(model: Layer, loss) -> Callable:
         grads, _ = pullback(dpred)
         return value, grads
 
-    return value_and_grad_fn
+    if threads == 1:
+        return value_and_grad_fn
+    from fnn.threads import sharded  # fnn.threads builds on this module
+
+    return sharded(value_and_grad_fn, threads)

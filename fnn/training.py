@@ -277,11 +277,12 @@ class TrainState(NamedTuple):
         return cls(params, optimizer.init(params), key, 0)
 
 
-def supervised_step(model: Layer, loss, optimizer: Optimizer) -> Callable:
+def supervised_step(model: Layer, loss, optimizer: Optimizer, *, threads: int = 1) -> Callable:
     """A ready ``step_fn(state: TrainState, (x, y)) -> (state, {"loss": value})``.
 
-    The step's dropout key is ``fold_in(state.key, state.step)`` when ``state.key`` is set."""
-    grad_fn = value_and_grad(model, loss)
+    The step's dropout key is ``fold_in(state.key, state.step)`` when ``state.key`` is set.
+    ``threads``: batch shards run at once (see :func:`fnn.value_and_grad`)."""
+    grad_fn = value_and_grad(model, loss, threads=threads)
 
     def step(state: TrainState, batch):
         x, y = batch
@@ -349,6 +350,7 @@ def fit(
     callbacks: Sequence[Callable] = (),
     progress: bool = True,
     drop_last: bool = False,
+    threads: int = 1,
 ) -> tuple[Any, History]:
     """The usual recipe in one call: init (unless ``params`` is given), shuffle with ``seed``,
     train with ``loss``/``optimizer``, evaluate on ``validation=(x_val, y_val)`` every epoch
@@ -357,7 +359,8 @@ def fit(
 
     ``drop_last=True`` skips each epoch's last partial batch: when it holds only a few rows
     (6561 rows at batch 32 leave one), its noisy step at a large learning rate can spoil the
-    end-of-epoch evaluation and with it early stopping.
+    end-of-epoch evaluation and with it early stopping. ``threads=2`` runs each batch as two
+    shards on two cores (see :func:`fnn.value_and_grad`).
 
     >>> import fnn
     >>> d = fnn.datasets.digits()
@@ -376,7 +379,7 @@ def fit(
     if validation is not None:
         eval_fn = evaluator(model, *validation, loss=loss, accuracy=accuracy)
     state, history = train(
-        supervised_step(model, loss, optimizer),
+        supervised_step(model, loss, optimizer, threads=threads),
         batches(x, y, batch_size=batch_size, rng=data_key, drop_last=drop_last),
         TrainState.create(params, optimizer, drop_key if dropout_key else None),
         epochs=epochs, eval_fn=eval_fn, early_stopping=early_stopping, callbacks=callbacks,

@@ -29,8 +29,8 @@ from fnn.checks import LayerError, as_shape, float_input, fmt_shape, param
 from fnn.core import Layer, split
 from fnn.layers.windows import (
     Geometry,
+    crop,
     fold,
-    fold_taps,
     geometry,
     int_tuple,
     layout,
@@ -87,9 +87,10 @@ def correlate_adjoint(dy: np.ndarray, w: np.ndarray, g: Geometry) -> np.ndarray:
 
     At stride 1 with no more output than input channels it is itself a convolution (see
     :func:`adjoint_geometry`): measured 2-28x faster there. Otherwise ``dy @ w.T`` per tap,
-    folded back. With 8 or more input channels one batched matmul writes each tap's block
-    contiguously (the fold's slice-adds then read contiguous memory: measured 1.2-2x faster);
-    with fewer, one wide matmul is faster."""
+    folded back onto the input. With 8 or more input channels each tap's matmul is added to
+    its shifted slice of the output at once (its block is still in cache: on LeNet's
+    32 → 64 layer measured 8% faster than one batched matmul then a fold, 1.5x faster than
+    one wide matmul then a fold); with fewer, one wide matmul then a fold is faster."""
     n, c_in, c_out = dy.shape[0], w.shape[-2], w.shape[-1]
     flipped_geometry = adjoint_geometry(g) if c_out <= c_in else None
     if flipped_geometry is not None:
@@ -97,8 +98,10 @@ def correlate_adjoint(dy: np.ndarray, w: np.ndarray, g: Geometry) -> np.ndarray:
         return correlate(dy, flipped, flipped_geometry)[0]
     rows = dy.reshape(-1, c_out)
     if c_in >= 8:
-        per_tap = np.matmul(rows, w.reshape(-1, c_in, c_out).transpose(0, 2, 1))
-        return fold_taps(per_tap.reshape(*g.kernel, n, *g.out_sizes, c_in), g)
+        out = np.zeros((n, *g.padded_sizes, c_in), dtype=np.result_type(dy, w))
+        for tap_w, target in zip(w.reshape(-1, c_in, c_out), tap_slices(g)):
+            out[target] += (rows @ tap_w.T).reshape(n, *g.out_sizes, c_in)
+        return crop(out, g)
     dcols = rows @ kernel_matrix(w).T
     return fold(dcols.reshape(n, *g.out_sizes, *g.kernel, c_in), g)
 
@@ -118,7 +121,9 @@ def adjoint_geometry(g: Geometry) -> Geometry | None:
 def kernel_grad(cols: np.ndarray, dy: np.ndarray, w_shape: tuple) -> tuple[np.ndarray, np.ndarray | None]:
     """``(dw, db)`` from the patch matrix and the output gradient (``db`` from the column of
     ones, None without one)."""
-    full = cols.T @ dy.reshape(-1, dy.shape[-1])
+    rows = dy.reshape(-1, dy.shape[-1])
+    # BLAS reads the big patch matrix fastest in its own layout: measured 10-20% faster
+    full = (rows.T @ cols).T if cols.flags.c_contiguous else cols.T @ rows
     k = math.prod(w_shape[:-1])
     return full[:k].reshape(w_shape), (full[k] if len(full) > k else None)
 

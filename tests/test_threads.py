@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+import fnn
+
+RNG = np.random.default_rng(0)
+
+
+def _conv_model():
+    return fnn.serial(fnn.conv2d(3, 3, padding="same", bias=True), fnn.relu(), fnn.max_pool2d(2),
+                      fnn.flatten(), fnn.linear(4))
+
+
+@pytest.mark.parametrize("n,threads", [(7, 2), (7, 3), (8, 2), (2, 4)])
+def test_shards_give_the_unsplit_loss_and_gradient(n, threads):
+    model = _conv_model()
+    _, params = model.init(fnn.key(0), (-1, 6, 6, 2))
+    params = fnn.tree.tree_map(lambda a: a.astype(np.float64), params)
+    x, y = RNG.standard_normal((n, 6, 6, 2)), RNG.integers(0, 4, n)
+    value, grads = fnn.value_and_grad(model, fnn.cross_entropy)(params, x, y)
+    value2, grads2 = fnn.value_and_grad(model, fnn.cross_entropy, threads=threads)(params, x, y)
+    assert value2 == pytest.approx(value, rel=1e-12)
+    assert fnn.tree.same_structure(grads, grads2)
+    for a, b in zip(fnn.tree.tree_leaves(grads), fnn.tree.tree_leaves(grads2)):
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-14)
+
+
+def test_a_batch_of_one_is_not_split_and_blas_threads_are_restored():
+    model = fnn.serial(fnn.linear(3))
+    _, params = model.init(fnn.key(0), (-1, 2))
+    before = [lib["num_threads"] for lib in threadpool_info()]
+    f = fnn.value_and_grad(model, fnn.mse, threads=2)
+    x, y = np.ones((1, 2)), np.zeros((1, 3))
+    assert f(params, x, y)[0] == fnn.value_and_grad(model, fnn.mse)(params, x, y)[0]
+    f(params, np.ones((6, 2)), np.zeros((6, 3)))
+    assert [lib["num_threads"] for lib in threadpool_info()] == before
+
+
+def test_dropout_gets_one_key_per_shard_and_stays_reproducible():
+    model = fnn.serial(fnn.linear(8), fnn.dropout(0.5), fnn.linear(1))
+    _, params = model.init(fnn.key(0), (-1, 4))
+    x, y = RNG.standard_normal((10, 4)), RNG.standard_normal((10, 1))
+    f = fnn.value_and_grad(model, fnn.mse, threads=2)
+    first, second = f(params, x, y, key=fnn.key(3)), f(params, x, y, key=fnn.key(3))
+    assert first[0] == second[0]
+    with pytest.raises(fnn.LayerError, match="random key"):
+        f(params, x, y)  # a shard's error reaches the caller
+
+
+def test_bad_thread_counts_and_shapes_are_clear_errors():
+    with pytest.raises(ValueError, match="positive int"):
+        fnn.threads.sharded(lambda *a, **k: None, 0)
+    model = _conv_model()
+    _, params = model.init(fnn.key(0), (-1, 6, 6, 2))
+    with pytest.raises(fnn.LayerError, match="conv2d"):
+        fnn.value_and_grad(model, fnn.cross_entropy, threads=2)(
+            params, np.ones((4, 6, 6, 5), np.float32), np.zeros(4, int))
+
+
+def test_fit_on_two_threads_matches_one():
+    d = fnn.datasets.digits()
+    model = fnn.serial(fnn.linear(16), fnn.tanh(), fnn.linear(10))
+    kw = dict(epochs=2, batch_size=64, progress=False)
+    one, _ = fnn.fit(model, fnn.cross_entropy, fnn.sgd(0.1), d.x_train, d.y_train, **kw)
+    two, _ = fnn.fit(model, fnn.cross_entropy, fnn.sgd(0.1), d.x_train, d.y_train, threads=2, **kw)
+    for a, b in zip(fnn.tree.tree_leaves(one), fnn.tree.tree_leaves(two)):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
