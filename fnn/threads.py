@@ -49,19 +49,19 @@ def sharded(value_and_grad_fn: Callable, threads: int) -> Callable:
         if not pool:
             from threadpoolctl import ThreadpoolController
 
-            pool["executor"] = ThreadPoolExecutor(threads, thread_name_prefix="fnn-shard")
+            pool["executor"] = ThreadPoolExecutor(threads - 1, thread_name_prefix="fnn-shard")
             pool["blas"] = ThreadpoolController()
         shards = list(zip(bounds[:-1], bounds[1:]))
+
+        def shard(i):
+            lo, hi = shards[i]
+            return value_and_grad_fn(params, tree_map(lambda a: a[lo:hi], x),
+                                     tree_map(lambda a: a[lo:hi], y),
+                                     key=None if key is None else fold_in(key, i))
+
         with pool["blas"].limit(limits=1, user_api="blas"):
-            futures = [
-                pool["executor"].submit(
-                    value_and_grad_fn, params,
-                    tree_map(lambda a, lo=lo, hi=hi: a[lo:hi], x),
-                    tree_map(lambda a, lo=lo, hi=hi: a[lo:hi], y),
-                    key=None if key is None else fold_in(key, i))
-                for i, (lo, hi) in enumerate(shards)
-            ]
-            results = [f.result() for f in futures]
+            futures = [pool["executor"].submit(shard, i) for i in range(1, len(shards))]
+            results = [shard(0)] + [f.result() for f in futures]  # this thread runs shard 0
         weights = [(hi - lo) / n for lo, hi in shards]
         value = sum(w * v for w, (v, _) in zip(weights, results))
         grads = tree_map(lambda *gs: sum(w * g for w, g in zip(weights, gs)),

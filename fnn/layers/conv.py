@@ -12,9 +12,11 @@ inputs, and their exact adjoints, the transposed convolutions.
 
 Computation: the windows of the padded input are a strided view
 (``sliding_window_view``), copied once into a ``(N * L_out, k * C_in)`` patch matrix and
-multiplied by the kernel (one BLAS matmul). The backward pass reuses the patches for ``dw``
-and folds ``dy @ w.T`` back onto the input for ``dx``; the transposed convolution runs the
-same two functions the other way round.
+multiplied by the kernel (one BLAS matmul; a column of ones in the patches adds the bias in
+the same matmul). The backward pass reuses the patches for ``dw`` (and ``db``) and folds
+``dy @ w.T`` back onto the input for ``dx`` (at stride 1 with ``C_out <= C_in``: convolves
+``dy`` with the flipped kernel instead); the transposed convolution runs the same two functions
+the other way round. ``param_vjp`` (the model's first layer, fed data) skips ``dx``.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def patches(x: np.ndarray, g: Geometry, ones: bool = False) -> np.ndarray:
 
     With one input channel the windows' rows are only ``kernel`` values long, so the patches
     are copied tap by tap (whole image rows at a time) into a tap-major array whose transpose
-    is the patch matrix: measured 5-8x faster."""
+    is the patch matrix: measured 5x faster."""
     xp = pad(x, g.pads)
     n, c, k = x.shape[0], x.shape[-1], math.prod(g.kernel) * x.shape[-1]
     if c == 1:
