@@ -1,6 +1,8 @@
 """Shared timing harness: fnn and PyTorch CPU timed in the same run, medians, ratio, JSON.
 
-Each benchmark builds two zero-argument callables (one epoch / N steps of training in fnn and in
+Importing it applies :func:`fnn.reuse_freed_memory` to the process (both libraries run under
+it; ``FNN_BENCH_MALLOC=default`` keeps glibc's defaults, results then go to
+``*_default_malloc.json``). Each benchmark builds two zero-argument callables (one epoch / N steps of training in fnn and in
 torch, same model, data, batch size and optimiser; :func:`fnn_trainer` and :func:`torch_trainer`
 make them), then calls :func:`compare`. Torch is optional
 (``pip install torch==2.13.0``); without it only fnn's times are reported.
@@ -19,6 +21,20 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def memory_setting() -> str:
+    """``"reused"``: :func:`fnn.reuse_freed_memory` applied to this process (so to both
+    libraries), the default; ``"default"``: glibc's own settings, when ``FNN_BENCH_MALLOC=default``
+    or on a platform where the call does nothing."""
+    import fnn
+
+    if os.environ.get("FNN_BENCH_MALLOC") == "default":
+        return "default"
+    return "reused" if fnn.reuse_freed_memory() else "default"
+
+
+MEMORY = memory_setting()
 
 
 def load_torch():
@@ -121,6 +137,7 @@ def compare(name: str, what: str, fnn_fn: Callable, torch_fn: Callable | None, *
         "torch": __import__("torch").__version__ if torch_t else None,
         "machine": f"{platform.machine()} {os.cpu_count()} cores",
         "threads": threads(),
+        "freed_memory": MEMORY,
         "fnn_batch_shards": getattr(fnn_fn, "shards", 1),
         "date": time.strftime("%Y-%m-%d"),
         **(extra or {}),
@@ -135,5 +152,6 @@ def compare(name: str, what: str, fnn_fn: Callable, torch_fn: Callable | None, *
         line += " (torch not installed: no ratio)"
     print(line, flush=True)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{name}_{threads()}t.json").write_text(json.dumps(result, indent=2) + "\n")
+    suffix = "" if MEMORY == "reused" else "_default_malloc"
+    (RESULTS / f"{name}_{threads()}t{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")
     return result

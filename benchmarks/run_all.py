@@ -3,6 +3,7 @@
     python benchmarks/run_all.py               # all cores, then one thread; then the README table
     python benchmarks/run_all.py --threads 1   # only single-threaded runs
     python benchmarks/run_all.py --readme      # only rewrite the README table from results/*.json
+    python benchmarks/run_all.py --default-malloc --threads 1   # without fnn.reuse_freed_memory()
 
 Each thread count runs in its own process (numpy's BLAS reads ``OPENBLAS_NUM_THREADS`` when it
 is imported; torch is set to the same count), so both libraries get the same cores.
@@ -28,16 +29,17 @@ BENCHMARK_ORDER = {"mlp_epoch": 0, "conv1d_usps_epoch": 1, "lenet_100_steps": 2,
 
 def table() -> str:
     results = [json.loads(p.read_text()) for p in sorted((HERE / "results").glob("*.json"))]
-    results.sort(key=lambda r: (BENCHMARK_ORDER.get(r["benchmark"], 99), -r.get("threads", 0)))
-    lines = ["| benchmark | what | threads | fnn batch shards | fnn | PyTorch CPU | fnn / torch "
-             "| target |",
-             "|---|---|---|---|---|---|---|---|"]
+    results.sort(key=lambda r: (BENCHMARK_ORDER.get(r["benchmark"], 99), -r.get("threads", 0),
+                                r.get("freed_memory", "default") != "reused"))
+    lines = ["| benchmark | what | threads | fnn batch shards | freed memory | fnn | PyTorch CPU "
+             "| fnn / torch | target |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         ratio, target = r.get("ratio_fnn_over_torch"), r.get("target_ratio")
         torch_ms = f"{r['torch_median_s'] * 1e3:.0f} ms" if r.get("torch_median_s") else "–"
         lines.append(
             f"| `{r['benchmark']}` | {r['what']} | {r.get('threads', '?')} | "
-            f"{r.get('fnn_batch_shards', 1)} | "
+            f"{r.get('fnn_batch_shards', 1)} | {r.get('freed_memory', 'default')} | "
             f"{r['fnn_median_s'] * 1e3:.0f} ms | {torch_ms} | "
             f"{f'{ratio:.2f}x' if ratio else '–'} | {f'≤ {target:.1f}x' if target else ''} |"
         )
@@ -63,6 +65,9 @@ def main(argv=None) -> int:
     parser.add_argument("--readme", action="store_true", help="only rewrite the README table")
     parser.add_argument("--threads", default=f"{os.cpu_count() or 1},1",
                         help="comma-separated thread counts, one process each (default: all, 1)")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="keep glibc's malloc settings (no fnn.reuse_freed_memory()); "
+                             "results go to *_default_malloc.json")
     parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.in_process:
@@ -80,6 +85,8 @@ def main(argv=None) -> int:
             print(f"--- {n} thread(s)", file=sys.stderr, flush=True)
             env = dict(os.environ, OPENBLAS_NUM_THREADS=str(n), OMP_NUM_THREADS=str(n),
                        MKL_NUM_THREADS=str(n))
+            if args.default_malloc:
+                env["FNN_BENCH_MALLOC"] = "default"
             subprocess.run([sys.executable, __file__, "--in-process"], env=env, check=True)
     update_readme()
     return 0

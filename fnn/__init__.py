@@ -26,6 +26,7 @@ from fnn.layers import *  # noqa: F403  (every layer constructor)
 from fnn.layers import __all__ as _layer_names
 from fnn.logger import LossLogger
 from fnn.losses import Loss, bce, bce_with_logits, cross_entropy, mse, nll
+from fnn.memory import reuse_freed_memory
 from fnn.optim import Optimizer, adam, apply_updates, cosine_decay, momentum, sgd, step_decay
 from fnn.training import (
     Batches,
@@ -50,7 +51,7 @@ __all__ = [
     "LossLogger", "Optimizer", "TrainState", "accuracy", "adam", "add", "apply_updates", "batches",
     "bce", "bce_with_logits", "concatenate", "cosine_decay", "cross_entropy", "datasets",
     "evaluator", "fit", "fold_in", "gradcheck", "initializers", "key", "layers", "load", "momentum", "mse",
-    "nll", "parallel", "plot", "predict", "residual", "rng", "save",
+    "nll", "parallel", "plot", "predict", "residual", "reuse_freed_memory", "rng", "save",
     "serial", "sgd", "split",
     "step_decay", "supervised_step", "threads", "train", "tree_size", "value_and_grad",
 ]
