@@ -1,11 +1,11 @@
 """Shared timing harness: fnn and PyTorch CPU timed in the same run, medians, ratio, JSON.
 
-Importing it applies :func:`fnn.reuse_freed_memory` to the process (both libraries run under
-it; ``FNN_BENCH_MALLOC=default`` keeps glibc's defaults, results then go to
-``*_default_malloc.json``). Each benchmark builds two zero-argument callables (one epoch / N steps of training in fnn and in
-torch, same model, data, batch size and optimiser; :func:`fnn_trainer` and :func:`torch_trainer`
-make them), then calls :func:`compare`. Torch is optional
-(``pip install torch==2.13.0``); without it only fnn's times are reported.
+Importing it applies :func:`fnn.reuse_freed_memory` to the process, so both libraries run
+under it (``FNN_BENCH_MALLOC=default`` keeps glibc's defaults; results then go to
+``*_default_malloc.json``). Each benchmark builds two zero-argument callables (one epoch / N
+steps of training in fnn and in torch, same model, data, batch size and optimiser;
+:func:`fnn_trainer` and :func:`torch_trainer` make them), then calls :func:`compare`. Torch is
+optional (``pip install torch==2.13.0``); without it only fnn's times are reported.
 """
 
 from __future__ import annotations

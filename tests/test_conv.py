@@ -352,3 +352,20 @@ def test_bad_constructor_arguments(make, match):
 def test_pool_padding_larger_than_kernel_is_refused():
     with pytest.raises(fnn.LayerError, match="padding"):
         fnn.max_pool1d(2, padding=2).init(fnn.key(0), (-1, 8, 1))
+
+
+@pytest.mark.parametrize("sizes,kernel,stride,dilation,padding", [
+    ((9,), (3,), (2,), (1,), ((1, 1),)), ((7,), (2,), (1,), (3,), "same"),
+    ((9, 8), (3, 2), (2, 1), (1, 2), ((1, 1), (0, 2))), ((6, 6), (2, 2), (2, 2), (1, 1), "same"),
+])
+def test_windows_match_sliding_window_view(sizes, kernel, stride, dilation, padding):
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from fnn.layers.windows import pad, windows
+    g = geometry("t", sizes, kernel, stride, dilation, padding)
+    xp = pad(RNG.standard_normal((2, *sizes, 3)), g.pads)
+    nd = len(sizes)
+    view = sliding_window_view(xp, g.effective_kernel, axis=tuple(range(1, nd + 1)))
+    view = view[(slice(None), *(slice(None, s * (o - 1) + 1, s) for s, o in zip(stride, g.out_sizes)),
+                 slice(None), *(slice(None, None, d) for d in dilation))]
+    np.testing.assert_array_equal(windows(xp, g), np.moveaxis(view, nd + 1, -1))

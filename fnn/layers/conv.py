@@ -10,10 +10,9 @@ inputs, and their exact adjoints, the transposed convolutions.
   ``L_out = (L - 1) * s - lo - hi + d(k-1) + 1 + output_padding``, so a decoder mirrors its
   encoder's shapes (``output_padding < stride`` picks among the sizes a strided conv maps to L).
 
-Computation: the windows of the padded input are a strided view
-(``sliding_window_view``), copied once into a ``(N * L_out, k * C_in)`` patch matrix and
-multiplied by the kernel (one BLAS matmul; a column of ones in the patches adds the bias in
-the same matmul). The backward pass reuses the patches for ``dw`` (and ``db``) and folds
+Computation: the windows of the padded input are a strided view (:func:`windows`), copied
+once into a ``(N * L_out, k * C_in)`` patch matrix and multiplied by the kernel (one BLAS
+matmul; a column of ones in the patches adds the bias in the same matmul). The backward pass reuses the patches for ``dw`` (and ``db``) and folds
 ``dy @ w.T`` back onto the input for ``dx`` (at stride 1 with ``C_out <= C_in``: convolves
 ``dy`` with the flipped kernel instead); the transposed convolution runs the same two functions
 the other way round. ``param_vjp`` (the model's first layer, fed data) skips ``dx``.
@@ -120,7 +119,8 @@ def adjoint_geometry(g: Geometry) -> Geometry | None:
     return geometry("adjoint", g.out_sizes, g.kernel, g.stride, g.dilation, pads)
 
 
-def kernel_grad(cols: np.ndarray, dy: np.ndarray, w_shape: tuple) -> tuple[np.ndarray, np.ndarray | None]:
+def kernel_grad(cols: np.ndarray, dy: np.ndarray,
+                w_shape: tuple) -> tuple[np.ndarray, np.ndarray | None]:
     """``(dw, db)`` from the patch matrix and the output gradient (``db`` from the column of
     ones, None without one)."""
     rows = dy.reshape(-1, dy.shape[-1])

@@ -129,7 +129,8 @@ def _route_to_argmax(dy: np.ndarray, arg: np.ndarray, g: Geometry) -> np.ndarray
     Windows that do not overlap (stride >= kernel) write their taps straight into the
     gradient; overlapping ones add up."""
     disjoint = all(s >= k for s, k in zip(g.stride, g.kernel))
-    tiled = g.kernel == g.stride and g.padded_sizes == tuple(k * o for k, o in zip(g.kernel, g.out_sizes))
+    tiled = g.kernel == g.stride and g.padded_sizes == tuple(
+        k * o for k, o in zip(g.kernel, g.out_sizes))
     out = (np.empty if tiled else np.zeros)((dy.shape[0], *g.padded_sizes, dy.shape[-1]), dy.dtype)
     mask = np.empty(dy.shape, dtype=dy.dtype)
     for i, target in enumerate(tap_slices(g)):
