@@ -46,8 +46,9 @@ def table() -> str:
     dates = sorted({r.get("date") for r in results if r.get("date")})
     machines = sorted({r.get("machine") for r in results if r.get("machine")})
     lines += ["", f"Medians of several interleaved repeats, measured {', '.join(dates)} on "
-              f"{', '.join(machines)} by `python benchmarks/run_all.py` (each benchmark's JSON in "
-              "`benchmarks/results/` holds every timing)."]
+              f"{', '.join(machines)} by `python benchmarks/run_all.py` (rows with freed memory "
+              "`default`: `python benchmarks/run_all.py --default-malloc`; each benchmark's JSON "
+              "in `benchmarks/results/` holds every timing)."]
     return "\n".join(lines)
 
 

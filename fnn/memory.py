@@ -4,9 +4,9 @@ numpy allocates a fresh array for every intermediate of every step. glibc's ``ma
 large blocks (above an adaptive threshold of 128 KiB to 32 MiB) with ``mmap`` and trims freed
 memory at the top of its heap, handing pages back to the kernel; the next step page-faults
 them in again, each zeroed by the kernel. What that costs depends on the machine, and in a
-virtual machine on the host's state: on the 2-core VM of ``benchmarks/`` the conv
-autoencoder's step took 9-10 ms with this setting and anywhere from 10 to 21 ms without it,
-minutes apart (``python benchmarks/run_all.py --default-malloc`` measures it on yours).
+virtual machine on the host's state, from nothing to a large part of a step: the README's
+benchmark table shows runs with and without this setting, and
+``python benchmarks/run_all.py --default-malloc`` measures it on yours.
 :func:`reuse_freed_memory` asks glibc to serve such blocks from its heap and to keep freed
 memory, so every step reuses warm pages. The price: the process keeps its peak memory
 reserved until it exits.
