@@ -8,10 +8,8 @@ same data in its channels-first layout). Target: ratio <= 1.0.
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
-from harness import compare, fnn_trainer, load_torch, torch_trainer
+from harness import compare, fnn_trainer, load_torch, repeats_arg, torch_trainer
 
 import fnn
 
@@ -28,9 +26,7 @@ def build(torch=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args(argv)
+    repeats = repeats_arg(__doc__, argv)
     rng = np.random.default_rng(0)
     x = rng.random((N, L, 1), dtype=np.float32)
     y = rng.integers(0, C, N)
@@ -41,7 +37,7 @@ def main(argv=None):
         fnn_trainer(build(), fnn.cross_entropy, x, y, batch_size=BATCH, lr=LR),
         torch_trainer(torch, build(torch), torch.nn.CrossEntropyLoss(), x.transpose(0, 2, 1), y,
                       batch_size=BATCH, lr=LR) if torch else None,
-        repeats=args.repeats, target=1.0,
+        repeats=repeats, target=1.0,
     )
 
 

@@ -11,10 +11,8 @@ threads=n)``) while torch runs each op on every core.
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
-from harness import compare, fnn_trainer, load_torch, threads, torch_trainer
+from harness import compare, fnn_trainer, load_torch, repeats_arg, threads, torch_trainer
 
 import fnn
 
@@ -38,9 +36,7 @@ def build(torch=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args(argv)
+    repeats = repeats_arg(__doc__, argv)
     rng = np.random.default_rng(0)
     x = rng.random((STEPS * BATCH, 28, 28, 1), dtype=np.float32)
     torch = load_torch()
@@ -53,7 +49,7 @@ def main(argv=None):
                     shards=threads()),
         torch_trainer(torch, build(torch), torch.nn.BCELoss(), xt, xt, batch_size=BATCH, lr=LR,
                       steps=STEPS) if torch else None,
-        repeats=args.repeats, target=1.5,
+        repeats=repeats, target=1.5,
     )
 
 

@@ -7,10 +7,8 @@ batch 32, cross-entropy, fnn vs PyTorch CPU in the same run. Target: ratio <= 1.
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
-from harness import compare, fnn_trainer, load_torch, torch_trainer
+from harness import compare, fnn_trainer, load_torch, repeats_arg, torch_trainer
 
 import fnn
 
@@ -24,9 +22,7 @@ def build(torch=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
-    args = parser.parse_args(argv)
+    repeats = repeats_arg(__doc__, argv, default=7)
     rng = np.random.default_rng(0)
     x = rng.random((N, D), dtype=np.float32)
     y = rng.integers(0, C, N)
@@ -36,7 +32,7 @@ def main(argv=None):
         fnn_trainer(build(), fnn.cross_entropy, x, y, batch_size=BATCH, lr=LR),
         torch_trainer(torch, build(torch), torch.nn.CrossEntropyLoss(), x, y, batch_size=BATCH,
                       lr=LR) if torch else None,
-        repeats=args.repeats, target=1.0,
+        repeats=repeats, target=1.0,
     )
 
 

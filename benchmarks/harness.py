@@ -10,6 +10,7 @@ optional (``pip install torch==2.13.0``); without it only fnn's times are report
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -45,6 +46,13 @@ def load_torch():
         return None
     torch.set_num_threads(threads())
     return torch
+
+
+def repeats_arg(doc: str, argv, default: int = 5) -> int:
+    """The ``--repeats`` option of a benchmark script (its docstring's first line as help)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=default)
+    return parser.parse_args(argv).repeats
 
 
 def threads() -> int:
