@@ -87,7 +87,8 @@ def stable_sigmoid() -> Layer:
 
 
 def relu() -> Layer:
-    # a float mask: dy * mask runs 2x faster than with a bool mask (no mixed-type loop)
+    # a float mask: dy * mask is faster than with a bool mask (no mixed-type loop;
+    # benchmarks/micro.py)
     return elementwise("relu", lambda x: np.maximum(x, 0.0), lambda x, y: (x > 0).astype(x.dtype))
 
 

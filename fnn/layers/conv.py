@@ -12,10 +12,12 @@ inputs, and their exact adjoints, the transposed convolutions.
 
 Computation: the windows of the padded input are a strided view (:func:`windows`), copied
 once into a ``(N * L_out, k * C_in)`` patch matrix and multiplied by the kernel (one BLAS
-matmul; a column of ones in the patches adds the bias in the same matmul). The backward pass reuses the patches for ``dw`` (and ``db``) and folds
-``dy @ w.T`` back onto the input for ``dx`` (at stride 1 with ``C_out <= C_in``: convolves
-``dy`` with the flipped kernel instead); the transposed convolution runs the same two functions
-the other way round. ``param_vjp`` (the model's first layer, fed data) skips ``dx``.
+matmul; a column of ones in the patches adds the bias in the same matmul). The backward pass
+reuses the patches for ``dw`` (and ``db``) and folds ``dy @ w.T`` back onto the input for
+``dx`` (at stride 1 with ``C_out <= C_in``: convolves ``dy`` with the flipped kernel instead);
+the transposed convolution runs the same two functions the other way round. ``param_vjp``
+(the model's first layer, fed data) skips ``dx``. ``benchmarks/micro.py`` times each of these
+choices against the plain numpy way.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def patches(x: np.ndarray, g: Geometry, ones: bool = False) -> np.ndarray:
 
     With one input channel the windows' rows are only ``kernel`` values long, so the patches
     are copied tap by tap (whole image rows at a time) into a tap-major array whose transpose
-    is the patch matrix: measured 5x faster."""
+    is the patch matrix (faster: ``benchmarks/micro.py``)."""
     xp = pad(x, g.pads)
     n, c, k = x.shape[0], x.shape[-1], math.prod(g.kernel) * x.shape[-1]
     if c == 1:
@@ -87,16 +89,21 @@ def correlate_adjoint(dy: np.ndarray, w: np.ndarray, g: Geometry) -> np.ndarray:
     """The adjoint of the convolution in its input: ``(N, *S_out, C_out) -> (N, *S, C_in)``.
 
     At stride 1 with no more output than input channels it is itself a convolution (see
-    :func:`adjoint_geometry`): measured 2-28x faster there. Otherwise ``dy @ w.T`` per tap,
-    folded back onto the input. With 8 or more input channels each tap's matmul is added to
-    its shifted slice of the output at once (its block is still in cache: on LeNet's
-    32 → 64 layer measured 8% faster than one batched matmul then a fold, 1.5x faster than
-    one wide matmul then a fold); with fewer, one wide matmul then a fold is faster."""
+    :func:`adjoint_geometry`; ``benchmarks/micro.py`` times both); otherwise
+    :func:`adjoint_by_taps`."""
+    flipped_geometry = adjoint_geometry(g) if w.shape[-1] <= w.shape[-2] else None
+    if flipped_geometry is None:
+        return adjoint_by_taps(dy, w, g)
+    flipped = w[tuple(slice(None, None, -1) for _ in g.kernel)].swapaxes(-1, -2)
+    return correlate(dy, flipped, flipped_geometry)[0]
+
+
+def adjoint_by_taps(dy: np.ndarray, w: np.ndarray, g: Geometry) -> np.ndarray:
+    """:func:`correlate_adjoint` for any geometry: ``dy @ w.T`` per tap, folded back onto the
+    input. With 8 or more input channels each tap's matmul is added to its shifted slice of
+    the output at once (its block is still in cache); with fewer, one wide matmul then a fold
+    is faster (``benchmarks/micro.py`` times the three ways)."""
     n, c_in, c_out = dy.shape[0], w.shape[-2], w.shape[-1]
-    flipped_geometry = adjoint_geometry(g) if c_out <= c_in else None
-    if flipped_geometry is not None:
-        flipped = w[tuple(slice(None, None, -1) for _ in g.kernel)].swapaxes(-1, -2)
-        return correlate(dy, flipped, flipped_geometry)[0]
     rows = dy.reshape(-1, c_out)
     if c_in >= 8:
         out = np.zeros((n, *g.padded_sizes, c_in), dtype=np.result_type(dy, w))
@@ -124,7 +131,7 @@ def kernel_grad(cols: np.ndarray, dy: np.ndarray,
     """``(dw, db)`` from the patch matrix and the output gradient (``db`` from the column of
     ones, None without one)."""
     rows = dy.reshape(-1, dy.shape[-1])
-    # BLAS reads the big patch matrix fastest in its own layout: measured 10-20% faster
+    # BLAS reads the big patch matrix fastest in its own layout (benchmarks/micro.py)
     full = (rows.T @ cols).T if cols.flags.c_contiguous else cols.T @ rows
     k = math.prod(w_shape[:-1])
     return full[:k].reshape(w_shape), (full[k] if len(full) > k else None)
@@ -132,7 +139,7 @@ def kernel_grad(cols: np.ndarray, dy: np.ndarray,
 
 def bias_grad(dy: np.ndarray) -> np.ndarray:
     """``dy`` summed over every axis but the last (channels), as a matrix-vector product:
-    measured 5-20x faster than ``sum(axis=0)`` over few channels."""
+    faster than ``sum(axis=0)`` over few channels (``benchmarks/micro.py``)."""
     rows = dy.reshape(-1, dy.shape[-1])
     return np.ones(len(rows), dtype=dy.dtype) @ rows
 

@@ -121,8 +121,8 @@ def _geometry(label: str, sizes, kernel, stride, dilation, padding) -> Geometry:
 
 def pad(x: np.ndarray, pads: Pads, value: float = 0.0) -> np.ndarray:
     """Pad the spatial axes of ``(N, *S, C)`` with ``value`` (no copy when there is nothing to
-    pad). The interior is copied once and only the border slabs are filled: a few numpy calls
-    where ``np.pad`` spends ~20 µs of Python on every call (measured: 22 µs vs 6 µs)."""
+    pad). The interior is copied once and only the border slabs are filled: a few numpy calls,
+    where ``np.pad`` spends several times longer in Python (``benchmarks/micro.py``)."""
     if not any(lo or hi for lo, hi in pads):
         return x
     sizes = x.shape[1:-1]
@@ -150,8 +150,8 @@ def windows(xp: np.ndarray, g: Geometry) -> np.ndarray:
     ``(N, *S_out, *kernel, C)`` (no copy; channels stay the contiguous last axis).
 
     What ``sliding_window_view`` + strided slicing + ``moveaxis`` give, built in one
-    ``as_strided`` call from the geometry (which guarantees every window fits): a quarter of the
-    Python time (measured 5 µs vs 18 µs), which counts when batch shards share the GIL."""
+    ``as_strided`` call from the geometry (which guarantees every window fits): less Python
+    time (``benchmarks/micro.py``), which counts when batch shards share the GIL."""
     spatial = xp.strides[1:-1]
     strides = (xp.strides[0], *(a * s for a, s in zip(spatial, g.stride)),
                *(a * d for a, d in zip(spatial, g.dilation)), xp.strides[-1])

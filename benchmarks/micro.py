@@ -1,0 +1,126 @@
+"""The kernel choices behind fnn's conv, pool and relu code, each timed against the plain numpy
+way on the shapes of the LeNet and autoencoder benchmarks (batch 64, float32). Prints the
+median of each and the speed-up; nothing is written.
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/micro.py [--repeats 50]
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+from harness import repeats_arg
+from numpy.lib.stride_tricks import sliding_window_view
+
+from fnn.layers.conv import (
+    adjoint_by_taps,
+    bias_grad,
+    correlate_adjoint,
+    kernel_grad,
+    kernel_matrix,
+    patches,
+)
+from fnn.layers.pool import _max_and_argmax
+from fnn.layers.windows import fold, fold_taps, geometry, pad, windows
+
+RNG = np.random.default_rng(0)
+
+
+def same3x3(size: int):
+    return geometry("micro", (size, size), (3, 3), (1, 1), (1, 1), "same")
+
+
+def data(*shape):
+    return RNG.standard_normal(shape, dtype=np.float32)
+
+
+def sliding_windows(xp, g):
+    """The sliding_window_view route to :func:`fnn.layers.windows.windows`."""
+    nd = len(g.kernel)
+    view = sliding_window_view(xp, g.effective_kernel, axis=tuple(range(1, nd + 1)))
+    view = view[(slice(None), *(slice(None, s * (o - 1) + 1, s) for s, o in zip(g.stride, g.out_sizes)),
+                 slice(None), *(slice(None, None, d) for d in g.dilation))]
+    return np.moveaxis(view, nd + 1, -1)
+
+
+def argmax_pool(x):
+    """2x2 max-pool and arg-max by ``argmax`` + ``take_along_axis`` on the copied windows."""
+    n, h, w, c = x.shape
+    win = x.reshape(n, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 5, 2, 4)
+    win = win.reshape(n, h // 2, w // 2, c, 4)
+    arg = win.argmax(axis=-1)
+    return np.take_along_axis(win, arg[..., None], axis=-1)[..., 0], arg
+
+
+def cases():
+    """``(claim, fnn's way, the alternative)``: zero-argument callables."""
+    x1, g28 = data(64, 28, 28, 1), same3x3(28)
+    x32, g14 = data(64, 14, 14, 32), same3x3(14)
+    cols32 = patches(x32, g14, ones=True)
+    rows64 = data(64 * 14 * 14, 64)
+    dy64, w3264 = data(64, 14, 14, 64), data(3, 3, 32, 64)
+    dy8, w168 = data(64, 14, 14, 8), data(3, 3, 16, 8)
+    dy1, w161 = data(64, 28, 28, 1), data(3, 3, 16, 1)
+    y16 = data(64, 28, 28, 16)
+    relu_x, relu_dy = data(64, 28, 28, 32), data(64, 28, 28, 32)
+    pool_x = data(64, 28, 28, 32)
+    g_pool = geometry("micro", (28, 28), (2, 2), (2, 2), (1, 1), ((0, 0), (0, 0)))
+    small = data(2, 6, 6, 4)
+    g_small = same3x3(6)
+    per_tap = lambda dy, w: np.matmul(dy.reshape(-1, w.shape[-1]),  # noqa: E731
+                                      w.reshape(-1, *w.shape[-2:]).transpose(0, 2, 1))
+    return [
+        ("patches of 1 channel, tap by tap (28x28x1, 3x3)",
+         lambda: patches(x1, g28), lambda: windows(pad(x1, g28.pads), g28).reshape(-1, 9)),
+        ("kernel grad in the patches' layout (14x14, 32 -> 64)",
+         lambda: kernel_grad(cols32, rows64, (3, 3, 32, 64)), lambda: cols32.T @ rows64),
+        ("bias grad as matrix-vector product (28x28x16)",
+         lambda: bias_grad(y16), lambda: y16.reshape(-1, 16).sum(axis=0)),
+        ("input grad, per-tap matmuls added in place (14x14, 32 -> 64)",
+         lambda: adjoint_by_taps(dy64, w3264, g14),
+         lambda: fold_taps(per_tap(dy64, w3264).reshape(3, 3, 64, 14, 14, 32), g14)),
+        ("  ... against one wide matmul then a fold",
+         lambda: adjoint_by_taps(dy64, w3264, g14),
+         lambda: fold((dy64.reshape(-1, 64) @ kernel_matrix(w3264).T)
+                      .reshape(64, 14, 14, 3, 3, 32), g14)),
+        ("input grad as flipped convolution (14x14, 16 -> 8)",
+         lambda: correlate_adjoint(dy8, w168, g14), lambda: adjoint_by_taps(dy8, w168, g14)),
+        ("input grad as flipped convolution (28x28, 16 -> 1)",
+         lambda: correlate_adjoint(dy1, w161, g28), lambda: adjoint_by_taps(dy1, w161, g28)),
+        ("2x2 max-pool over tap views (28x28x32)",
+         lambda: _max_and_argmax(pool_x, g_pool), lambda: argmax_pool(pool_x)),
+        ("relu backward with a float mask (28x28x32)",
+         lambda: relu_dy * (relu_x > 0).astype(relu_x.dtype), lambda: relu_dy * (relu_x > 0)),
+        ("pad by border slabs (tiny input: Python time)",
+         lambda: pad(small, g_small.pads), lambda: np.pad(small, ((0, 0), *g_small.pads, (0, 0)))),
+        ("windows by one as_strided (tiny input: Python time)",
+         lambda: windows(small, g_small), lambda: sliding_windows(small, g_small)),
+    ]
+
+
+def median_time(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main(argv=None) -> list[tuple[str, float, float]]:
+    repeats = repeats_arg(__doc__, argv, default=50)
+    rows = []
+    print(f"{'choice':66s} {'fnn':>10s} {'plain':>10s} {'speed-up':>8s}")
+    for claim, ours, theirs in cases():
+        t_ours, t_theirs = median_time(ours, repeats), median_time(theirs, repeats)
+        rows.append((claim, t_ours, t_theirs))
+        print(f"{claim:66s} {t_ours * 1e6:8.0f}µs {t_theirs * 1e6:8.0f}µs {t_theirs / t_ours:7.1f}x",
+              flush=True)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
