@@ -8,10 +8,9 @@ median of each and the speed-up; nothing is written.
 from __future__ import annotations
 
 import statistics
-import time
 
 import numpy as np
-from harness import repeats_arg
+from harness import repeats_arg, timings
 from numpy.lib.stride_tricks import sliding_window_view
 
 from fnn.layers.conv import (
@@ -100,22 +99,12 @@ def cases():
     ]
 
 
-def median_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main(argv=None) -> list[tuple[str, float, float]]:
     repeats = repeats_arg(__doc__, argv, default=50)
     rows = []
     print(f"{'choice':66s} {'fnn':>10s} {'plain':>10s} {'speed-up':>8s}")
     for claim, ours, theirs in cases():
-        t_ours, t_theirs = median_time(ours, repeats), median_time(theirs, repeats)
+        t_ours, t_theirs = (statistics.median(timings(fn, repeats)) for fn in (ours, theirs))
         rows.append((claim, t_ours, t_theirs))
         print(f"{claim:66s} {t_ours * 1e6:8.0f}µs {t_theirs * 1e6:8.0f}µs {t_theirs / t_ours:7.1f}x",
               flush=True)
