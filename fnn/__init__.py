@@ -21,6 +21,7 @@ from fnn.core import (
     value_and_grad,
 )
 from fnn.gradient_check import gradcheck
+from fnn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fnn.io import FnnFileError, load, save
 from fnn.layers import *  # noqa: F403  (every layer constructor)
 from fnn.layers import __all__ as _layer_names
@@ -32,6 +33,7 @@ from fnn.training import (
     Batches,
     EarlyStopping,
     History,
+    TrainingError,
     TrainState,
     accuracy,
     batches,
@@ -47,11 +49,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     *_layer_names,
-    "Batches", "EarlyStopping", "FnnFileError", "History", "Key", "Layer", "LayerError", "Loss",
-    "LossLogger", "Optimizer", "TrainState", "accuracy", "adam", "add", "apply_updates", "batches",
+    "Batches", "Checkpoint", "EarlyStopping", "FnnFileError", "History", "Key", "Layer", "LayerError", "Loss",
+    "LossLogger", "Optimizer", "TrainState", "TrainingError", "accuracy", "adam", "add", "apply_updates", "batches",
     "bce", "bce_with_logits", "concatenate", "cosine_decay", "cross_entropy", "datasets",
-    "evaluator", "fit", "fold_in", "gradcheck", "initializers", "key", "layers", "load", "momentum", "mse",
-    "nll", "parallel", "plot", "predict", "residual", "reuse_freed_memory", "rng", "save",
+    "evaluator", "fit", "fold_in", "gradcheck", "initializers", "key", "layers", "load", "load_checkpoint", "momentum", "mse",
+    "nll", "parallel", "plot", "predict", "residual", "reuse_freed_memory", "rng", "save", "save_checkpoint",
     "serial", "sgd", "split",
     "step_decay", "supervised_step", "threads", "train", "tree_size", "value_and_grad",
 ]

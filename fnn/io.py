@@ -1,7 +1,13 @@
-"""Save and load params trees as ``.npz`` — no pickle, atomic writes, checked loads.
+"""Save and load pytrees as ``.npz`` — no pickle, atomic writes, checked loads.
 
-Keys are ``"params/" + "/".join(path)`` (``"params/00_linear/w"``); empty sub-dicts (layers
-without params) are listed under ``"meta/empty"`` so the tree comes back whole.
+A file holds one pytree: nested dicts (string keys without ``/``), lists, tuples and
+NamedTuples (an optimiser state, a :class:`fnn.TrainState`) whose leaves are numpy arrays,
+numpy or Python scalars and random keys. Arrays are members ``"tree/<path>.npy"``
+(``"tree/00_linear/w"``); a small JSON manifest (member ``"meta/manifest"``) records the
+structure, so the tree comes back whole: empty dicts (layers without params), Python ints,
+keys, the order of tuples. ``load(path, like=template)`` rebuilds the template's own types
+(``AdamState``, ``TrainState``) and names every key, shape and dtype that differs; without a
+template NamedTuples come back as look-alike namedtuples of the same name and fields.
 
 >>> import tempfile, os, fnn
 >>> _, params = fnn.serial(fnn.linear(3), fnn.relu()).init(fnn.key(0), (-1, 4))
@@ -10,107 +16,364 @@ without params) are listed under ``"meta/empty"`` so the tree comes back whole.
 >>> loaded = fnn.load(path, like=params)
 >>> sorted(loaded), loaded["00_linear"]["w"].shape
 (['00_linear', '01_relu'], (4, 3))
+
+Writes go to a temporary file in the same folder (mode 0644 under the usual umask), are
+flushed and fsync'ed, renamed over the target and the folder is fsync'ed: a crash leaves the old
+file or the new one, never half of one. Reads check every member before allocating it: a
+member whose declared size does not fit the file (a zip bomb, a forged ``.npy`` header) or that
+holds Python objects is refused with :class:`FnnFileError`.
 """
 
 from __future__ import annotations
 
+import collections
+import json
+import math
 import os
-import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fnn.tree import empty_dict_paths, flatten_with_paths, unflatten_paths
+FORMAT = "fnn-tree-2"
+_OLD_FORMAT = "fnn-params-1"  # params-only files written before the manifest (still read)
+_SECTION = "tree/"
+_MANIFEST = "meta/manifest"
+_MAX_RATIO = 64  # a member may declare at most this many times its compressed size ...
+_SMALL = 16 << 20  # ... unless it is smaller than 16 MiB
 
-FORMAT = "fnn-params-1"
-_SECTION = "params/"
+__all__ = ["FnnFileError", "load", "save"]
 
 
 class FnnFileError(ValueError):
     """A file that is not an fnn ``.npz``, is damaged, or does not match the expected tree."""
 
 
-def save(path: str | os.PathLike, params: Any) -> None:
-    """Write ``params`` (a nested dict of arrays) to ``path`` atomically (write, then rename)."""
-    if not isinstance(params, dict):
-        raise TypeError(f"save: params must be a nested dict of arrays, got {type(params).__name__}")
-    flat = flatten_with_paths(params)
-    arrays = {}
-    for k, v in flat.items():
-        a = np.asarray(v)
-        if a.dtype == object:
-            raise TypeError(f"save: params/{k} is an object array; only numeric arrays are saved")
-        arrays[_SECTION + k] = a
-    arrays["meta/format"] = np.array(FORMAT)
-    arrays["meta/empty"] = np.array(empty_dict_paths(params), dtype=str)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+# --------------------------------------------------------------------------- encoding
+
+
+def _is_namedtuple(x) -> bool:
+    return isinstance(x, tuple) and hasattr(type(x), "_fields")
+
+
+def _is_key(x) -> bool:
+    return isinstance(x, np.random.SeedSequence)
+
+
+def encode(tree: Any, where: str = "save") -> tuple[dict, dict[str, np.ndarray]]:
+    """``(spec, arrays)``: a JSON-able description of ``tree``'s structure and its array leaves
+    keyed by path. Raises ``TypeError`` naming the path of anything that cannot be stored."""
+    arrays: dict[str, np.ndarray] = {}
+
+    def walk(node, path: tuple[str, ...], in_fields: bool):
+        name = "/".join(path) or "<root>"
+        if isinstance(node, dict):
+            out = {}
+            for k, v in node.items():
+                if not isinstance(k, str):
+                    raise TypeError(f"{where}: dict keys must be strings, got {k!r} at {name}")
+                if "/" in k or not k:
+                    raise TypeError(f"{where}: key {k!r} at {name} is empty or contains '/', "
+                                    "which separates the levels of a path")
+                out[k] = walk(v, (*path, k), False)
+            return {"dict": out}
+        if _is_namedtuple(node):
+            fields = {f: walk(v, (*path, f), True) for f, v in zip(node._fields, node)}
+            return {"namedtuple": type(node).__name__, "fields": fields}
+        if isinstance(node, (list, tuple)):
+            kind = "list" if isinstance(node, list) else "tuple"
+            return {kind: [walk(v, (*path, str(i)), False) for i, v in enumerate(node)]}
+        if node is None:
+            if in_fields:  # an optional field left unset, e.g. TrainState.key
+                return {"none": True}
+            raise TypeError(f"{where}: {name} is None; only arrays, numbers and keys can be "
+                            "stored (a None would silently vanish from the tree)")
+        if isinstance(node, bool):
+            return {"bool": node}
+        if isinstance(node, int):
+            return {"int": node}
+        if isinstance(node, float):
+            return {"float": node}
+        if isinstance(node, str):
+            return {"str": node}
+        if _is_key(node):
+            entropy = node.entropy
+            return {"key": {"entropy": entropy if isinstance(entropy, int) else list(entropy),
+                            "spawn_key": list(node.spawn_key), "pool_size": node.pool_size}}
+        if isinstance(node, (np.ndarray, np.generic)):
+            a = np.asarray(node)
+            if a.dtype.hasobject or a.dtype.kind not in "biufc":
+                raise TypeError(f"{where}: {name} is an array of dtype {a.dtype}; only numeric "
+                                "arrays are stored (fnn never pickles)")
+            arrays[name] = a
+            return {"scalar" if isinstance(node, np.generic) else "array": name}
+        raise TypeError(f"{where}: {name} is a {type(node).__name__}; only dicts, lists, tuples, "
+                        "NamedTuples, arrays, numbers and fnn keys can be stored")
+
+    return walk(tree, (), False), arrays
+
+
+def decode(spec: dict, arrays: dict[str, np.ndarray], like: Any = None, *,
+           where: str = "load") -> Any:
+    """Rebuild a tree from :func:`encode`'s output; with ``like``, in the template's types,
+    raising :class:`FnnFileError` that names every difference."""
+    problems: list[str] = []
+
+    def build(s: dict, t: Any, path: tuple[str, ...]):
+        name = "/".join(path) or "<root>"
+        kind = next(iter(s))
+        has_t = t is not _NO_TEMPLATE
+        if kind == "dict":
+            items = s["dict"]
+            if has_t:
+                if not isinstance(t, dict):
+                    problems.append(f"{name}: a dict in the file, {type(t).__name__} expected")
+                    return None
+                missing = [k for k in t if k not in items]
+                unexpected = [k for k in items if k not in t]
+                if missing:
+                    problems.append(f"{name}: missing keys {sorted(missing)}")
+                if unexpected:
+                    problems.append(f"{name}: unexpected keys {sorted(unexpected)}")
+            return {k: build(v, t.get(k, _NO_TEMPLATE) if has_t and isinstance(t, dict)
+                             else _NO_TEMPLATE, (*path, k)) for k, v in items.items()}
+        if kind == "namedtuple":
+            fields = s["fields"]
+            if has_t:
+                if not _is_namedtuple(t) or tuple(t._fields) != tuple(fields):
+                    problems.append(f"{name}: {s['namedtuple']}{tuple(fields)} in the file, "
+                                    f"{type(t).__name__}{getattr(t, '_fields', '')} expected")
+                    return None
+                return type(t)(*(build(v, tv, (*path, f))
+                                 for (f, v), tv in zip(fields.items(), t)))
+            cls = collections.namedtuple(s["namedtuple"], list(fields))
+            return cls(*(build(v, _NO_TEMPLATE, (*path, f)) for f, v in fields.items()))
+        if kind in ("list", "tuple"):
+            items = s[kind]
+            if has_t:
+                if type(t) is not (list if kind == "list" else tuple) or len(t) != len(items):
+                    problems.append(f"{name}: a {kind} of {len(items)} in the file, "
+                                    f"{type(t).__name__} of {len(t) if isinstance(t, (list, tuple)) else '?'} expected")
+                    return None
+            out = [build(v, t[i] if has_t else _NO_TEMPLATE, (*path, str(i)))
+                   for i, v in enumerate(items)]
+            return out if kind == "list" else tuple(out)
+        if kind == "none":
+            if has_t and t is not None:
+                problems.append(f"{name}: None in the file, {type(t).__name__} expected")
+            return None
+        if kind == "key":
+            k = s["key"]
+            return np.random.SeedSequence(k["entropy"], spawn_key=tuple(k["spawn_key"]),
+                                          pool_size=k["pool_size"])
+        if kind in ("bool", "int", "float", "str"):
+            value = s[kind]
+            if has_t and not isinstance(t, (bool, int, float, str, np.generic, np.ndarray)):
+                problems.append(f"{name}: a {kind} in the file, {type(t).__name__} expected")
+            return value
+        member = s[kind]
+        if member not in arrays:
+            problems.append(f"{name}: its array is missing from the file")
+            return None
+        a = arrays[member]
+        if has_t:
+            want = np.asarray(t)
+            if t is None or want.dtype.hasobject:
+                problems.append(f"{name}: an array in the file, {type(t).__name__} expected")
+            elif a.shape != want.shape:
+                problems.append(f"{name}: shape {a.shape}, expected {want.shape}")
+            elif a.dtype != want.dtype:
+                problems.append(f"{name}: dtype {a.dtype}, expected {want.dtype}")
+        return a[()] if kind == "scalar" else a
+
+    out = build(spec, like if like is not None else _NO_TEMPLATE, ())
+    if problems:
+        raise FnnFileError(f"{where}: does not match the expected tree: " + "; ".join(problems))
+    return out
+
+
+class _NoTemplate:
+    def __repr__(self):
+        return "<no template>"
+
+
+_NO_TEMPLATE = _NoTemplate()
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _fsync_dir(folder: Path) -> None:
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # some platforms cannot open folders; the rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
-def load(path: str | os.PathLike, like: Any = None) -> dict:
-    """Read a params tree written by :func:`save`.
+def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *,
+                 where: str = "save") -> Path:
+    """Write ``path`` through ``write(binary_file)`` atomically: a temporary file in the same
+    folder (``.<name>.<pid>.tmp``, mode 0666 less the umask), flush + fsync, rename, fsync the
+    folder. On failure the target is untouched, the temporary file removed and the OS error
+    names the target."""
+    path = Path(path).expanduser()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(path.parent)
+    except OSError as err:
+        if err.filename == str(path):
+            raise
+        raise type(err)(err.errno, f"{where}: cannot write {path}: {err.strerror or err}",
+                        str(path)) from err
+    return path
 
-    With ``like`` (a params tree, e.g. from ``model.init``) the keys, shapes and dtypes must
-    match; every mismatch is named in one error."""
-    path = Path(path)
+
+def write_npz(path: str | os.PathLike, manifest: dict, arrays: dict[str, np.ndarray], *,
+              where: str = "save") -> Path:
+    """An uncompressed ``.npz`` of ``arrays`` (members ``tree/<name>``) plus the JSON
+    ``manifest``, written with :func:`atomic_write`."""
+    members = {_SECTION + k: v for k, v in arrays.items()}
+    members[_MANIFEST] = np.array(json.dumps(manifest))
+
+    def write(f):
+        np.savez(f, **members)
+
+    return atomic_write(path, write, where=where)
+
+
+def _check_member(path: Path, info: zipfile.ZipInfo, file_size: int) -> None:
+    declared, stored = info.file_size, info.compress_size
+    limit = stored if info.compress_type == zipfile.ZIP_STORED else max(_SMALL, _MAX_RATIO * stored)
+    if declared > limit or stored > file_size:
+        raise FnnFileError(
+            f"load: {path}: member {info.filename!r} declares {declared} bytes in a "
+            f"{file_size}-byte file; refusing to allocate it (damaged or forged file)")
+
+
+def _read_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    with zf.open(info) as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(f)
+        except ValueError as err:
+            raise FnnFileError(f"load: {path}: member {info.filename!r} is not a .npy array "
+                               f"({err})") from None
+        if dtype.hasobject:
+            raise FnnFileError(f"load: {path}: member {info.filename!r} holds Python objects "
+                               f"(dtype {dtype}); fnn files hold numbers only and are never "
+                               "unpickled")
+        header = f.tell()
+        nbytes = math.prod(shape) * dtype.itemsize
+        if header + nbytes != info.file_size:
+            raise FnnFileError(
+                f"load: {path}: member {info.filename!r} declares shape {shape} of {dtype} "
+                f"({nbytes} bytes) but holds {info.file_size - header}; refusing to allocate "
+                "it (damaged or forged file)")
+        data = f.read(nbytes)
+    if len(data) != nbytes:
+        raise FnnFileError(f"load: {path}: member {info.filename!r} is truncated")
+    array = np.frombuffer(data, dtype=dtype)
+    array = array.reshape(shape, order="F" if fortran else "C")
+    return array.copy() if not array.flags.writeable else array
+
+
+def read_npz(path: str | os.PathLike, *, where: str = "load") -> tuple[dict, dict[str, np.ndarray]]:
+    """``(manifest, arrays)`` of a file written by :func:`write_npz` (or an ``fnn-params-1``
+    file, whose manifest is rebuilt); every member checked before it is read."""
+    path = Path(path).expanduser()
     if not path.exists():
-        raise FileNotFoundError(f"load: no such file: {path}")
+        raise FileNotFoundError(f"{where}: no such file: {path}")
     try:
-        npz = np.load(path, allow_pickle=False)
-        if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise FnnFileError(f"load: {path} is a single .npy array, not an fnn .npz")
-        with npz:
-            names = list(npz.files)
-            if "meta/format" not in names:
-                raise FnnFileError(
-                    f"load: {path} is not an fnn params file (no 'meta/format' entry; "
-                    f"it has {names[:5]}{'...' if len(names) > 5 else ''})"
-                )
-            fmt = str(npz["meta/format"])
-            if fmt != FORMAT:
-                raise FnnFileError(f"load: {path} has format {fmt!r}, expected {FORMAT!r}")
-            flat = {n[len(_SECTION):]: npz[n] for n in names if n.startswith(_SECTION)}
-            empty = tuple(str(p) for p in npz["meta/empty"]) if "meta/empty" in names else ()
+        size = path.stat().st_size
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            for info in infos:
+                _check_member(path, info, size)
+            members = {}
+            for info in infos:
+                name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                members[name] = _read_member(path, zf, info)
     except FnnFileError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
-        raise FnnFileError(
-            f"load: {path} is damaged or truncated, or not an fnn file "
-            f"({type(err).__name__}: {err})"
-        ) from None
-    if like is not None:
-        _check_like(path, flat, empty, like)
-    return unflatten_paths(flat, empty)
+    except zipfile.BadZipFile as err:
+        if path.read_bytes()[:6] == b"\x93NUMPY":
+            raise FnnFileError(f"{where}: {path} is a single .npy array, not an fnn .npz") from None
+        raise FnnFileError(f"{where}: {path} is damaged or truncated, or not an fnn file "
+                           f"(BadZipFile: {err})") from None
+    except (EOFError, ValueError, KeyError, zipfile.LargeZipFile) as err:
+        raise FnnFileError(f"{where}: {path} is damaged or truncated, or not an fnn file "
+                           f"({type(err).__name__}: {err})") from None
+    if _MANIFEST in members:
+        try:
+            manifest = json.loads(str(members.pop(_MANIFEST)))
+        except json.JSONDecodeError as err:
+            raise FnnFileError(f"{where}: {path} has a damaged manifest ({err})") from None
+        arrays = {k[len(_SECTION):]: v for k, v in members.items() if k.startswith(_SECTION)}
+        return manifest, arrays
+    if "meta/format" in members and str(members["meta/format"]) == _OLD_FORMAT:
+        return _old_manifest(members)
+    names = sorted(members)
+    raise FnnFileError(f"{where}: {path} is not an fnn file (no manifest; it has "
+                       f"{names[:5]}{'...' if len(names) > 5 else ''})")
 
 
-def _check_like(path: Path, flat: dict, empty: tuple, like: Any) -> None:
-    want = {k: np.asarray(v) for k, v in flatten_with_paths(like).items()}
-    problems = []
-    missing = sorted(set(want) - set(flat))
-    unexpected = sorted(set(flat) - set(want))
-    if missing:
-        problems.append(f"missing keys {missing}")
-    if unexpected:
-        problems.append(f"unexpected keys {unexpected}")
-    if set(empty_dict_paths(like)) != set(empty):
-        problems.append(
-            f"parameter-free layers differ: file {sorted(empty)}, expected {sorted(empty_dict_paths(like))}"
-        )
-    for k in sorted(set(want) & set(flat)):
-        if flat[k].shape != want[k].shape:
-            problems.append(f"{k}: shape {flat[k].shape}, expected {want[k].shape}")
-        elif flat[k].dtype != want[k].dtype:
-            problems.append(f"{k}: dtype {flat[k].dtype}, expected {want[k].dtype}")
-    if problems:
-        raise FnnFileError(f"load: {path} does not match the expected params: " + "; ".join(problems))
+def _old_manifest(members: dict) -> tuple[dict, dict]:
+    """A params file of format ``fnn-params-1`` (arrays ``params/<path>``, empty dicts listed
+    under ``meta/empty``) as a manifest and arrays."""
+    arrays = {k[len("params/"):]: v for k, v in members.items() if k.startswith("params/")}
+    empty = [str(p) for p in members.get("meta/empty", np.array([], str))]
+    root: dict = {}
+    for path in (*empty, *arrays):
+        node = root
+        *parents, last = path.split("/")
+        for p in parents:
+            node = node.setdefault(p, {"dict": {}})["dict"]
+        node[last] = {"array": path} if path in arrays else {"dict": {}}
+    return {"format": FORMAT, "tree": {"dict": root}}, arrays
+
+
+def save(path: str | os.PathLike, tree: Any) -> None:
+    """Write a pytree (params, a model state, an optimiser state, a :class:`fnn.TrainState`)
+    to ``path`` (``~`` expanded), atomically. Refuses what it could not give back exactly:
+    keys containing ``/``, ``None`` values in dicts or lists, non-numeric arrays."""
+    spec, arrays = encode(tree)
+    write_npz(path, {"format": FORMAT, "tree": spec}, arrays)
+
+
+def load(path: str | os.PathLike, like: Any = None) -> Any:
+    """Read a tree written by :func:`save`.
+
+    With ``like`` (a template of the same structure, e.g. from ``model.init`` or
+    ``TrainState.create``) the result has the template's types, and every missing or unexpected
+    key, shape or dtype mismatch is named in one :class:`FnnFileError`."""
+    path = Path(path).expanduser()
+    manifest, arrays = read_npz(path)
+    if manifest.get("format") != FORMAT or "tree" not in manifest:
+        raise FnnFileError(f"load: {path} has format {manifest.get('format')!r}, "
+                           f"expected {FORMAT!r}")
+    try:
+        return decode(manifest["tree"], arrays, like, where=f"load: {path}")
+    except (KeyError, TypeError, StopIteration) as err:
+        raise FnnFileError(f"load: {path} has a damaged manifest ({type(err).__name__}: "
+                           f"{err})") from None

@@ -1,34 +1,65 @@
-"""Mini-batches, a stateless training loop, early stopping, evaluation and a live loss plot.
+"""Mini-batches, a fault-proof training loop with exact resume, early stopping, evaluation.
 
 ``state, history = fnn.train(step_fn, data, state, epochs=...)`` folds a pure
 ``step_fn(state, batch) -> (state, metrics)`` over the batches of every epoch. The loop owns
-shuffling (through ``data``), evaluation, early stopping, callbacks, the progress bar and the
-divergence guard; it returns the final state and a :class:`History`. Nothing global changes.
+shuffling (through ``data``), evaluation, early stopping, callbacks, the progress bar, the
+divergence guard and checkpoints; it returns the final state and a :class:`History`. Nothing
+global changes.
+
+Nothing is lost on failure: an exception raised by a step, a batch, ``eval_fn`` or a callback
+stops the loop and is re-raised as :class:`TrainingError`, which carries the last good state and
+the history (after writing a checkpoint when checkpointing is on); Ctrl-C returns them. With
+``checkpoint=DIR`` re-running the same script continues where it stopped, mid-epoch, with the
+same result as a run that was never interrupted (see :mod:`fnn.checkpoint`).
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
+import re
 import sys
 import time
 import warnings
+import zlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
 from tqdm import tqdm
 
+from fnn.checkpoint import (
+    BackgroundWriter,
+    fingerprint_differences,
+    load_checkpoint,
+    tree_signature,
+)
 from fnn.core import Key, Layer, fold_in, value_and_grad
 from fnn.optim import Optimizer, apply_updates
+from fnn.tree import flatten_with_paths
+
+
+class TrainingError(RuntimeError):
+    """Training stopped because ``step_fn``, a batch, ``eval_fn`` or a callback raised.
+
+    Nothing is lost: ``state`` is the last good training state (the one the failing step was
+    given, or the epoch's final state when evaluation or a callback failed), ``history`` the
+    history up to it (``stop_reason == "error"``), ``checkpoint`` the file written first when
+    checkpointing was on. The original exception is ``__cause__``."""
+
+    def __init__(self, message: str, state: Any, history: History, checkpoint=None):
+        super().__init__(message)
+        self.state, self.history, self.checkpoint = state, history, checkpoint
 
 
 class Batches:
     """Re-iterable mini-batches over aligned arrays; a fresh permutation every epoch.
 
-    ``epoch(i)`` yields the batches of epoch ``i`` (deterministic from ``rng`` and ``i``);
-    iterating the object itself walks epochs 0, 1, 2, ... The last partial batch is kept
-    unless ``drop_last``.
+    ``epoch(i)`` yields the batches of epoch ``i`` (deterministic from ``rng`` and ``i``;
+    ``epoch(i, start=b)`` from its ``b``-th batch on); iterating the object itself walks epochs
+    0, 1, 2, ... The last partial batch is kept unless ``drop_last``.
 
     >>> import numpy as np, fnn
     >>> data = fnn.batches(np.arange(10.0), np.arange(10), batch_size=4, rng=0)
@@ -58,18 +89,35 @@ class Batches:
         full, rest = divmod(self.n, self.batch_size)
         return full + (1 if rest and not self.drop_last else 0)
 
-    def epoch(self, i: int) -> Iterable[tuple]:
+    def epoch(self, i: int, start: int = 0) -> Iterable[tuple]:
         arrays = self.arrays
         if self.shuffle:  # one gather per epoch, then cheap slices (views)
             perm = np.random.default_rng(fold_in(self.key, i)).permutation(self.n)
             arrays = tuple(a[perm] for a in arrays)
         stop = len(self) * self.batch_size
-        for start in range(0, min(stop, self.n), self.batch_size):
-            yield tuple(a[start:start + self.batch_size] for a in arrays)
+        for first in range(start * self.batch_size, min(stop, self.n), self.batch_size):
+            yield tuple(a[first:first + self.batch_size] for a in arrays)
 
     def __iter__(self):
         i, self._next_epoch = self._next_epoch, self._next_epoch + 1
         return iter(self.epoch(i))
+
+    def describe(self) -> dict:
+        """What a checkpoint's fingerprint records of this data: sizes, order, and a checksum
+        of a sample of rows (cheap; catches changed data without reading all of it)."""
+        rows = np.unique(np.linspace(0, self.n - 1, min(self.n, 256)).astype(int))
+        crc = 0
+        for a in self.arrays:
+            crc = zlib.crc32(np.ascontiguousarray(a[rows]).tobytes(), crc)
+        return {"kind": "batches", "samples": self.n, "batch_size": self.batch_size,
+                "shuffle": self.shuffle, "drop_last": self.drop_last,
+                "order_seed": [_json_int(self.key.entropy), list(self.key.spawn_key)],
+                "arrays": [f"{a.dtype}{tuple(a.shape[1:])}" for a in self.arrays],
+                "sample_crc32": crc}
+
+
+def _json_int(x):
+    return x if isinstance(x, int) else [int(v) for v in x]
 
 
 def batches(*arrays, batch_size: int, shuffle: bool = True, rng: int | Key = 0,
@@ -81,7 +129,12 @@ def batches(*arrays, batch_size: int, shuffle: bool = True, rng: int | Key = 0,
 @dataclass
 class History:
     """What :func:`train` saw: per-epoch means of the step metrics (``train``), the eval
-    metrics (``eval``), seconds per epoch, and why and where it stopped."""
+    metrics (``eval``), seconds per epoch, why and where it stopped, where it resumed.
+
+    ``stop_reason``: ``"completed"``, ``"early_stopping"``, ``"callback"``, ``"diverged"``,
+    ``"interrupted"`` or ``"error"`` (then ``error`` is the exception). ``resumed`` lists the
+    checkpoints the run continued from (``{"epoch", "batch", "step", "file"}``, epoch and batch
+    counted from 0)."""
 
     train: dict[str, list[float]] = field(default_factory=dict)
     eval: dict[str, list[float]] = field(default_factory=dict)
@@ -89,6 +142,8 @@ class History:
     best_epoch: int | None = None
     stop_reason: str = "completed"
     message: str = ""
+    resumed: list[dict] = field(default_factory=list)
+    error: BaseException | None = field(default=None, compare=False, repr=False)
 
     @property
     def epochs(self) -> int:
@@ -98,14 +153,39 @@ class History:
         for k, v in metrics.items():
             section.setdefault(k, []).append(float(v))
 
+    def truncate(self, epochs: int) -> None:
+        """Forget every epoch from ``epochs`` on (an epoch whose evaluation or callbacks
+        failed is not kept half-logged)."""
+        for section in (self.train, self.eval):
+            for k in list(section):
+                del section[k][epochs:]
+                if not section[k]:
+                    del section[k]
+        del self.seconds[epochs:]
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out.pop("error")
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> History:
+        return cls(**{k: v for k, v in d.items() if k != "error"})
+
 
 @dataclass(frozen=True)
 class EarlyStopping:
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
 
     ``monitor`` names an eval metric (a train metric when there is no ``eval_fn``); ``mode`` is
-    ``"min"`` (losses) or ``"max"`` (accuracies). With ``restore_best`` the returned state is the
-    best epoch's."""
+    ``"min"`` (losses) or ``"max"`` (accuracies); a NaN is never an improvement. With
+    ``restore_best`` the returned state is the best epoch's.
+
+    >>> import fnn
+    >>> stop = fnn.EarlyStopping("accuracy", patience=3, mode="max")
+    >>> stop.improved(0.9, best=0.8), stop.improved(float("nan"), best=None)
+    (True, False)
+    """
 
     monitor: str = "loss"
     patience: int = 5
@@ -120,17 +200,17 @@ class EarlyStopping:
             raise ValueError(f"EarlyStopping: patience must be >= 1, got {self.patience}")
 
     def improved(self, value: float, best: float | None) -> bool:
+        if not math.isfinite(value):
+            return False
         if best is None:
             return True
         return value < best - self.min_delta if self.mode == "min" else value > best + self.min_delta
 
 
-def _epoch_batches(data, epoch: int, epochs: int):
+def _epoch_batches(data, epoch: int, epochs: int, start: int):
     if hasattr(data, "epoch"):
-        return data.epoch(epoch)
-    if iter(data) is data and epochs > 1:
-        raise TypeError("train: data is a one-shot iterator; pass fnn.batches(...) or a list")
-    return data
+        return data.epoch(epoch, start) if start else data.epoch(epoch)
+    return itertools.islice(data, start, None) if start else data
 
 
 def _batch_len(batch) -> int:
@@ -142,10 +222,109 @@ def _batch_len(batch) -> int:
 
 
 def _nonfinite(metrics: dict) -> str | None:
+    """``"loss=nan"`` for the first metric that is NaN or infinite (Python or numpy scalars,
+    0-d or larger arrays), else None."""
     for k, v in metrics.items():
-        if isinstance(v, (float, int, np.floating)) and not math.isfinite(v):
-            return f"{k}={v}"
+        try:
+            a = np.asarray(v, dtype=float)
+        except (TypeError, ValueError):
+            continue
+        if not np.all(np.isfinite(a)):
+            return f"{k}={a.item() if a.ndim == 0 else a}"
     return None
+
+
+_EVERY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|min|h)\s*$")
+
+
+def _every(value) -> tuple[str, float]:
+    """``checkpoint_every``: ``"epoch"``, an int (steps) or a duration ``"30s"``/``"10min"``."""
+    if value == "epoch":
+        return "epoch", 1
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0:
+        return "steps", int(value)
+    m = _EVERY.match(value) if isinstance(value, str) else None
+    if m:
+        return "seconds", float(m.group(1)) * {"s": 1, "sec": 1, "min": 60, "h": 3600}[m.group(2)]
+    raise ValueError(f"train: checkpoint_every must be 'epoch', a positive number of steps or a "
+                     f"duration such as '10min' or '30s', got {value!r}")
+
+
+@dataclass
+class _Progress:
+    """Where the loop is: epoch, batches done in it and their metric sums, steps so far, early
+    stopping's best value and wait, and whether the run is over. Saved in checkpoints."""
+
+    epoch: int = 0
+    batch: int = 0
+    sums: dict[str, float] = field(default_factory=dict)
+    count: int = 0
+    seconds: float = 0.0
+    steps: int = 0
+    best_value: float | None = None
+    wait: int = 0
+    finished: bool = False
+    history: History = field(default_factory=History)
+
+    def snapshot(self) -> dict:
+        out = {k: v for k, v in self.__dict__.items() if k != "history"}
+        out["sums"] = dict(self.sums)
+        out["history"] = self.history.to_dict()
+        return json.loads(json.dumps(out))  # a deep copy that is also JSON-safe
+
+    @classmethod
+    def restore(cls, d: dict) -> _Progress:
+        d = dict(d)
+        history = History.from_dict(d.pop("history"))
+        return cls(**d, history=history)
+
+
+def _describe_data(data) -> dict:
+    if hasattr(data, "describe"):
+        return data.describe()
+    try:
+        return {"kind": type(data).__name__, "batches": len(data)}
+    except TypeError:
+        return {"kind": type(data).__name__}
+
+
+def _fingerprint(state, data, step_fn, eval_fn, early_stopping, config) -> dict:
+    out = {
+        "state": tree_signature(state),
+        "data": _describe_data(data),
+        "step_fn": getattr(step_fn, "fingerprint", getattr(step_fn, "__qualname__", "?")),
+        "eval_fn": getattr(eval_fn, "fingerprint", None) if eval_fn is not None else None,
+        "early_stopping": asdict(early_stopping) if early_stopping is not None else None,
+        "config": config,
+    }
+    try:
+        return json.loads(json.dumps(out, default=repr))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"train: config must be JSON-like (dicts, lists, numbers, strings): "
+                         f"{err}") from None
+
+
+def _metric_names(fn) -> tuple[str, ...] | None:
+    names = getattr(fn, "metric_names", None)
+    return tuple(names) if names is not None else None
+
+
+class _Misconfigured(Exception):
+    """A configuration error found mid-loop: raised as it is, not as a TrainingError."""
+
+
+class _MonitorError(_Misconfigured, KeyError):
+    pass
+
+
+class _NoBatches(_Misconfigured, ValueError):
+    pass
+
+
+def _check_monitor(early_stopping, names, where: str) -> None:
+    if early_stopping is not None and names is not None and early_stopping.monitor not in names:
+        raise _MonitorError(f"EarlyStopping: no metric {early_stopping.monitor!r} in {where}; "
+                       f"have {sorted(names)}")
 
 
 def train(
@@ -158,15 +337,30 @@ def train(
     early_stopping: EarlyStopping | None = None,
     callbacks: Sequence[Callable] = (),
     progress: bool = True,
+    checkpoint: str | None = None,
+    checkpoint_every: int | str = "epoch",
+    checkpoint_keep: int = 3,
+    config: dict | None = None,
 ) -> tuple[Any, History]:
     """Run ``epochs`` passes of ``step_fn`` over ``data``; return ``(state, history)``.
 
     * ``data``: :func:`batches` (reshuffled per epoch) or any re-iterable of batches.
     * ``eval_fn(state) -> {name: value}`` runs after every epoch (e.g. :func:`evaluator`).
-    * ``early_stopping``: an :class:`EarlyStopping`.
+    * ``early_stopping``: an :class:`EarlyStopping`; its ``monitor`` is checked before the first
+      step (a custom ``eval_fn`` is called once on the initial state to learn its names).
     * ``callbacks``: ``cb(epoch, state, history)`` after every epoch; returning ``True`` stops.
-    * Divergence guard: a non-finite metric stops the loop, warns, and returns the last state
-      whose metrics were finite. Ctrl-C stops it too and returns the last completed step's state.
+    * ``checkpoint=DIR``: write checkpoints there (``checkpoint_every``: ``"epoch"``, a number
+      of steps, or a duration such as ``"10min"``; the newest ``checkpoint_keep`` are kept) and,
+      when it already holds one of this run, continue from it: re-running the same script after
+      a crash finishes the run exactly as if it had never stopped. ``config`` (JSON-like, e.g.
+      the script's arguments) joins the run's fingerprint: a checkpoint written with another
+      model, optimiser, data order, batch size or config is refused with the differences named.
+      A finished run's folder gives its result back at once (more ``epochs`` continue it).
+    * Divergence guard: a NaN or infinite metric stops the loop, warns, and returns the last
+      state whose metrics were finite (or the best one, with ``restore_best``).
+    * An exception from a step, a batch, ``eval_fn`` or a callback is re-raised as
+      :class:`TrainingError` carrying the last good state and the history; Ctrl-C returns them
+      (``history.stop_reason == "interrupted"``). A checkpoint is written first in both cases.
 
     >>> import numpy as np, fnn
     >>> x = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32)
@@ -180,92 +374,222 @@ def train(
     >>> hist.train["loss"][-1] < 1e-3
     True
     """
-    if not isinstance(epochs, int) or epochs < 0:
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
         raise ValueError(f"train: epochs must be a non-negative int, got {epochs!r}")
-    history = History()
-    best_value, best_state, wait = None, state, 0
     try:
         steps_per_epoch = len(data)
     except TypeError:
         steps_per_epoch = None
     if steps_per_epoch == 0:
         raise ValueError("train: data has no batches (empty dataset)")
-    bar = tqdm(
-        total=steps_per_epoch * epochs if steps_per_epoch else None,
-        disable=not progress, unit="step", dynamic_ncols=True, file=sys.stderr,
-    )
-    try:
-        for epoch in range(epochs):
-            bar.set_description(f"epoch {epoch + 1}/{epochs}")
-            t0 = time.perf_counter()
-            sums: dict[str, float] = {}
-            count = steps = 0
-            for batch in _epoch_batches(data, epoch, epochs):
-                new_state, metrics = step_fn(state, batch)
-                bad = _nonfinite(metrics)
-                if bad:
-                    history.stop_reason = "diverged"
-                    history.message = (
-                        f"training diverged at epoch {epoch + 1}, step {steps + 1}: {bad}; "
-                        "returning the last state with finite metrics (lower the learning rate?)"
-                    )
-                    warnings.warn(history.message, RuntimeWarning, stacklevel=2)
-                    return state, history
-                state = new_state
-                n = _batch_len(batch)
-                for k, v in metrics.items():
-                    sums[k] = sums.get(k, 0.0) + float(v) * n
-                count += n
-                steps += 1
-                bar.update(1)
-            if steps == 0:
-                raise ValueError("train: data yielded no batches (empty dataset)")
-            history.seconds.append(time.perf_counter() - t0)
-            history.log(history.train, {k: v / count for k, v in sums.items()})
-            if eval_fn is not None:
-                history.log(history.eval, eval_fn(state))
-            bar.set_postfix(_postfix(history), refresh=False)
+    if not hasattr(data, "epoch") and iter(data) is data and (epochs > 1 or checkpoint):
+        raise TypeError("train: data is a one-shot iterator; pass fnn.batches(...) or a list")
+    every = _every(checkpoint_every) if checkpoint is not None else None
+    loop, best_state, writer = _Progress(), None, None
+    if checkpoint is not None:
+        fingerprint = _fingerprint(state, data, step_fn, eval_fn, early_stopping, config)
+        writer = BackgroundWriter(checkpoint, checkpoint_keep)
+        resumed = _resume(checkpoint, state, fingerprint)
+        if resumed is not None:
+            state, best_state, loop = resumed
+            if loop.finished and (loop.history.stop_reason != "completed" or epochs <= loop.epoch):
+                writer.close()
+                return _result(state, best_state, loop, early_stopping)
+            loop.finished = False
+            loop.history.stop_reason, loop.history.message = "completed", ""
+    history = loop.history
+    if not history.resumed:
+        _check_monitor(early_stopping, _metric_names(eval_fn if eval_fn is not None else step_fn),
+                       "the eval metrics" if eval_fn is not None else "the step metrics")
+        if early_stopping is not None and eval_fn is not None and _metric_names(eval_fn) is None:
+            _check_monitor(early_stopping, eval_fn(state), "eval_fn's metrics")
 
-            stop = any(cb(epoch, state, history) is True for cb in callbacks)
-            if stop:
-                history.stop_reason = "callback"
-            if early_stopping is not None:
-                source = history.eval if eval_fn is not None else history.train
-                if early_stopping.monitor not in source:
-                    raise KeyError(
-                        f"EarlyStopping: no metric {early_stopping.monitor!r}; "
-                        f"have {sorted(source)}"
-                    )
-                value = source[early_stopping.monitor][-1]
-                if early_stopping.improved(value, best_value):
-                    best_value, best_state, wait = value, state, 0
-                    history.best_epoch = epoch
-                else:
-                    wait += 1
-                    if wait >= early_stopping.patience:
-                        history.stop_reason = "early_stopping"
-                        stop = True
+    def save(st, sync=False):
+        if writer is None:
+            return None
+        kw = dict(progress=loop.snapshot(), best_state=best_state, fingerprint=fingerprint)
+        if sync:
+            return writer.write_now(st, **kw)
+        writer.submit(st, **kw)
+        return None
+
+    bar = tqdm(total=steps_per_epoch * epochs if steps_per_epoch else None,
+               initial=min(loop.steps, steps_per_epoch * epochs) if steps_per_epoch else loop.steps,
+               disable=not progress, unit="step", dynamic_ncols=True, file=sys.stderr)
+    if history.resumed:
+        where = history.resumed[-1]
+        bar.write(f"train: resumed from {where['file']} at epoch {where['epoch'] + 1}, batch "
+                  f"{where['batch']} (step {where['step']})")
+    last_good, last_saved = None, time.monotonic()
+    try:
+        while loop.epoch < epochs:
+            bar.set_description(f"epoch {loop.epoch + 1}/{epochs}")
+            t0 = time.perf_counter() - loop.seconds
+            stage, what = "step", None
+            try:
+                for batch in _epoch_batches(data, loop.epoch, epochs, loop.batch):
+                    new_state, metrics = step_fn(state, batch)
+                    bad = _nonfinite(metrics)
+                    if bad:
+                        return _diverged(state, last_good, best_state, loop, early_stopping, bad,
+                                         save, bar)
+                    if loop.steps == 0 and eval_fn is None and early_stopping is not None:
+                        _check_monitor(early_stopping, metrics, "the step metrics")
+                    last_good, state = state, new_state
+                    n = _batch_len(batch)
+                    for k, v in metrics.items():
+                        loop.sums[k] = loop.sums.get(k, 0.0) + float(v) * n
+                    loop.count += n
+                    loop.batch += 1
+                    loop.steps += 1
+                    bar.update(1)
+                    if every is not None and every[0] != "epoch" and (
+                            (every[0] == "steps" and loop.steps % every[1] == 0)
+                            or (every[0] == "seconds"
+                                and time.monotonic() - last_saved >= every[1])):
+                        loop.seconds = time.perf_counter() - t0
+                        save(state)
+                        last_saved = time.monotonic()
+                if loop.batch == 0:
+                    raise _NoBatches("train: data yielded no batches (empty dataset)")
+                stage = "end of epoch"
+                loop.seconds = time.perf_counter() - t0
+                stop, new_best = _end_of_epoch(loop, state, eval_fn, callbacks, early_stopping)
+            except (KeyboardInterrupt, TrainingError, _Misconfigured):
+                raise
+            except Exception as err:  # noqa: BLE001  nothing is lost: re-raised with the state
+                what = err
+            if what is not None:
+                raise _failure(what, stage, state, loop, save, bar) from what
+            if new_best:
+                best_state = state
+            loop.epoch, loop.batch, loop.sums, loop.count, loop.seconds = loop.epoch + 1, 0, {}, 0, 0.0
             if stop:
                 break
+            if every is not None and every[0] == "epoch":
+                save(state)
+                last_saved = time.monotonic()
+        loop.finished = True
+        save(state, sync=True)
     except KeyboardInterrupt:
         history.stop_reason = "interrupted"
         history.message = "interrupted: returning the state of the last completed step"
+        save(state, sync=True)
         warnings.warn(history.message, RuntimeWarning, stacklevel=2)
+        return state, history
     finally:
         bar.close()
-    if early_stopping is not None and early_stopping.restore_best and history.best_epoch is not None:
-        return best_state, history
-    return state, history
+        if writer is not None:
+            writer.close()
+    return _result(state, best_state, loop, early_stopping)
 
 
-def _postfix(history: History) -> dict[str, str]:
-    out = {k: f"{v[-1]:.4g}" for k, v in history.train.items()}
-    out.update({f"eval_{k}": f"{v[-1]:.4g}" for k, v in history.eval.items()})
-    return out
+def _resume(folder, template, fingerprint):
+    """``(state, best_state, progress)`` from the newest checkpoint in ``folder``, or None."""
+    try:
+        found = load_checkpoint(folder, like=template)
+    except FileNotFoundError:
+        return None
+    differences = fingerprint_differences(found.fingerprint, fingerprint)
+    if differences:
+        raise ValueError(
+            f"train: the checkpoint {found.path} belongs to another run; it differs in\n  "
+            + "\n  ".join(differences)
+            + f"\nuse a new checkpoint folder for this run, or delete {found.path.parent} "
+              "to start it afresh")
+    loop = _Progress.restore(found.progress)
+    if not loop.finished:
+        loop.history.resumed.append({"epoch": loop.epoch, "batch": loop.batch,
+                                     "step": loop.steps, "file": found.path.name})
+    return found.state, found.best_state, loop
+
+
+def _end_of_epoch(loop: _Progress, state, eval_fn, callbacks,
+                  early_stopping) -> tuple[bool, bool]:
+    """Log the epoch, evaluate, call back, early-stop: all or nothing (an exception leaves the
+    history and early stopping's progress as they were). Returns ``(stop, new_best)``."""
+    history, epoch = loop.history, loop.epoch
+    before = (loop.best_value, loop.wait, history.best_epoch, history.stop_reason)
+    try:
+        history.seconds.append(loop.seconds)
+        history.log(history.train, {k: v / loop.count for k, v in loop.sums.items()})
+        if eval_fn is not None:
+            history.log(history.eval, eval_fn(state))
+        stop = any(cb(epoch, state, history) is True for cb in callbacks)
+        if stop:
+            history.stop_reason = "callback"
+        new_best = False
+        if early_stopping is not None:
+            source = history.eval if eval_fn is not None else history.train
+            _check_monitor(early_stopping, source, "the metrics")
+            value = source[early_stopping.monitor][-1]
+            if early_stopping.improved(value, loop.best_value):
+                loop.best_value, loop.wait, history.best_epoch = value, 0, epoch
+                new_best = True
+            else:
+                loop.wait += 1
+                if loop.wait >= early_stopping.patience:
+                    history.stop_reason = "early_stopping"
+                    stop = True
+        return stop, new_best
+    except BaseException:
+        history.truncate(epoch)
+        loop.best_value, loop.wait, history.best_epoch, history.stop_reason = before
+        raise
+
+
+def _failure(err, stage, state, loop, save, bar) -> TrainingError:
+    history = loop.history
+    history.stop_reason, history.error = "error", err
+    where = (f"epoch {loop.epoch + 1}, step {loop.batch + 1}" if stage == "step"
+             else f"the end of epoch {loop.epoch + 1} (evaluation or a callback)")
+    path = None
+    try:
+        path = save(state, sync=True)
+    except Exception as save_err:  # noqa: BLE001  the training error matters more
+        warnings.warn(f"train: could not write the checkpoint after the error: {save_err}",
+                      RuntimeWarning, stacklevel=3)
+    history.message = (f"training stopped at {where} by {type(err).__name__}: {err}; the last "
+                       "good state is kept in this error's .state and .history"
+                       + (f" and in {path}" if path is not None else ""))
+    bar.write("train: " + history.message)
+    return TrainingError(history.message, state, history, path)
+
+
+def _diverged(state, last_good, best_state, loop, early_stopping, bad, save, bar):
+    history = loop.history
+    history.stop_reason = "diverged"
+    restore = early_stopping is not None and early_stopping.restore_best and best_state is not None
+    good = best_state if restore else (last_good if last_good is not None else state)
+    which = (f"the best epoch's state (epoch {history.best_epoch + 1})" if restore
+             else "the last state with finite metrics" if last_good is not None
+             else "the initial state (the first step already diverged)")
+    history.message = (f"training diverged at epoch {loop.epoch + 1}, step {loop.batch + 1}: "
+                       f"{bad}; returning {which} (lower the learning rate?)")
+    loop.finished = True
+    save(good, sync=True)
+    bar.close()
+    warnings.warn(history.message, RuntimeWarning, stacklevel=3)
+    return good, history
+
+
+def _result(state, best_state, loop, early_stopping):
+    if (early_stopping is not None and early_stopping.restore_best
+            and loop.history.best_epoch is not None and best_state is not None
+            and loop.history.stop_reason not in ("diverged",)):
+        return best_state, loop.history
+    return state, loop.history
 
 
 class TrainState(NamedTuple):
-    """The usual training state: params, optimiser state, a base key for dropout, step count."""
+    """The usual training state: params, optimiser state, a base key for dropout, step count.
+
+    >>> import fnn
+    >>> _, params = fnn.linear(2).init(fnn.key(0), (-1, 3))
+    >>> state = fnn.TrainState.create(params, fnn.sgd(0.1), key=fnn.key(1))
+    >>> state.step, sorted(state.params)
+    (0, ['b', 'w'])
+    """
 
     params: Any
     opt_state: Any
@@ -274,14 +598,34 @@ class TrainState(NamedTuple):
 
     @classmethod
     def create(cls, params, optimizer: Optimizer, key: Key | None = None) -> TrainState:
+        check_params(params, "TrainState.create")
         return cls(params, optimizer.init(params), key, 0)
+
+
+def check_params(params, where: str) -> None:
+    """Every params leaf must be a floating-point array: a clear error naming the path."""
+    for path, leaf in flatten_with_paths(params).items():
+        kind = np.asarray(leaf).dtype.kind
+        if kind != "f":
+            raise TypeError(f"{where}: params/{path} has dtype {np.asarray(leaf).dtype}; params "
+                            "must be floating-point arrays (convert with .astype(np.float32))")
 
 
 def supervised_step(model: Layer, loss, optimizer: Optimizer, *, threads: int = 1) -> Callable:
     """A ready ``step_fn(state: TrainState, (x, y)) -> (state, {"loss": value})``.
 
     The step's dropout key is ``fold_in(state.key, state.step)`` when ``state.key`` is set.
-    ``threads``: batch shards run at once (see :func:`fnn.value_and_grad`)."""
+    ``threads``: batch shards run at once (see :func:`fnn.value_and_grad`).
+
+    >>> import numpy as np, fnn
+    >>> model = fnn.linear(1)
+    >>> _, params = model.init(fnn.key(0), (-1, 2))
+    >>> step = fnn.supervised_step(model, fnn.mse, fnn.sgd(0.1))
+    >>> state, metrics = step(fnn.TrainState.create(params, fnn.sgd(0.1)),
+    ...                       (np.ones((4, 2), np.float32), np.zeros((4, 1), np.float32)))
+    >>> state.step, sorted(metrics)
+    (1, ['loss'])
+    """
     grad_fn = value_and_grad(model, loss, threads=threads)
 
     def step(state: TrainState, batch):
@@ -292,11 +636,34 @@ def supervised_step(model: Layer, loss, optimizer: Optimizer, *, threads: int = 
         params = apply_updates(state.params, updates)
         return TrainState(params, opt_state, state.key, state.step + 1), {"loss": value}
 
+    step.metric_names = ("loss",)
+    step.fingerprint = {"kind": "supervised_step", "model": model.name,
+                        "loss": getattr(loss, "name", repr(loss)),
+                        "optimizer": _describe_optimizer(optimizer), "threads": threads}
     return step
 
 
+def _describe_optimizer(optimizer) -> Any:
+    """What a fingerprint can tell of an optimiser: its own description when it has one."""
+    for attr in ("config", "describe"):
+        value = getattr(optimizer, attr, None)
+        if value is not None:
+            return value() if callable(value) else value
+    return type(optimizer).__name__
+
+
 def predict(model: Layer, params, x, *, batch_size: int = 1024) -> np.ndarray:
-    """``model.apply`` over ``x`` in chunks of ``batch_size`` (bounded memory)."""
+    """``model.apply`` over ``x`` in chunks of ``batch_size`` (bounded memory).
+
+    >>> import numpy as np, fnn
+    >>> model = fnn.linear(2)
+    >>> _, params = model.init(fnn.key(0), (-1, 3))
+    >>> fnn.predict(model, params, np.ones((5, 3), np.float32), batch_size=2).shape
+    (5, 2)
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size <= 0:
+        raise ValueError(f"predict: batch_size must be a positive int, got {batch_size!r}")
     if len(x) == 0:
         raise ValueError("predict: x is empty")
     return np.concatenate(
@@ -305,7 +672,12 @@ def predict(model: Layer, params, x, *, batch_size: int = 1024) -> np.ndarray:
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Fraction of rows whose arg-max equals the integer label (or the one-hot's arg-max)."""
+    """Fraction of rows whose arg-max equals the integer label (or the one-hot's arg-max).
+
+    >>> import numpy as np, fnn
+    >>> fnn.accuracy(np.array([[0.1, 0.9], [0.8, 0.2]]), np.array([1, 1]))
+    0.5
+    """
     labels = np.asarray(labels)
     if labels.ndim == 2:
         labels = labels.argmax(axis=-1)
@@ -316,8 +688,28 @@ def evaluator(model: Layer, x, y, *, loss=None, accuracy: bool = False,
               batch_size: int = 1024) -> Callable[[Any], dict]:
     """``eval_fn(state) -> {"loss": ..., "accuracy": ...}`` on held-out ``(x, y)``.
 
-    ``state`` may be a :class:`TrainState` or a params tree."""
+    ``state`` may be a :class:`TrainState` or a params tree. The set is checked here (not
+    empty, ``x`` and ``y`` of one length), so a bad one fails before training starts.
+
+    >>> import numpy as np, fnn
+    >>> model = fnn.linear(2)
+    >>> _, params = model.init(fnn.key(0), (-1, 3))
+    >>> eval_fn = fnn.evaluator(model, np.ones((4, 3), np.float32), np.array([0, 1, 0, 1]),
+    ...                         loss=fnn.cross_entropy, accuracy=True)
+    >>> sorted(eval_fn(params)), eval_fn.metric_names
+    (['accuracy', 'loss'], ('loss', 'accuracy'))
+    """
     score = globals()["accuracy"]
+    n_x, n_y = len(x), len(y)
+    if n_x == 0:
+        raise ValueError("evaluator: the evaluation set is empty (0 rows)")
+    if n_x != n_y:
+        raise ValueError(f"evaluator: x has {n_x} rows but y has {n_y}")
+    if loss is None and not accuracy:
+        raise ValueError("evaluator: nothing to measure; pass loss= and/or accuracy=True")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size <= 0:
+        raise ValueError(f"evaluator: batch_size must be a positive int, got {batch_size!r}")
 
     def eval_fn(state) -> dict:
         params = state.params if isinstance(state, TrainState) else state
@@ -329,6 +721,9 @@ def evaluator(model: Layer, x, y, *, loss=None, accuracy: bool = False,
             out["accuracy"] = score(pred, y)
         return out
 
+    eval_fn.metric_names = ("loss",) * (loss is not None) + ("accuracy",) * bool(accuracy)
+    eval_fn.fingerprint = {"rows": n_x, "loss": getattr(loss, "name", None),
+                           "accuracy": bool(accuracy)}
     return eval_fn
 
 
@@ -351,6 +746,8 @@ def fit(
     progress: bool = True,
     drop_last: bool = False,
     threads: int = 1,
+    checkpoint: str | None = None,
+    checkpoint_every: int | str = "epoch",
 ) -> tuple[Any, History]:
     """The usual recipe in one call: init (unless ``params`` is given), shuffle with ``seed``,
     train with ``loss``/``optimizer``, evaluate on ``validation=(x_val, y_val)`` every epoch
@@ -360,7 +757,8 @@ def fit(
     ``drop_last=True`` skips each epoch's last partial batch: when it holds only a few rows
     (6561 rows at batch 32 leave one), its noisy step at a large learning rate can spoil the
     end-of-epoch evaluation and with it early stopping. ``threads=2`` runs each batch as two
-    shards on two cores (see :func:`fnn.value_and_grad`).
+    shards on two cores (see :func:`fnn.value_and_grad`). ``checkpoint=DIR`` makes the run
+    resumable (see :func:`train`).
 
     >>> import fnn
     >>> d = fnn.datasets.digits()
@@ -371,8 +769,8 @@ def fit(
     >>> hist.eval["accuracy"][-1] > 0.8
     True
     """
-    init_key, data_key, drop_key = fold_in(_seed_key(seed), 0), fold_in(_seed_key(seed), 1), \
-        fold_in(_seed_key(seed), 2)
+    base = np.random.SeedSequence(seed)
+    init_key, data_key, drop_key = fold_in(base, 0), fold_in(base, 1), fold_in(base, 2)
     if params is None:
         _, params = model.init(init_key, (-1, *np.shape(x)[1:]))
     eval_fn = None
@@ -383,10 +781,7 @@ def fit(
         batches(x, y, batch_size=batch_size, rng=data_key, drop_last=drop_last),
         TrainState.create(params, optimizer, drop_key if dropout_key else None),
         epochs=epochs, eval_fn=eval_fn, early_stopping=early_stopping, callbacks=callbacks,
-        progress=progress,
+        progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+        config={"seed": seed, "dropout_key": dropout_key},
     )
     return state.params, history
-
-
-def _seed_key(seed: int) -> Key:
-    return np.random.SeedSequence(seed)

@@ -57,11 +57,11 @@ def test_early_stopping_restores_best_state():
     def step(state, batch):
         return state + 1, {"loss": 1.0}
 
-    scores = iter([5.0, 3.0, 4.0, 4.5, 6.0, 7.0, 0.1])
+    scores = [9.0, 5.0, 3.0, 4.0, 4.5, 6.0, 7.0, 0.1]  # by state; state 0 is train's probe
 
     def eval_fn(state):
         calls.append(state)
-        return {"loss": next(scores)}
+        return {"loss": scores[state]}
 
     state, hist = fnn.train(step, [(np.zeros(1),)], 0, epochs=7, eval_fn=eval_fn,
                             early_stopping=fnn.EarlyStopping("loss", patience=3), progress=False)
@@ -82,7 +82,8 @@ def test_divergence_guard_returns_last_finite_state():
 
     with pytest.warns(RuntimeWarning, match=r"diverged at epoch 3, step 1: loss=nan"):
         state, hist = fnn.train(step, [(1,), (2,)], 0, epochs=5, progress=False)
-    assert state == 4 and hist.stop_reason == "diverged" and hist.epochs == 2
+    # state 4 gave the NaN loss: the last state whose metrics were finite is 3
+    assert state == 3 and hist.stop_reason == "diverged" and hist.epochs == 2
 
 
 def test_divergence_with_a_real_model_and_huge_lr():
