@@ -12,16 +12,30 @@ import numpy as np
 
 
 class LayerError(ValueError):
-    """A bad input, shape or params tree, reported with the path of the layer that saw it."""
+    """A bad input, shape or params tree, reported with the path of the layer that saw it.
 
-    def __init__(self, message: str, path: tuple[str, ...] = ()):
+    ``params_message``: how to word the error when the input did not come from the user but
+    from the layers before (a combinator knows): then it is the params that do not fit.
+
+    >>> import fnn
+    >>> str(fnn.LayerError("linear(3): bad", ("00_serial", "01_linear")))
+    '[00_serial/01_linear] linear(3): bad'
+    """
+
+    def __init__(self, message: str, path: tuple[str, ...] = (), *,
+                 params_message: str | None = None):
         self.message = message
         self.path = tuple(path)
+        self.params_message = params_message
         super().__init__(f"[{'/'.join(self.path)}] {message}" if self.path else message)
 
-    def within(self, name: str) -> LayerError:
-        """The same error seen from the combinator that holds this layer under ``name``."""
-        return LayerError(self.message, (name, *self.path))
+    def within(self, name: str, *, input_from_model: bool = False) -> LayerError:
+        """The same error seen from the combinator that holds this layer under ``name``;
+        ``input_from_model``: the layer's input was computed by the layers before it, so an
+        input that does not fit the params means params that do not fit each other."""
+        if input_from_model and self.params_message:
+            return LayerError(self.params_message, (name, *self.path))
+        return LayerError(self.message, (name, *self.path), params_message=self.params_message)
 
 
 def fmt_shape(shape: Any) -> str:
@@ -70,13 +84,31 @@ def check_trailing(layer: str, x: np.ndarray, trailing: tuple) -> None:
         )
 
 
+def param_keys(layer: str, params: Any, names: tuple[str, ...]) -> None:
+    """``params`` must be a dict with exactly the keys ``names``: an error naming the missing
+    and unexpected ones."""
+    if not isinstance(params, dict):
+        raise LayerError(f"{layer}: params should be a dict with keys {sorted(names)}, got "
+                         f"{type(params).__name__}")
+    if len(params) != len(names) or any(n not in params for n in names):
+        missing = sorted(n for n in names if n not in params)
+        unexpected = sorted(str(k) for k in params if k not in names)
+        raise LayerError(f"{layer}: params should have keys {sorted(names)}"
+                         + (f"; missing {missing}" if missing else "")
+                         + (f"; unexpected {unexpected}" if unexpected else ""))
+
+
 def param(layer: str, params: Any, name: str, shape: tuple | None = None) -> np.ndarray:
-    """``params[name]``, or an error naming the missing key / wrong shape."""
+    """``params[name]``, or an error naming the missing key / wrong shape / non-float dtype."""
     try:
         value = params[name]
     except (KeyError, TypeError, IndexError):
         got = sorted(params) if isinstance(params, dict) else type(params).__name__
         raise LayerError(f"{layer}: params should have key {name!r}, got {got}") from None
+    dtype = getattr(value, "dtype", None)
+    if dtype is None or dtype.kind != "f":
+        raise LayerError(f"{layer}: params[{name!r}] should be a floating-point array, got "
+                         f"{dtype if dtype is not None else type(value).__name__}")
     if shape is not None and np.shape(value) != shape:
         raise LayerError(
             f"{layer}: params[{name!r}] should have shape {shape}, got {np.shape(value)}"

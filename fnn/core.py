@@ -121,7 +121,7 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
             for (child, layer), p in zip(pairs, _child_params(name, params, names)):  # noqa: B007
                 x = layer.apply(p, x)
         except LayerError as err:
-            raise err.within(child) from None
+            raise err.within(child, input_from_model=child != names[0]) from None
         return x
 
     def forward(params, x, key, input_grad: bool):
@@ -137,7 +137,7 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
                 steps.append((child, pullback, p, input_grad))
                 input_grad = input_grad or bool(tree_leaves(p))
         except LayerError as err:
-            raise err.within(child) from None
+            raise err.within(child, input_from_model=child != names[0]) from None
 
         def pullback(dy):
             grads = {}

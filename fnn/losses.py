@@ -68,8 +68,16 @@ def _bce_clip(dtype) -> float:
     return 1e-7 if np.dtype(dtype) == np.float32 else 1e-12
 
 
+def _probabilities(name: str, y: np.ndarray) -> None:
+    """Targets of a binary cross-entropy must lie in [0, 1] (probabilities, e.g. pixels)."""
+    if y.size and not (0.0 <= y.min() and y.max() <= 1.0):
+        raise LayerError(f"{name}: targets must lie in [0, 1], got values in "
+                         f"[{float(y.min()):.4g}, {float(y.max()):.4g}] (rescale them, e.g. x / 255)")
+
+
 def _bce(y_pred, y_true, grad):
     p, y = _same_shape("bce", y_pred, y_true)
+    _probabilities("bce", y)
     eps = _bce_clip(p.dtype)
     q = np.clip(p, eps, 1.0 - eps)
     n = p.shape[0]
@@ -82,6 +90,7 @@ def _bce(y_pred, y_true, grad):
 
 def _bce_with_logits(y_pred, y_true, grad):
     z, y = _same_shape("bce_with_logits", y_pred, y_true)
+    _probabilities("bce_with_logits", y)
     n = z.shape[0]
     per = np.maximum(z, 0.0) - z * y + np.log1p(np.exp(-np.abs(z)))
     value = float(per.sum()) / n
@@ -112,7 +121,17 @@ def _class_targets(name: str, y_pred: np.ndarray, y_true) -> np.ndarray:
             f"{name}: targets must be integer labels ({n},) or one-hot ({n}, {c}), "
             f"got {y_true.shape} {y_true.dtype}"
         )
-    return y_true.astype(y_pred.dtype, copy=False)
+    target = y_true.astype(y_pred.dtype, copy=False)
+    sums = target.sum(axis=-1)
+    tol = 1e-4 if target.dtype == np.float32 else 1e-8
+    bad = np.flatnonzero((np.abs(sums - 1.0) > tol) | (target < 0).any(axis=-1))
+    if bad.size:
+        i = int(bad[0])
+        raise LayerError(
+            f"{name}: target rows must be one-hot (or probabilities: non-negative, summing to "
+            f"1); {bad.size} of {n} are not, e.g. row {i}: {np.round(target[i], 4).tolist()}"
+        )
+    return target
 
 
 def _nll_of_logp(name: str, logp: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:

@@ -32,10 +32,12 @@ from tqdm import tqdm
 
 from fnn.checkpoint import (
     BackgroundWriter,
+    checkpoints,
     fingerprint_differences,
     load_checkpoint,
     tree_signature,
 )
+from fnn.io import FnnFileError, read_npz
 from fnn.core import Key, Layer, fold_in, value_and_grad
 from fnn.optim import Optimizer, apply_updates
 from fnn.tree import flatten_with_paths
@@ -488,14 +490,20 @@ def _resume(folder, template, fingerprint):
     """``(state, best_state, progress)`` from the newest checkpoint in ``folder``, or None."""
     try:
         found = load_checkpoint(folder, like=template)
+        path, saved = found.path, found.fingerprint
     except FileNotFoundError:
         return None
-    differences = fingerprint_differences(found.fingerprint, fingerprint)
-    if differences:
+    except FnnFileError as err:  # another tree: say how the runs differ, not only the trees
+        if "does not match" not in str(err):
+            raise
+        found, path = None, checkpoints(folder)[-1]
+        saved = read_npz(path, where="train")[0].get("fingerprint")
+    differences = fingerprint_differences(saved, fingerprint)
+    if differences or found is None:
         raise ValueError(
-            f"train: the checkpoint {found.path} belongs to another run; it differs in\n  "
-            + "\n  ".join(differences)
-            + f"\nuse a new checkpoint folder for this run, or delete {found.path.parent} "
+            f"train: the checkpoint {path} belongs to another run; it differs in\n  "
+            + "\n  ".join(differences or ["the trees of its state"])
+            + f"\nuse a new checkpoint folder for this run, or delete {path.parent} "
               "to start it afresh")
     loop = _Progress.restore(found.progress)
     if not loop.finished:

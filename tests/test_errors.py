@@ -22,9 +22,20 @@ def test_wrong_input_size_at_apply_names_path_expected_and_actual():
 def test_wrong_size_deep_inside_reports_the_full_path():
     params = _params()
     params["02_serial"]["00_linear"]["w"] = np.zeros((15, 8), np.float32)
-    with pytest.raises(fnn.LayerError, match=r"^\[02_serial/00_linear\] linear\(8\): expected "
-                                             r"input of shape \(N, 15\), got \(4, 16\)"):
+    # the input of 02_serial/00_linear comes from the model, so the params are at fault
+    with pytest.raises(fnn.LayerError, match=r"^\[02_serial/00_linear\] linear\(8\): params\['w'\] "
+                                             r"has shape \(15, 8\), made for inputs of 15 features, "
+                                             r"but the layer before it gives 16 .*expected "
+                                             r"params\['w'\] of shape \(16, 8\)"):
         MODEL.apply(params, np.zeros((4, 64), np.float32))
+    with pytest.raises(fnn.LayerError, match=r"^\[02_serial/00_linear\] linear\(8\): params\['w'\]"):
+        MODEL.vjp(params, np.zeros((4, 64), np.float32))
+    conv = fnn.serial(fnn.conv2d(4, 3), fnn.relu(), fnn.conv2d(2, 3))
+    cparams = conv.init(fnn.key(0), (-1, 8, 8, 1))[1]
+    cparams["02_conv2d"]["w"] = np.zeros((3, 3, 5, 2), np.float32)
+    with pytest.raises(fnn.LayerError, match=r"^\[02_conv2d\] conv2d.*params\['w'\] has shape "
+                                             r"\(3, 3, 5, 2\) \(made for inputs of 5 channels\)"):
+        conv.apply(cparams, np.zeros((2, 8, 8, 1), np.float32))
 
 
 def test_wrong_rank_at_init():
@@ -45,8 +56,21 @@ def test_params_tree_not_matching_the_model():
         MODEL.apply(params, np.zeros((2, 64), np.float32))
     params = _params()
     del params["00_linear"]["b"]
-    with pytest.raises(fnn.LayerError, match=r"\[00_linear\] linear\(16\): params should have key 'b'"):
+    with pytest.raises(fnn.LayerError, match=r"\[00_linear\] linear\(16\): params should have keys "
+                                             r"\['b', 'w'\]; missing \['b'\]"):
         MODEL.vjp(params, np.zeros((2, 64), np.float32))
+    params = _params()
+    params["00_linear"]["bias"] = np.zeros(16, np.float32)
+    with pytest.raises(fnn.LayerError, match=r"\[00_linear\] linear\(16\): params should have keys "
+                                             r"\['b', 'w'\]; unexpected \['bias'\]"):
+        MODEL.apply(params, np.zeros((2, 64), np.float32))
+    params = _params()
+    params["03_linear"]["w"] = params["03_linear"]["w"].astype(int)
+    with pytest.raises(fnn.LayerError, match=r"\[03_linear\] linear\(10\): params\['w'\] should be a "
+                                             r"floating-point array, got int64"):
+        MODEL.apply(params, np.zeros((2, 64), np.float32))
+    with pytest.raises(TypeError, match=r"TrainState.create: params/03_linear/w has dtype int64"):
+        fnn.TrainState.create(params, fnn.sgd(0.1))
     params = _params()
     params["00_linear"]["b"] = np.zeros(3, np.float32)
     with pytest.raises(fnn.LayerError, match=r"params\['b'\] should have shape \(16,\), got \(3,\)"):

@@ -28,7 +28,7 @@ import math
 import numpy as np
 
 from fnn import initializers
-from fnn.checks import LayerError, as_shape, float_input, fmt_shape, param
+from fnn.checks import LayerError, as_shape, float_input, fmt_shape, param, param_keys
 from fnn.core import Layer, split
 from fnn.layers.windows import (
     Geometry,
@@ -190,16 +190,24 @@ def _conv_layer(nd: int, out_channels: int, kernel_size, *, stride, padding, dil
         out_sizes = g.sizes if transpose else g.out_sizes
         return (shape[0], *out_sizes, out_channels), params
 
+    names = ("w", "b") if bias else ("w",)
+
     def check(params, x):
         x = float_input(label, x)
+        param_keys(label, params, names)
         w = param(label, params, "w")
         if x.ndim != rank:
             raise LayerError(f"{label}: expected input of shape {layout(nd)}, got {x.shape}")
         if np.ndim(w) != rank or w.shape[:nd] != kernel or w.shape[nd:] != w_shape(x.shape[-1])[nd:]:
+            made_for = w.shape[nd + 1] if transpose and np.ndim(w) == rank else (
+                w.shape[nd] if np.ndim(w) == rank else "?")
             raise LayerError(
                 f"{label}: params['w'] should have shape {w_shape(x.shape[-1])} for an input "
-                f"with {x.shape[-1]} channels {x.shape}, got {np.shape(w)}"
-            )
+                f"with {x.shape[-1]} channels {x.shape}, got {np.shape(w)}",
+                params_message=f"{label}: params['w'] has shape {np.shape(w)} (made for inputs "
+                f"of {made_for} channels), but the layer before it gives {x.shape[-1]} channels "
+                f"(input {x.shape}): the params do not fit the model; expected params['w'] of "
+                f"shape {w_shape(x.shape[-1])}")
         b = param(label, params, "b", (out_channels,)) if bias else None
         return x, w, b, conv_geometry(x.shape[1:-1])
 

@@ -7,7 +7,7 @@ import functools
 import numpy as np
 
 from fnn import initializers
-from fnn.checks import LayerError, as_shape, float_input, fmt_shape, param
+from fnn.checks import LayerError, as_shape, float_input, fmt_shape, param, param_keys
 from fnn.core import Layer, split
 
 
@@ -41,15 +41,21 @@ def linear(
             params["b"] = b_init(kb, (out_dim,))
         return (*shape[:-1], out_dim), params
 
+    names = ("w", "b") if bias else ("w",)
+
     def _params(params, x):
+        param_keys(label, params, names)
         w = param(label, params, "w")
+        if w.ndim != 2 or w.shape[1] != out_dim:
+            raise LayerError(f"{label}: params['w'] should be (D_in, {out_dim}), got {w.shape}")
         if x.ndim < 2 or x.shape[-1] != w.shape[0]:
             raise LayerError(
-                f"{label}: expected input of shape {fmt_shape((-1, w.shape[0]))}, got {x.shape}"
-            )
+                f"{label}: expected input of shape {fmt_shape((-1, w.shape[0]))}, got {x.shape}",
+                params_message=f"{label}: params['w'] has shape {w.shape}, made for inputs of "
+                f"{w.shape[0]} features, but the layer before it gives {x.shape[-1]} (input "
+                f"{x.shape}): the params do not fit the model; expected params['w'] of shape "
+                f"{(x.shape[-1], out_dim)}")
         b = param(label, params, "b", (out_dim,)) if bias else None
-        if w.shape != (w.shape[0], out_dim):
-            raise LayerError(f"{label}: params['w'] should be (D_in, {out_dim}), got {w.shape}")
         return w, b
 
     def apply(params, x):
