@@ -155,3 +155,94 @@ def test_fit_drop_last_skips_the_partial_batch():
                 callbacks=[lambda epoch, state, history: steps.append(state.step)],
                 progress=False)
     assert steps == [1, 2]
+
+
+# ---- issue 9, item 4: the divergence guard
+
+
+@pytest.mark.parametrize("bad", [float("nan"), np.float32("inf"), np.array(np.nan),
+                                 np.array([1.0, np.inf])], ids=["float", "np-scalar", "0-d", "1-d"])
+def test_divergence_is_caught_in_every_numeric_form(bad):
+    def step(state, batch):
+        return state + 1, {"loss": bad if state == 2 else 0.5}
+
+    with pytest.warns(RuntimeWarning, match="diverged at epoch 2, step 1"):
+        state, hist = fnn.train(step, [(1,), (2,)], 0, epochs=3, progress=False)
+    assert state == 1 and hist.stop_reason == "diverged"
+
+
+def test_divergence_honours_restore_best():
+    def step(state, batch):
+        return state + 1, {"loss": float("inf") if state >= 5 else 1.0}
+
+    eval_losses = {0: 9.0, 1: 3.0, 2: 1.0, 3: 2.0, 4: 2.5, 5: 3.0}
+    with pytest.warns(RuntimeWarning, match=r"returning the best epoch's state \(epoch 2\)"):
+        state, hist = fnn.train(step, [(1,)], 0, epochs=9, progress=False,
+                                eval_fn=lambda s: {"loss": eval_losses[s]},
+                                early_stopping=fnn.EarlyStopping("loss", patience=9))
+    assert state == 2 and hist.best_epoch == 1 and hist.stop_reason == "diverged"
+
+
+def test_a_nan_evaluation_is_never_the_best():
+    losses = {0: 1.0, 1: float("nan"), 2: 0.8, 3: 0.9, 4: 0.95}
+    state, hist = fnn.train(lambda s, b: (s + 1, {"loss": 0.0}), [(1,)], 0, epochs=4,
+                            progress=False, eval_fn=lambda s: {"loss": losses[s]},
+                            early_stopping=fnn.EarlyStopping("loss", patience=5))
+    assert hist.best_epoch == 1 and state == 2
+    state, hist = fnn.train(lambda s, b: (s + 1, {"loss": 0.0}), [(1,)], 0, epochs=2,
+                            progress=False, eval_fn=lambda s: {"loss": float("nan")},
+                            early_stopping=fnn.EarlyStopping("loss", patience=5))
+    assert hist.best_epoch is None and state == 2  # no best: the last state, not the first
+
+
+# ---- issue 9, item 5: fail before the first step
+
+
+def test_bad_configurations_fail_before_the_first_step():
+    x, y = _regression(32)
+    model = fnn.linear(1)
+    _, params = model.init(fnn.key(0), x.shape)
+    opt = fnn.sgd(0.01)
+    steps = []
+
+    def step(state, batch):
+        steps.append(1)
+        return fnn.supervised_step(model, fnn.mse, opt)(state, batch)
+
+    step.metric_names = ("loss",)
+    state = fnn.TrainState.create(params, opt)
+    data = fnn.batches(x, y, batch_size=8)
+    good_eval = fnn.evaluator(model, x, y, loss=fnn.mse)
+    with pytest.raises(KeyError, match=r"no metric 'accuracy' in the eval metrics; have \['loss'\]"):
+        fnn.train(step, data, state, epochs=2, eval_fn=good_eval, progress=False,
+                  early_stopping=fnn.EarlyStopping("accuracy", mode="max"))
+    with pytest.raises(KeyError, match=r"no metric 'val_loss' in the step metrics"):
+        fnn.train(step, data, state, epochs=2, progress=False,
+                  early_stopping=fnn.EarlyStopping("val_loss"))
+    with pytest.raises(KeyError, match=r"no metric 'acc' in eval_fn's metrics; have \['loss'\]"):
+        fnn.train(step, data, state, epochs=2, eval_fn=lambda s: good_eval(s), progress=False,
+                  early_stopping=fnn.EarlyStopping("acc"))
+    assert steps == []
+    with pytest.raises(ValueError, match=r"evaluator: the evaluation set is empty"):
+        fnn.evaluator(model, x[:0], y[:0], loss=fnn.mse)
+    with pytest.raises(ValueError, match=r"evaluator: x has 32 rows but y has 31"):
+        fnn.evaluator(model, x, y[:31], loss=fnn.mse)
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="predict: batch_size must be a positive int"):
+            fnn.predict(model, params, x, batch_size=bad)
+
+
+def test_losses_refuse_targets_they_cannot_mean():
+    p = np.full((2, 3), 0.5, np.float32)
+    with pytest.raises(fnn.LayerError, match=r"bce: targets must lie in \[0, 1\], got values in "
+                                             r"\[0, 255\]"):
+        fnn.bce.vjp(p, np.array([[0, 255, 1], [0, 0, 1]], np.float32))
+    with pytest.raises(fnn.LayerError, match=r"bce_with_logits: targets must lie in \[0, 1\]"):
+        fnn.bce_with_logits.value(p, -np.ones((2, 3), np.float32))
+    with pytest.raises(fnn.LayerError, match=r"cross_entropy: target rows must be one-hot .*1 of 2 "
+                                             r"are not, e.g. row 1: \[1.0, 1.0, 0.0\]"):
+        fnn.cross_entropy.vjp(p, np.array([[0, 1, 0], [1, 1, 0]], np.float32))
+    with pytest.raises(fnn.LayerError, match="row 0"):
+        fnn.nll.value(p, np.array([[0, 0, 0], [1, 0, 0]], np.float32))
+    soft = np.array([[0.2, 0.8, 0.0], [1 / 3, 1 / 3, 1 / 3]], np.float32)
+    assert np.isfinite(fnn.cross_entropy.value(p, soft))  # probability rows are fine
