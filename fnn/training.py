@@ -468,8 +468,8 @@ def train(
             loop.epoch, loop.batch, loop.sums, loop.count, loop.seconds = loop.epoch + 1, 0, {}, 0, 0.0
             if stop:
                 break
-            if every is not None and every[0] == "epoch":
-                save(state)
+            if every is not None and every[0] == "epoch" and loop.epoch < epochs:
+                save(state)  # (after the last epoch the final checkpoint below is written)
                 last_saved = time.monotonic()
         loop.finished = True
         save(state, sync=True)

@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -31,4 +32,5 @@ def test_demo_cli_quick(tmp_path):
                          env={**os.environ, "MPLBACKEND": "Agg"})
     assert out.returncode == 0, out.stderr
     assert "test accuracy:" in out.stdout and str(tmp_path) in out.stdout
-    assert np.load(tmp_path / "params.npz", allow_pickle=False)["meta/format"] == "fnn-params-1"
+    manifest = np.load(tmp_path / "params.npz", allow_pickle=False)["meta/manifest"]
+    assert json.loads(str(manifest))["format"] == "fnn-tree-2"
