@@ -4,7 +4,7 @@ A layer is ``(init, apply, vjp)``; params are nested dicts of arrays; training i
 function folded over batches. See README.md and DESIGN.md.
 """
 
-from fnn import datasets, initializers, layers, plot, threads
+from fnn import datasets, initializers, layers, optim, plot, threads
 from fnn.checks import LayerError
 from fnn.core import (
     Key,
@@ -28,7 +28,17 @@ from fnn.layers import __all__ as _layer_names
 from fnn.logger import LossLogger
 from fnn.losses import Loss, bce, bce_with_logits, cross_entropy, mse, nll
 from fnn.memory import reuse_freed_memory
-from fnn.optim import Optimizer, adam, apply_updates, cosine_decay, momentum, sgd, step_decay
+from fnn.optim import (
+    Optimizer,
+    adam,
+    adamw,
+    apply_updates,
+    cosine_decay,
+    momentum,
+    rmsprop,
+    sgd,
+    step_decay,
+)
 from fnn.training import (
     Batches,
     EarlyStopping,
@@ -49,11 +59,60 @@ __version__ = "0.1.0"
 
 __all__ = [
     *_layer_names,
-    "Batches", "Checkpoint", "EarlyStopping", "FnnFileError", "History", "Key", "Layer", "LayerError", "Loss",
-    "LossLogger", "Optimizer", "TrainState", "TrainingError", "accuracy", "adam", "add", "apply_updates", "batches",
-    "bce", "bce_with_logits", "concatenate", "cosine_decay", "cross_entropy", "datasets",
-    "evaluator", "fit", "fold_in", "gradcheck", "initializers", "key", "layers", "load", "load_checkpoint", "momentum", "mse",
-    "nll", "parallel", "plot", "predict", "residual", "reuse_freed_memory", "rng", "save", "save_checkpoint",
-    "serial", "sgd", "split",
-    "step_decay", "supervised_step", "threads", "train", "tree_size", "value_and_grad",
+    "accuracy",
+    "adam",
+    "adamw",
+    "add",
+    "apply_updates",
+    "Batches",
+    "batches",
+    "bce",
+    "bce_with_logits",
+    "Checkpoint",
+    "concatenate",
+    "cosine_decay",
+    "cross_entropy",
+    "datasets",
+    "EarlyStopping",
+    "evaluator",
+    "fit",
+    "FnnFileError",
+    "fold_in",
+    "gradcheck",
+    "History",
+    "initializers",
+    "Key",
+    "key",
+    "Layer",
+    "LayerError",
+    "layers",
+    "load",
+    "load_checkpoint",
+    "Loss",
+    "LossLogger",
+    "momentum",
+    "mse",
+    "nll",
+    "optim",
+    "Optimizer",
+    "parallel",
+    "plot",
+    "predict",
+    "residual",
+    "reuse_freed_memory",
+    "rmsprop",
+    "rng",
+    "save",
+    "save_checkpoint",
+    "serial",
+    "sgd",
+    "split",
+    "step_decay",
+    "supervised_step",
+    "threads",
+    "train",
+    "TrainingError",
+    "TrainState",
+    "tree_size",
+    "value_and_grad",
 ]

@@ -40,6 +40,7 @@ from fnn.checkpoint import (
 from fnn.io import FnnFileError, read_npz
 from fnn.core import Key, Layer, fold_in, value_and_grad
 from fnn.optim import Optimizer, apply_updates
+from fnn.optim import stats as optimizer_stats
 from fnn.tree import flatten_with_paths
 
 
@@ -620,7 +621,9 @@ def check_params(params, where: str) -> None:
 
 
 def supervised_step(model: Layer, loss, optimizer: Optimizer, *, threads: int = 1) -> Callable:
-    """A ready ``step_fn(state: TrainState, (x, y)) -> (state, {"loss": value})``.
+    """A ready ``step_fn(state: TrainState, (x, y)) -> (state, metrics)``: ``metrics`` are the
+    batch's ``"loss"`` and what the optimiser used (:func:`fnn.optim.stats`: the learning rate
+    ``"lr"``, and ``"grad_norm"`` before clipping when it clips), so the history records them.
 
     The step's dropout key is ``fold_in(state.key, state.step)`` when ``state.key`` is set.
     ``threads``: batch shards run at once (see :func:`fnn.value_and_grad`).
@@ -632,7 +635,7 @@ def supervised_step(model: Layer, loss, optimizer: Optimizer, *, threads: int = 
     >>> state, metrics = step(fnn.TrainState.create(params, fnn.sgd(0.1)),
     ...                       (np.ones((4, 2), np.float32), np.zeros((4, 1), np.float32)))
     >>> state.step, sorted(metrics)
-    (1, ['loss'])
+    (1, ['loss', 'lr'])
     """
     grad_fn = value_and_grad(model, loss, threads=threads)
 
@@ -642,7 +645,8 @@ def supervised_step(model: Layer, loss, optimizer: Optimizer, *, threads: int = 
         value, grads = grad_fn(state.params, x, y, key=key)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = apply_updates(state.params, updates)
-        return TrainState(params, opt_state, state.key, state.step + 1), {"loss": value}
+        metrics = {"loss": value, **optimizer_stats(opt_state)}  # lr, grad_norm when clipping
+        return TrainState(params, opt_state, state.key, state.step + 1), metrics
 
     step.metric_names = ("loss",)
     step.fingerprint = {"kind": "supervised_step", "model": model.name,
