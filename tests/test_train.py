@@ -246,3 +246,15 @@ def test_losses_refuse_targets_they_cannot_mean():
         fnn.nll.value(p, np.array([[0, 0, 0], [1, 0, 0]], np.float32))
     soft = np.array([[0.2, 0.8, 0.0], [1 / 3, 1 / 3, 1 / 3]], np.float32)
     assert np.isfinite(fnn.cross_entropy.value(p, soft))  # probability rows are fine
+
+
+def test_history_records_the_learning_rate_and_the_gradient_norm():
+    x, y = _regression(32)
+    model = fnn.linear(1)
+    _, params = model.init(fnn.key(0), x.shape)
+    schedule = fnn.optim.piecewise([0.1, 0.01], [4])  # 4 steps an epoch: 0.1, then 0.01
+    opt = fnn.optim.chain(fnn.optim.clip_by_global_norm(1.0), fnn.sgd(schedule))
+    _, hist = fnn.train(fnn.supervised_step(model, fnn.mse, opt), fnn.batches(x, y, batch_size=8),
+                        fnn.TrainState.create(params, opt), epochs=2, progress=False)
+    assert hist.train["lr"] == pytest.approx([0.1, 0.01])
+    assert len(hist.train["grad_norm"]) == 2 and hist.train["grad_norm"][0] > 0
