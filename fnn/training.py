@@ -419,7 +419,7 @@ def train(
     bar = tqdm(total=steps_per_epoch * epochs if steps_per_epoch else None,
                initial=min(loop.steps, steps_per_epoch * epochs) if steps_per_epoch else loop.steps,
                disable=not progress, unit="step", dynamic_ncols=True, file=sys.stderr)
-    if history.resumed:
+    if history.resumed and progress:
         where = history.resumed[-1]
         bar.write(f"train: resumed from {where['file']} at epoch {where['epoch'] + 1}, batch "
                   f"{where['batch']} (step {where['step']})")
@@ -470,14 +470,14 @@ def train(
             if stop:
                 break
             if every is not None and every[0] == "epoch" and loop.epoch < epochs:
-                save(state)  # (after the last epoch the final checkpoint below is written)
+                _checkpoint_or_fail(save, state, loop, bar)  # (the last one is written below)
                 last_saved = time.monotonic()
         loop.finished = True
-        save(state, sync=True)
+        _checkpoint_or_fail(save, state, loop, bar, sync=True)
     except KeyboardInterrupt:
         history.stop_reason = "interrupted"
         history.message = "interrupted: returning the state of the last completed step"
-        save(state, sync=True)
+        _save_or_warn(save, state)
         warnings.warn(history.message, RuntimeWarning, stacklevel=2)
         return state, history
     finally:
@@ -547,21 +547,37 @@ def _end_of_epoch(loop: _Progress, state, eval_fn, callbacks,
         raise
 
 
+def _save_or_warn(save, state):
+    """A last checkpoint whose failure must not hide what stopped the run: warn instead."""
+    try:
+        return save(state, sync=True)
+    except Exception as err:  # noqa: BLE001
+        warnings.warn(f"train: could not write the checkpoint: {err}", RuntimeWarning,
+                      stacklevel=4)
+        return None
+
+
+def _checkpoint_or_fail(save, state, loop, bar, sync=False):
+    """A checkpoint at an epoch's end or of the finished run; a failure to write it (a full
+    disk) stops training like any other error, the state kept in the TrainingError."""
+    try:
+        save(state, sync=sync)
+    except Exception as err:  # noqa: BLE001
+        raise _failure(err, "checkpoint", state, loop, save, bar) from err
+
+
 def _failure(err, stage, state, loop, save, bar) -> TrainingError:
     history = loop.history
     history.stop_reason, history.error = "error", err
-    where = (f"epoch {loop.epoch + 1}, step {loop.batch + 1}" if stage == "step"
-             else f"the end of epoch {loop.epoch + 1} (evaluation or a callback)")
-    path = None
-    try:
-        path = save(state, sync=True)
-    except Exception as save_err:  # noqa: BLE001  the training error matters more
-        warnings.warn(f"train: could not write the checkpoint after the error: {save_err}",
-                      RuntimeWarning, stacklevel=3)
+    where = {"step": f"epoch {loop.epoch + 1}, step {loop.batch + 1}",
+             "end of epoch": f"the end of epoch {loop.epoch + 1} (evaluation or a callback)",
+             "checkpoint": f"a checkpoint after step {loop.steps}"}[stage]
+    path = _save_or_warn(save, state)
     history.message = (f"training stopped at {where} by {type(err).__name__}: {err}; the last "
                        "good state is kept in this error's .state and .history"
                        + (f" and in {path}" if path is not None else ""))
-    bar.write("train: " + history.message)
+    if not bar.disable:
+        bar.write("train: " + history.message)
     return TrainingError(history.message, state, history, path)
 
 
@@ -576,7 +592,7 @@ def _diverged(state, last_good, best_state, loop, early_stopping, bad, save, bar
     history.message = (f"training diverged at epoch {loop.epoch + 1}, step {loop.batch + 1}: "
                        f"{bad}; returning {which} (lower the learning rate?)")
     loop.finished = True
-    save(good, sync=True)
+    _save_or_warn(save, good)
     bar.close()
     warnings.warn(history.message, RuntimeWarning, stacklevel=3)
     return good, history

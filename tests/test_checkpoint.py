@@ -262,3 +262,21 @@ def test_sigkill_anywhere_then_rerun_is_bitwise_an_uninterrupted_run(tmp_path):
         assert a["train"] == b["train"] and a["eval"] == b["eval"], run.name
         assert a["best_epoch"] == b["best_epoch"] and a["resumed"] >= 1 and b["resumed"] == 0
         assert not [p for p in (run / "ckpt").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_full_disk_while_checkpointing_stops_training_with_the_state(tmp_path, monkeypatch):
+    import errno
+
+    real, calls = fnn.checkpoint.write_npz, {"n": 0}
+
+    def flaky_write(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] >= 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fnn.checkpoint, "write_npz", flaky_write)
+    with pytest.raises(fnn.TrainingError, match="No space left on device") as err:
+        _train(tmp_path, epochs=4)
+    assert isinstance(err.value.state, fnn.TrainState) and err.value.state.step >= 12
+    assert err.value.history.stop_reason == "error" and err.value.checkpoint is None
