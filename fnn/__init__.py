@@ -20,6 +20,7 @@ from fnn.core import (
     split,
     value_and_grad,
 )
+from fnn.experiments import SweepResult, grid, load_sweep, sweep, trial_key
 from fnn.gradient_check import gradcheck
 from fnn.io import FnnFileError, load, save
 from fnn.layers import *  # noqa: F403  (every layer constructor)
@@ -47,11 +48,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     *_layer_names,
-    "Batches", "EarlyStopping", "FnnFileError", "History", "Key", "Layer", "LayerError", "Loss",
+    "Batches", "EarlyStopping", "SweepResult", "FnnFileError", "History", "Key", "Layer", "LayerError", "Loss",
     "LossLogger", "Optimizer", "TrainState", "accuracy", "adam", "add", "apply_updates", "batches",
     "bce", "bce_with_logits", "concatenate", "cosine_decay", "cross_entropy", "datasets",
-    "evaluator", "fit", "fold_in", "gradcheck", "initializers", "key", "layers", "load", "momentum", "mse",
+    "evaluator", "fit", "fold_in", "gradcheck", "grid", "load_sweep", "initializers", "key", "layers", "load", "momentum", "mse",
     "nll", "parallel", "plot", "predict", "residual", "reuse_freed_memory", "rng", "save",
     "serial", "sgd", "split",
-    "step_decay", "supervised_step", "threads", "train", "tree_size", "value_and_grad",
+    "step_decay", "supervised_step", "sweep", "threads", "train", "tree_size", "trial_key", "value_and_grad",
 ]

@@ -344,7 +344,7 @@ def fit(
     validation: tuple | None = None,
     accuracy: bool = False,
     early_stopping: EarlyStopping | None = None,
-    seed: int = 0,
+    seed: int | Key = 0,
     params=None,
     dropout_key: bool = False,
     callbacks: Sequence[Callable] = (),
@@ -388,5 +388,7 @@ def fit(
     return state.params, history
 
 
-def _seed_key(seed: int) -> Key:
-    return np.random.SeedSequence(seed)
+def _seed_key(seed: int | Key) -> Key:
+    """``fit``'s seed: an int, or a key (e.g. the one ``fnn.sweep`` hands a trial) used as is,
+    so ``fit(seed=fnn.key(s))`` is ``fit(seed=s)``."""
+    return seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
