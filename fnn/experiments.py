@@ -185,21 +185,37 @@ def _blas_controller():
     return ThreadpoolController()
 
 
-def _flatten_arrays(tree, prefix: str = "") -> dict[str, np.ndarray]:
-    if not isinstance(tree, Mapping):
-        raise TypeError("arrays must be a (nested) dict of arrays")
-    out = {}
-    for k, v in tree.items():
-        if not isinstance(k, str) or "/" in k or not k:
-            raise TypeError(f"arrays: keys must be non-empty strings without '/', got {k!r}")
-        path = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            out.update(_flatten_arrays(v, path + "/"))
-        else:
-            a = np.asarray(v)
-            if a.dtype == object:
-                raise TypeError(f"arrays: {path} is an object array; only numeric arrays are saved")
-            out[path] = a
+EMPTY = ":empty"  # npz entry listing the paths of empty dicts (layers without params)
+
+
+def _flatten_arrays(tree) -> dict[str, np.ndarray]:
+    """``{"a/b": array}`` from a nested dict of arrays; empty dicts are listed under
+    :data:`EMPTY` so that :func:`_unflatten` gives back the same tree."""
+    out: dict[str, np.ndarray] = {}
+    empty: list[str] = []
+
+    def walk(node, prefix: str) -> None:
+        if not isinstance(node, Mapping):
+            raise TypeError("arrays must be a (nested) dict of arrays")
+        if not node and prefix:
+            empty.append(prefix[:-1])
+        for k, v in node.items():
+            if not isinstance(k, str) or "/" in k or not k or k.startswith(":"):
+                raise TypeError(f"arrays: keys must be non-empty strings without '/' or a "
+                                f"leading ':', got {k!r}")
+            path = f"{prefix}{k}"
+            if isinstance(v, Mapping):
+                walk(v, path + "/")
+            else:
+                a = np.asarray(v)
+                if a.dtype == object:
+                    raise TypeError(f"arrays: {path} is an object array; only numeric arrays "
+                                    "are saved")
+                out[path] = a
+
+    walk(tree, "")
+    if empty:
+        out[EMPTY] = np.array(empty, dtype=str)
     return out
 
 
@@ -237,7 +253,7 @@ def _run_trial(trial: Callable, config: dict, repeat: int, seed: int, keys: str,
         arrays = None
     record.update(seconds=round(time.perf_counter() - t0, 6), started=started,
                   worker=f"{socket.gethostname()}:{os.getpid()}",
-                  arrays=sorted(arrays) if arrays else [])
+                  arrays=sorted(k for k in arrays if k != EMPTY) if arrays else [])
     return record, arrays
 
 
@@ -291,7 +307,8 @@ def _read_record(path: Path) -> dict | None:
 
 def _unflatten(flat: Mapping[str, np.ndarray]) -> dict:
     out: dict = {}
-    for path, a in flat.items():
+    paths = [(p, {}) for p in (flat[EMPTY].tolist() if EMPTY in flat else [])]
+    for path, a in sorted([*((p, a) for p, a in flat.items() if p != EMPTY), *paths]):
         node = out
         *parents, leaf = path.split("/")
         for p in parents:

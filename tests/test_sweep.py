@@ -101,6 +101,9 @@ def test_arrays_round_trip_without_pickle(tmp_path):
     assert (tmp_path / f"{record['id']}.npz").exists()
     arrays = result.arrays(record)
     assert arrays["params"]["00_linear"]["w"].shape == (64, 8)
+    assert arrays["params"]["01_tanh"] == {}  # layers without params come back too
+    model = fnn.serial(fnn.linear(8), fnn.tanh(), fnn.linear(10))
+    assert fnn.predict(model, arrays["params"], np.zeros((1, 64), np.float32)).shape == (1, 10)
     again = fnn.load_sweep(tmp_path)
     np.testing.assert_array_equal(again.arrays(again.records[0])["params"]["02_linear"]["b"],
                                   arrays["params"]["02_linear"]["b"])
