@@ -5,7 +5,7 @@ VENV   := .venv
 export FNN_DATA ?= $(abspath ../shared/data)
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint clean reproduce reproduce-quick bench-sweep
 
 $(VENV)/.installed-base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,18 @@ test: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(PY) -m pip install -q 'torch==2.13.0'
 	$(PY) benchmarks/run_all.py
+
+# every reproduction of the report through fnn.sweep, then RESULTS.md (~1 hour on 2 cores);
+# e.g. make reproduce REPRODUCE_ARGS="--scheduler tcp://host:8786" or "--only denoising"
+reproduce: $(VENV)/.installed-dev
+	$(PY) examples/reproduce.py $(REPRODUCE_ARGS)
+
+reproduce-quick: $(VENV)/.installed-dev
+	$(PY) examples/reproduce.py --quick --workers 2 $(REPRODUCE_ARGS)
+
+# fnn.sweep's overhead per trial and usps_conv1d_sweeps in-process vs 2 workers
+bench-sweep: $(VENV)/.installed-dev
+	$(PY) benchmarks/bench_sweep.py
 
 lint: $(VENV)/.installed-dev
 	$(PY) -m ruff check fnn tests benchmarks examples

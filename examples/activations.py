@@ -30,13 +30,15 @@ ACTIVATIONS = ("tanh", "sigmoid", "relu", "leaky_relu", "softplus", "elu", "gelu
 def main(argv=None) -> dict:
     t0 = time.time()
     p = dc.add_arguments(common.parser(NAME, "Report 3.1.3: activation functions (dense)."))
+    common.add_sweep_arguments(p)
     args = dc.parse(p, argv)
     out = common.out_dir(NAME, args)
     print(f"{NAME}: {len(ACTIVATIONS)} activations x {len(args.datasets)} data sets x "
           f"{args.seeds} seeds, Xavier-uniform init, SGD (toy lr {args.toy_lr}, USPS lr "
           f"{args.usps_lr})", flush=True)
     data = dc.load_all(args)
-    grid = dc.run_grid(NAME, args, data, {a: {"activation": a} for a in ACTIVATIONS})
+    grid, sweep_result = dc.run_grid(NAME, args, data, {a: {"activation": a} for a in ACTIVATIONS},
+                                     out)
 
     figures = dc.loss_overlays(out, grid, "activation")
     figures.append(dc.accuracy_bars(out, grid, "activation"))
@@ -50,7 +52,8 @@ def main(argv=None) -> dict:
                "results": dc.summarise(grid),
                "best": {n: dc.best_variant(by) for n, by in grid.items()}}
     common.write_results(NAME, out, args, metrics, rows=dc.rows(grid, "activation"),
-                         started=t0)
+                         started=t0,
+                         sweeps=[sweep_result])
     return {"out": str(out), "figures": [str(f) for f in figures if f], **metrics}
 
 

@@ -13,6 +13,8 @@ image; ``per pixel`` divides that by the number of pixels (784 for Fashion-MNIST
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import time
 from pathlib import Path
 
@@ -201,6 +203,28 @@ def fashion(quick: bool):
         return (d.x_train[:QUICK_TRAIN], d.y_train[:QUICK_TRAIN], d.x_test[:QUICK_TEST],
                 d.y_test[:QUICK_TEST], d.class_names)
     return d.x_train, d.y_train, d.x_test, d.y_test, d.class_names
+
+
+@functools.lru_cache(maxsize=1)
+def _fashion(quick: bool):
+    """:func:`fashion`, loaded once per process (a Dask worker runs many trials)."""
+    return fashion(quick)
+
+
+def trial(config: dict, key: fnn.Key) -> dict:
+    """One autoencoder of ``config["arch"]`` trained by :func:`train` for ``config["epochs"]``
+    at noise ``config["noise"]`` (0: a plain autoencoder), seeded by ``config["seed"]`` as the
+    scripts always were (the sweep's ``key`` is that seed's key: not needed); its history and
+    trained params (as arrays). The trial of ``fnn.sweep`` in denoising.py."""
+    x_train, _, x_test, _, _ = _fashion(config["quick"])
+    model, _, _ = build(ARCHITECTURES[config["arch"]], x_train.shape[1])
+    params, history, _ = train(model, x_train, x_test, epochs=config["epochs"],
+                               seed=config["seed"], noise=config["noise"], progress=False,
+                               name=f"{label(config['arch'])} @ {config['noise']:g}")
+    return {"metrics": {"history": dataclasses.asdict(history),
+                        "test_bce": history.eval["loss"][-1],
+                        "test_psnr": history.eval["psnr"][-1]},
+            "arrays": {"params": params}}
 
 
 def epochs_for(args) -> int:

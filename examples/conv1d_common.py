@@ -19,15 +19,22 @@ over seeds, their summary, and the figures both scripts draw.
   validation loss with patience 5 that restores the best epoch's params; the epoch count is the
   number of epochs run (best epoch + patience unless the limit came first), as Keras'
   ``len(history.epoch)``.
+* Runs: every (net, repeat) of a script is one trial of one ``fnn.sweep`` (:func:`run_all`,
+  trial :func:`trial`), on Dask workers or in-process (``--workers``, ``--scheduler``), kept
+  in ``<out>/trials`` so that a rerun only does what is missing; repeat ``i`` uses seed
+  ``--seed + i`` for every net, as before.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
+import json
 import math
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -156,16 +163,17 @@ class Run:
         return float(np.min(self.history.seconds)) if self.history.seconds else math.nan
 
 
-def train_run(model: fnn.Layer, data: Data, args: argparse.Namespace, *, seed: int,
+def train_run(model: fnn.Layer, data: Data, args: argparse.Namespace, *, seed: int | fnn.Key,
               batch_size: int | None = None) -> Run:
     """SGD on cross-entropy with early stopping on the validation set (best params restored);
     then the accuracy of those params on train, validation and test.
 
-    As ``fnn.fit`` (init key ``fold_in(key(seed), 0)``, batch order ``fold_in(key(seed), 1)``)
-    but the last partial batch of every epoch is dropped (see :data:`DROP_LAST`)."""
+    As ``fnn.fit`` (init key ``fold_in(key(seed), 0)``, batch order ``fold_in(key(seed), 1)``;
+    ``seed`` may be a key itself) but the last partial batch of every epoch is dropped (see
+    :data:`DROP_LAST`)."""
     t0 = time.perf_counter()
     bs = batch_size or args.batch_size
-    key = fnn.key(seed)
+    key = seed if isinstance(seed, np.random.SeedSequence) else fnn.key(seed)
     _, params = model.init(fnn.fold_in(key, 0), (-1, *data.x_train.shape[1:]))
     opt = fnn.sgd(args.lr)
     stop = fnn.EarlyStopping(args.monitor, patience=args.patience,
@@ -186,18 +194,71 @@ def train_run(model: fnn.Layer, data: Data, args: argparse.Namespace, *, seed: i
     return Run(model, state.params, history, seed, *acc, time.perf_counter() - t0)
 
 
-def repeat(build: Callable[[], fnn.Layer], data: Data, args: argparse.Namespace, label: str, *,
-           batch_size: int | None = None, tag: str = "") -> list[Run]:
-    """``args.repeats`` runs of a fresh ``build()`` with seeds ``args.seed + i``."""
-    runs = []
-    for i in range(args.repeats):
-        run = train_run(build(), data, args, seed=args.seed + i, batch_size=batch_size)
-        runs.append(run)
-        print(f"[{tag}{label} {i + 1}/{args.repeats}] seed {run.seed}: train "
-              f"{run.train_accuracy:.2%} val {run.val_accuracy:.2%} test {run.test_accuracy:.2%}"
-              f"  best epoch {run.best_epoch}/{run.epochs} ({run.history.stop_reason}, "
-              f"{run.seconds_per_epoch:.2f} s/epoch, {run.seconds:.0f} s)", flush=True)
-    return runs
+NOT_SETTINGS = ("repeats", "sweeps", "splits", "split", "batch_size")  # per net, or what runs
+
+
+def net_config(widths: Sequence[int] = (32,), kernel_size: int = 3, *, batch_size: int,
+               split: str) -> dict:
+    """One net of a script's grid (the ``config`` of :func:`trial`, less the settings)."""
+    return {"widths": [int(c) for c in widths], "kernel_size": int(kernel_size),
+            "batch_size": int(batch_size), "split": split}
+
+
+@functools.lru_cache(maxsize=2)
+def _data(split: str, data_seed: int, val_fraction: float, quick: bool) -> Data:
+    """The data of a trial, loaded once per process (a Dask worker runs many trials)."""
+    return load(split, argparse.Namespace(data_seed=data_seed, val_fraction=val_fraction,
+                                          quick=quick))
+
+
+def trial(config: dict, key: fnn.Key) -> dict:
+    """One early-stopped run (:func:`train_run`) of the net ``config`` (:func:`net_config` plus
+    ``"settings"``, the script's options) from ``key``: the accuracies, the history and the
+    restored params (as arrays)."""
+    args = argparse.Namespace(**config["settings"], progress=False)
+    data = _data(config["split"], args.data_seed, args.val_fraction, args.quick)
+    run = train_run(conv_net(config["widths"], config["kernel_size"]), data, args, seed=key,
+                    batch_size=config["batch_size"])
+    metrics = {"train_accuracy": run.train_accuracy, "val_accuracy": run.val_accuracy,
+               "test_accuracy": run.test_accuracy, "epochs": run.epochs,
+               "best_epoch": run.best_epoch, "seconds_per_epoch": run.seconds_per_epoch,
+               "fastest_epoch": run.fastest_epoch, "seconds": run.seconds,
+               "stop_reason": run.history.stop_reason,
+               "history": dataclasses.asdict(run.history)}
+    return {"metrics": metrics, "arrays": {"params": run.params}}
+
+
+def _report(record: dict) -> str:
+    m, c = record["metrics"], record["config"]
+    return (f"{describe(c['widths'], c['kernel_size'])}, batch {c['batch_size']}, {c['split']}, "
+            f"seed {record['seed'] + record['repeat']}: train {m['train_accuracy']:.2%} val "
+            f"{m['val_accuracy']:.2%} test {m['test_accuracy']:.2%}  best epoch "
+            f"{m['best_epoch']}/{m['epochs']} ({m['stop_reason']}, "
+            f"{m['seconds_per_epoch']:.2f} s/epoch)")
+
+
+def run_all(name: str, nets: dict, args: argparse.Namespace, out: Path):
+    """Every net of ``nets`` (any label -> :func:`net_config`) x ``args.repeats`` as one
+    ``fnn.sweep``: ``({label: [Run per repeat]}, sweep_result)``. Nets that are the same
+    config (the report's net in every sweep of usps_conv1d_sweeps) run once and are shared."""
+    settings = common.settings_of(args, exclude=NOT_SETTINGS)
+    configs = {k: {**net, "settings": settings} for k, net in nets.items()}
+    unique = list({json.dumps(c, sort_keys=True): c for c in configs.values()}.values())
+    result = common.sweep(name, trial, unique, args, out, repeats=args.repeats, report=_report)
+    groups = {json.dumps(c, sort_keys=True): records for c, records in result.by_config()}
+    runs = {}
+    for k, config in configs.items():
+        records = groups[json.dumps(config, sort_keys=True)]
+        runs[k] = [run_from(r, result) for r in records]
+    return runs, result
+
+
+def run_from(record: dict, result: fnn.SweepResult) -> Run:
+    """The :class:`Run` of a finished trial: its net rebuilt, params read back."""
+    c, m = record["config"], record["metrics"]
+    return Run(conv_net(c["widths"], c["kernel_size"]), result.arrays(record)["params"],
+               fnn.History(**m["history"]), record["seed"] + record["repeat"],
+               m["train_accuracy"], m["val_accuracy"], m["test_accuracy"], m["seconds"])
 
 
 # ----------------------------------------------------------------------------- summaries

@@ -9,6 +9,11 @@ beside the PSNR of the noisy input itself and of the plain (noise-free trained) 
 Then the best of the three is trained again at each training noise level 0.1 ... 0.5 (15
 epochs each, fewer than 30 to fit the time budget) and tested at every level.
 
+The trainings are two ``fnn.sweep`` s (trial ``autoencoder_common.trial``): the three DAEs and
+the plain autoencoders not found in ``--from``, then the best one at every training noise
+level; on Dask workers or in-process (``--workers``, ``--scheduler``), finished trainings kept
+in ``<out>/trials`` (a crash no longer loses them: the rerun only trains what is missing).
+
     python examples/denoising.py --from results/fashion_autoencoders   # plain AEs reused
 """
 
@@ -52,6 +57,7 @@ def main(argv=None) -> dict:
     p.add_argument("--from", dest="from_dir", type=Path, default=None,
                    help="folder with fashion_autoencoders' <model>.npz (plain autoencoders, the "
                         "baseline); without it, or when a file is missing, they are trained here")
+    common.add_sweep_arguments(p)
     args = p.parse_args(argv)
     out = common.out_dir(NAME, args)
     epochs = ae.epochs_for(args)
@@ -64,14 +70,37 @@ def main(argv=None) -> dict:
     baseline = [ae.psnr(x_test, xn) for xn in noisy_sets.values()]
     shown = slice(0, 4 if args.quick else 10)  # figures with many panels are slow to draw
 
+    def config(arch: str, noise: float, n_epochs: int) -> dict:
+        return {"arch": arch, "noise": noise, "epochs": n_epochs, "quick": bool(args.quick),
+                "seed": args.seed}
+
+    def report(record: dict) -> str:
+        c, m = record["config"], record["metrics"]
+        return (f"{ae.label(c['arch'])} trained at noise {c['noise']:g}, {c['epochs']} epochs: "
+                f"test BCE {m['test_bce']:.2f}, test PSNR {fmt_db(m['test_psnr'])} dB")
+
+    # the three DAEs and the plain autoencoders that --from does not have, as one sweep
+    plain_loaded = {}
+    for name in ae.ARCHITECTURES:
+        path = ae.params_path(args.from_dir, name) if args.from_dir is not None else None
+        if path is not None and path.exists():
+            model, _, _ = ae.build(ae.ARCHITECTURES[name], x_train.shape[1])
+            print(f"{ae.label(name)}: loading {path}", flush=True)
+            plain_loaded[name] = fnn.load(path, like=ae.init_params(model, x_train.shape[1],
+                                                                    args.seed))
+    configs = [config(n, args.noise, epochs) for n in ae.ARCHITECTURES]
+    configs += [config(n, 0.0, epochs) for n in ae.ARCHITECTURES if n not in plain_loaded]
+    first = common.sweep(NAME, ae.trial, configs, args, out, report=report)
+    trained = {(r["config"]["arch"], r["config"]["noise"]): r for r in first.records}
+
     table = {"noisy input": baseline}
     dae, histories, models = {}, {}, {}
-    for name, hidden in ae.ARCHITECTURES.items():
+    for name in ae.ARCHITECTURES:
         lab = ae.label(name)
-        model, _, _ = ae.build(hidden, x_train.shape[1])
-        print(f"denoising {lab}, training noise {args.noise:g}", flush=True)
-        params, history, _ = ae.train(model, x_train, x_test, epochs=epochs, seed=args.seed,
-                                      noise=args.noise, progress=args.progress, name=f"DAE {lab}")
+        model, _, _ = ae.build(ae.ARCHITECTURES[name], x_train.shape[1])
+        record = trained[name, args.noise]
+        params = first.arrays(record)["params"]
+        history = fnn.History(**record["metrics"]["history"])
         if not args.quick:
             fnn.save(ae.params_path(out, name, args.noise), params)
         dae[name], histories[f"DAE {lab}"], models[name] = params, history, model
@@ -79,14 +108,18 @@ def main(argv=None) -> dict:
         print(f"DAE {lab}: PSNR " + ", ".join(f"{lv:g}: {fmt_db(v)}" for lv, v in
                                               zip(TEST_LEVELS, table[f'DAE {lab}'])), flush=True)
     for name in ae.ARCHITECTURES:
-        model, _, params, _ = ae.load_or_train(name, x_train, x_test, from_dir=args.from_dir,
-                                               epochs=epochs, seed=args.seed,
-                                               progress=args.progress)
-        table[f"plain AE {ae.label(name)}"] = psnr_row(model, params, noisy_sets, x_test)
+        params = plain_loaded.get(name)
+        if params is None:
+            params = first.arrays(trained[name, 0.0])["params"]
+        table[f"plain AE {ae.label(name)}"] = psnr_row(models[name], params, noisy_sets, x_test)
     at_train = TEST_LEVELS.index(args.noise) if args.noise in TEST_LEVELS else 2
     best = max(ae.ARCHITECTURES, key=lambda n: table[f"DAE {ae.label(n)}"][at_train])
     best_lab = ae.label(best)
     print(f"best at noise {TEST_LEVELS[at_train]:g}: {best_lab}", flush=True)
+    # the best architecture trained at increasing noise levels: the second sweep
+    second = common.sweep(NAME, ae.trial, [config(best, lv, level_epochs) for lv in TRAIN_LEVELS],
+                          args, out, report=report)
+    by_level = {r["config"]["noise"]: second.arrays(r)["params"] for r in second.records}
 
     for lv, xn in noisy_sets.items():
         rows = {"original": x_test[shown], f"noisy {lv:g}": xn[shown]}
@@ -100,10 +133,7 @@ def main(argv=None) -> dict:
     # the best architecture trained at increasing noise levels
     levels_table, increasing = {}, {"original": x_test[shown]}
     for lv in TRAIN_LEVELS:
-        model, _, _ = ae.build(ae.ARCHITECTURES[best], x_train.shape[1])
-        print(f"{best_lab} trained at noise {lv:g} ({level_epochs} epochs)", flush=True)
-        params, _, _ = ae.train(model, x_train, x_test, epochs=level_epochs, seed=args.seed,
-                                noise=lv, progress=args.progress, name=f"{best_lab} @ {lv:g}")
+        model, params = models[best], by_level[lv]
         levels_table[f"trained at {lv:g}"] = psnr_row(model, params, noisy_sets, x_test)
         xn = noisy_sets[lv][shown] if lv in noisy_sets else ae.noisy(x_test[shown], lv, 7)
         increasing[f"noisy {lv:g}"] = xn
@@ -158,7 +188,8 @@ def main(argv=None) -> dict:
                      "psnr": "mean over images of 10 log10(1 / MSE), clean target, peak 1; "
                              "None (infinite) for the noisy input at level 0"},
     }
-    common.write_results(NAME, out, args, metrics, rows=rows, started=t0)
+    common.write_results(NAME, out, args, metrics, rows=rows, started=t0,
+                         sweeps=[first, second])
     return {**metrics, "out": str(out)}
 
 

@@ -8,11 +8,17 @@
   ``256 -> 100 -> 10``; the activation and the weight initialiser are the variants' knobs.
 * Training: cross-entropy, plain SGD, batch 32; one learning rate for the toy sets
   (``--toy-lr``) and one for USPS (``--usps-lr``), fixed across variants except in the sweep.
+* Runs: the grid (data set x variant x seed) is one ``fnn.sweep`` (:func:`run_grid`, trial
+  :func:`trial`), on Dask workers or in-process (``--workers``, ``--scheduler``), kept in
+  ``<out>/trials`` so that a rerun only does what is missing; seed ``--seed + i`` for every
+  variant, as before.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import math
 import time
 import warnings
@@ -89,6 +95,12 @@ def load(name: str, args: argparse.Namespace) -> fnn.datasets.Dataset:
     return getattr(fnn.datasets, name)(n, seed=args.seed)
 
 
+@functools.lru_cache(maxsize=8)
+def _data(name: str, quick: bool, seed: int) -> fnn.datasets.Dataset:
+    """A trial's data set, loaded once per process (a Dask worker runs many trials)."""
+    return load(name, argparse.Namespace(quick=quick, seed=seed))
+
+
 def load_all(args: argparse.Namespace) -> dict[str, fnn.datasets.Dataset]:
     data = {name: load(name, args) for name in args.datasets}
     for name, d in data.items():
@@ -135,8 +147,8 @@ class Run:
         return self.history.stop_reason
 
 
-def train_one(model: fnn.Layer, data, *, lr: float, epochs: int, batch_size: int, seed: int,
-              progress: bool) -> Run:
+def train_one(model: fnn.Layer, data, *, lr: float, epochs: int, batch_size: int,
+              seed: int | fnn.Key, progress: bool) -> Run:
     """Plain SGD on cross-entropy; a diverging run is stopped by fnn.train's guard (its
     ``history.stop_reason == "diverged"``) and keeps the last finite params."""
     t0 = time.perf_counter()
@@ -152,32 +164,58 @@ def train_one(model: fnn.Layer, data, *, lr: float, epochs: int, batch_size: int
     return Run(model, params, history, seed, lr, acc, loss, time.perf_counter() - t0)
 
 
-def run_grid(tag: str, args: argparse.Namespace, data: dict, variants: dict[str, dict]) \
-        -> dict[str, dict[str, list[Run]]]:
+def trial(config: dict, key: fnn.Key) -> dict:
+    """One training run (:func:`train_one`) of the variant ``config["spec"]`` (keyword
+    arguments of :func:`build`) on ``config["dataset"]`` from ``key``: test accuracy, last
+    train loss, the history, and the final params (as arrays)."""
+    name, spec = config["dataset"], config["spec"]
+    d = _data(name, config["quick"], config["data_seed"])
+    model = build(name, d, hidden=config["hidden"], **spec)
+    run = train_one(model, d, lr=config["lr"], epochs=config["epochs"],
+                    batch_size=config["batch_size"], seed=key, progress=False)
+    return {"metrics": {"test_accuracy": run.test_accuracy, "train_loss": run.train_loss,
+                        "seconds": run.seconds, "status": run.status(),
+                        "history": dataclasses.asdict(run.history)},
+            "arrays": {"params": run.params}}
+
+
+def _report(record: dict) -> str:
+    c, m = record["config"], record["metrics"]
+    return (f"{TITLES[c['dataset']]:<16} {c['variant']:<14} seed "
+            f"{record['seed'] + record['repeat']}: test acc {m['test_accuracy']:6.2%}  train "
+            f"loss {m['train_loss']:.4g}  ({m['status']})")
+
+
+def run_grid(tag: str, args: argparse.Namespace, data: dict, variants: dict[str, dict],
+             out: Path) -> tuple[dict[str, dict[str, list[Run]]], fnn.SweepResult]:
     """Train every ``variant`` (keyword arguments of :func:`build`, plus an optional ``lr``) on
-    every data set, ``args.seeds`` seeds each; ``grid[dataset][variant] -> [Run per seed]``."""
-    grid: dict[str, dict[str, list[Run]]] = {}
-    total = len(data) * len(variants) * args.seeds
-    done = 0
-    for name, d in data.items():
+    every data set, ``args.seeds`` seeds each, as one ``fnn.sweep`` kept in ``out/trials``;
+    ``(grid, sweep_result)`` with ``grid[dataset][variant] -> [Run per seed]``."""
+    configs = {}
+    for name in data:
         usps = name == "usps"
-        epochs = args.usps_epochs if usps else args.toy_epochs
-        grid[name] = {}
         for label, spec in variants.items():
             spec = dict(spec)
             lr = spec.pop("lr", None) or (args.usps_lr if usps else args.toy_lr)
-            runs = []
-            for i in range(args.seeds):
-                model = build(name, d, hidden=args.hidden, **spec)
-                run = train_one(model, d, lr=lr, epochs=epochs, batch_size=args.batch_size,
-                                seed=args.seed + i, progress=args.progress)
-                runs.append(run)
-                done += 1
-                print(f"[{tag} {done}/{total}] {TITLES[name]:<16} {label:<14} seed {run.seed}: "
-                      f"test acc {run.test_accuracy:6.2%}  train loss {run.train_loss:.4g}  "
-                      f"({run.status()}, {run.seconds:.1f}s)", flush=True)
-            grid[name][label] = runs
-    return grid
+            configs[name, label] = {
+                "dataset": name, "variant": label, "spec": spec, "lr": lr,
+                "epochs": args.usps_epochs if usps else args.toy_epochs,
+                "batch_size": args.batch_size, "hidden": args.hidden, "quick": bool(args.quick),
+                "data_seed": args.seed}
+    result = common.sweep(tag, trial, list(configs.values()), args, out, repeats=args.seeds,
+                          report=_report)
+    by_config = iter(result.by_config())  # grid order: the order of ``configs``
+    grid: dict[str, dict[str, list[Run]]] = {}
+    for (name, label), config in configs.items():
+        _, records = next(by_config)
+        model = build(name, data[name], hidden=args.hidden, **config["spec"])
+        grid.setdefault(name, {})[label] = [
+            Run(model, result.arrays(r)["params"], fnn.History(**r["metrics"]["history"]),
+                r["seed"] + r["repeat"], config["lr"], r["metrics"]["test_accuracy"],
+                math.nan if r["metrics"]["train_loss"] is None else r["metrics"]["train_loss"],
+                r["metrics"]["seconds"])
+            for r in records]
+    return grid, result
 
 
 # ----------------------------------------------------------------------------- summaries

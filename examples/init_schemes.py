@@ -31,12 +31,13 @@ SHOWN = ("zeros", "normal", "xavier_uniform", "he_uniform")  # in the decision-b
 def main(argv=None) -> dict:
     t0 = time.time()
     p = dc.add_arguments(common.parser(NAME, "Report 3.1.1: initialisation schemes (dense)."))
+    common.add_sweep_arguments(p)
     args = dc.parse(p, argv)
     out = common.out_dir(NAME, args)
     print(f"{NAME}: {len(SCHEMES)} schemes x {len(args.datasets)} data sets x {args.seeds} "
           f"seeds, tanh, SGD (toy lr {args.toy_lr}, USPS lr {args.usps_lr})", flush=True)
     data = dc.load_all(args)
-    grid = dc.run_grid(NAME, args, data, {s: {"w_init": s} for s in SCHEMES})
+    grid, sweep_result = dc.run_grid(NAME, args, data, {s: {"w_init": s} for s in SCHEMES}, out)
 
     figures = dc.loss_overlays(out, grid, "initialisation")
     figures.append(dc.accuracy_bars(out, grid, "initialisation"))
@@ -48,7 +49,8 @@ def main(argv=None) -> dict:
     metrics = {"settings": dc.settings(args), "schemes": list(SCHEMES),
                "results": dc.summarise(grid),
                "best": {n: dc.best_variant(by) for n, by in grid.items()}}
-    common.write_results(NAME, out, args, metrics, rows=dc.rows(grid, "init"), started=t0)
+    common.write_results(NAME, out, args, metrics, rows=dc.rows(grid, "init"), started=t0,
+                         sweeps=[sweep_result])
     return {"out": str(out), "figures": [str(f) for f in figures if f], **metrics}
 
 

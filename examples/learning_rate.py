@@ -74,13 +74,15 @@ def main(argv=None) -> dict:
                          lr=False)
     p.add_argument("--rates", default=",".join(f"{r:g}" for r in RATES),
                    help="comma-separated learning rates")
+    common.add_sweep_arguments(p)
     args = dc.parse(p, argv)
     rates = [float(r) for r in args.rates.split(",")]
     out = common.out_dir(NAME, args)
     print(f"{NAME}: {len(rates)} learning rates x {len(args.datasets)} data sets x {args.seeds} "
           f"seeds, tanh, Xavier-uniform init, SGD", flush=True)
     data = dc.load_all(args)
-    grid = dc.run_grid(NAME, args, data, {label(lr): {"lr": lr} for lr in rates})
+    grid, sweep_result = dc.run_grid(NAME, args, data, {label(lr): {"lr": lr} for lr in rates},
+                                     out)
 
     figures = [
         common.save(sweep_figure(grid, rates, accuracy_stats, "final test accuracy",
@@ -102,7 +104,8 @@ def main(argv=None) -> dict:
     metrics = {"settings": dc.settings(args), "rates": rates, "results": dc.summarise(grid),
                "best_lr": {n: grid[n][dc.best_variant(by)][0].lr for n, by in grid.items()},
                "diverged": diverged}
-    common.write_results(NAME, out, args, metrics, rows=dc.rows(grid, "SGD"), started=t0)
+    common.write_results(NAME, out, args, metrics, rows=dc.rows(grid, "SGD"), started=t0,
+                         sweeps=[sweep_result])
     return {"out": str(out), "figures": [str(f) for f in figures], **metrics}
 
 

@@ -28,6 +28,14 @@ def load_all(results: Path) -> list[dict]:
     return ordered + [found[k] for k in sorted(found)]
 
 
+def sweep_line(s: dict) -> str:
+    """How an experiment's fnn.sweep ran: trials, where, wall clock."""
+    reused = f", {s['skipped']} reused from an earlier run" if s.get("skipped") else ""
+    failed = f", {s['failed']} failed" if s.get("failed") else ""
+    return (f"fnn.sweep: {s['trials']} runs ({s['ran']} run now{reused}{failed}) on "
+            f"{s['where']}, {s['seconds']:.1f} s wall clock.")
+
+
 def render(experiments: list[dict]) -> str:
     lines = [
         "# Results",
@@ -46,6 +54,8 @@ def render(experiments: list[dict]) -> str:
         lines += [f"## {exp['experiment']}", "",
                   f"`{exp['command']}` — {exp['date']}, {exp.get('seconds') or '?'} s, {exp['machine']}",
                   ""]
+        for s in exp.get("sweeps") or []:
+            lines += [sweep_line(s), ""]
         rows = exp.get("rows") or []
         if rows:
             lines += ["| what | measured | report |", "|---|---|---|"]

@@ -164,6 +164,7 @@ def main(argv=None) -> dict:
     t0 = time.time()
     p = cc.add_arguments(common.parser(NAME, "Report 3.2: the Conv1D net on USPS, repeated."),
                          repeats=10)
+    common.add_sweep_arguments(p)
     p.add_argument("--splits", default=",".join(cc.SPLITS),
                    help=f"comma-separated subset of {','.join(cc.SPLITS)}")
     args = cc.quick(p.parse_args(argv), repeats=2)  # two repeats to overlay
@@ -174,10 +175,12 @@ def main(argv=None) -> dict:
     print(f"{NAME}: {cc.describe()}, {args.repeats} repeats per split, SGD lr {args.lr}, "
           f"batch {args.batch_size}, <= {args.epochs} epochs, early stopping on validation "
           f"{args.monitor} (patience {args.patience})", flush=True)
+    nets = {split: cc.net_config(batch_size=args.batch_size, split=split) for split in splits}
+    all_runs, sweep_result = cc.run_all(NAME, nets, args, out)  # every repeat of every split
     results, figures, table = {}, [], []
     for split in splits:
-        data = cc.load(split, args)
-        runs = cc.repeat(cc.conv_net, data, args, split, tag=f"{NAME} ")
+        data = cc.load(split, args)  # for the figures
+        runs = all_runs[split]
         summary, paths = split_results(out, split, runs, data, args.quick)
         results[split] = summary
         figures += paths
@@ -187,7 +190,8 @@ def main(argv=None) -> dict:
               f"{cc.fmt(summary['epochs'], 1, 1)}, {cc.fmt(summary['seconds_per_epoch'], 1)} "
               f"s/epoch (fastest {cc.fmt(summary['fastest_epoch'], 1)})", flush=True)
     metrics = {"net": cc.describe(), "settings": cc.settings(args), "results": results}
-    common.write_results(NAME, out, args, metrics, report=REPORT, rows=table, started=t0)
+    common.write_results(NAME, out, args, metrics, report=REPORT, rows=table, started=t0,
+                         sweeps=[sweep_result])
     return {"out": str(out), "figures": [str(f) for f in figures], **metrics}
 
 

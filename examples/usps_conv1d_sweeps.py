@@ -19,8 +19,9 @@ relu -> linear(10)`` (batch 32, SGD lr 0.1), each sweep changes one thing:
 Every point is ``--repeats`` runs (seeds ``--seed``...) under the protocol of ``usps_conv1d.py``
 (``conv1d_common``): a fixed stratified 10% validation hold-out, early stopping on its loss with
 patience 5 restoring the best epoch, at most 50 epochs, then train / validation / test accuracy
-of the restored params. The report's configuration is part of every sweep and is rerun in each
-(same seeds, same numbers), so that its timing is measured under the same machine load. The
+of the restored params. The report's configuration is part of every sweep; it is run once and
+shared by them (same seeds, same numbers). All the runs of all the sweeps are one ``fnn.sweep``
+(``--workers``, ``--scheduler``; finished runs kept in ``<out>/trials``, see ``common.py``). The
 default ``--split resplit`` is the random re-split of the 9298 images (the level the report
 quotes); ``--split standard`` uses USPS's own, harder, test set.
 
@@ -85,6 +86,11 @@ SWEEPS = {
 QUICK_VALUES = 2  # the first values of each sweep in quick mode
 
 
+def values_of(name: str, quick: bool) -> tuple:
+    values = SWEEPS[name].values
+    return values[:QUICK_VALUES] if quick else values
+
+
 def label(sweep: str, value) -> str:
     if sweep == "depth":
         return f"{value} ({'-'.join(map(str, DEPTH_WIDTHS[value]))})"
@@ -119,6 +125,7 @@ def main(argv=None) -> dict:
     t0 = time.time()
     p = cc.add_arguments(common.parser(NAME, "Report 3.2.1-3.2.4: Conv1D sweeps on USPS."),
                          repeats=3)
+    common.add_sweep_arguments(p)
     p.add_argument("--sweeps", default=",".join(SWEEPS),
                    help=f"comma-separated subset of {','.join(SWEEPS)}")
     p.add_argument("--split", choices=cc.SPLITS, default="resplit")
@@ -128,21 +135,22 @@ def main(argv=None) -> dict:
         p.error(f"--sweeps: choose from {', '.join(SWEEPS)}; got {args.sweeps!r}")
     args = cc.quick(args)
     out = common.out_dir(NAME, args)
-    data = cc.load(args.split, args)
     print(f"{NAME}: sweeps {', '.join(names)}; {args.repeats} repeats each, SGD lr {args.lr}, "
           f"<= {args.epochs} epochs, early stopping on validation {args.monitor} (patience "
           f"{args.patience})", flush=True)
 
+    # every (sweep value, repeat) is one trial of one fnn.sweep: both cores (or a cluster) busy
+    nets = {(name, label(name, v)): cc.net_config(c.widths, c.kernel_size,
+                                                 batch_size=c.batch_size, split=args.split)
+            for name in names for v in values_of(name, args.quick)
+            for c in (SWEEPS[name].config(v),)}
+    all_runs, sweep_result = cc.run_all(NAME, nets, args, out)
+
     results, figures = {}, []
     for name in names:
         sweep = SWEEPS[name]
-        values = sweep.values[:QUICK_VALUES] if args.quick else sweep.values
-        runs = {}
-        for v in values:  # the report's net is rerun in every sweep: timings close in time
-            config = sweep.config(v)
-            runs[label(name, v)] = cc.repeat(config.build, data, args, f"{name}={label(name, v)}",
-                                             batch_size=config.batch_size,
-                                             tag=f"{sweep.section} ")
+        values = values_of(name, args.quick)
+        runs = {label(name, v): all_runs[(name, label(name, v))] for v in values}
         summaries = {k: {**cc.summarise(r), "net": cc.describe(sweep.config(v).widths,
                                                                sweep.config(v).kernel_size),
                          "batch_size": sweep.config(v).batch_size}
@@ -170,7 +178,7 @@ def main(argv=None) -> dict:
                "sweeps": {n: {"section": SWEEPS[n].section, "xlabel": SWEEPS[n].xlabel}
                           for n in names},
                "results": results}
-    common.write_results(NAME, out, args, metrics, rows=rows, started=t0)
+    common.write_results(NAME, out, args, metrics, rows=rows, started=t0, sweeps=[sweep_result])
     return {"out": str(out), "figures": [str(f) for f in figures], **metrics}
 
 

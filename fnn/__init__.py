@@ -20,6 +20,7 @@ from fnn.core import (
     split,
     value_and_grad,
 )
+from fnn.experiments import SweepResult, grid, load_sweep, sweep, trial_key
 from fnn.gradient_check import gradcheck
 from fnn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fnn.io import FnnFileError, load, save
@@ -79,6 +80,7 @@ __all__ = [
     "FnnFileError",
     "fold_in",
     "gradcheck",
+    "grid",
     "History",
     "initializers",
     "Key",
@@ -88,6 +90,7 @@ __all__ = [
     "layers",
     "load",
     "load_checkpoint",
+    "load_sweep",
     "Loss",
     "LossLogger",
     "momentum",
@@ -109,10 +112,13 @@ __all__ = [
     "split",
     "step_decay",
     "supervised_step",
+    "sweep",
+    "SweepResult",
     "threads",
     "train",
     "TrainingError",
     "TrainState",
     "tree_size",
+    "trial_key",
     "value_and_grad",
 ]

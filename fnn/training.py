@@ -767,7 +767,7 @@ def fit(
     validation: tuple | None = None,
     accuracy: bool = False,
     early_stopping: EarlyStopping | None = None,
-    seed: int = 0,
+    seed: int | Key = 0,
     params=None,
     dropout_key: bool = False,
     callbacks: Sequence[Callable] = (),
@@ -797,7 +797,7 @@ def fit(
     >>> hist.eval["accuracy"][-1] > 0.8
     True
     """
-    base = np.random.SeedSequence(seed)
+    base = _seed_key(seed)
     init_key, data_key, drop_key = fold_in(base, 0), fold_in(base, 1), fold_in(base, 2)
     if params is None:
         _, params = model.init(init_key, (-1, *np.shape(x)[1:]))
@@ -810,6 +810,13 @@ def fit(
         TrainState.create(params, optimizer, drop_key if dropout_key else None),
         epochs=epochs, eval_fn=eval_fn, early_stopping=early_stopping, callbacks=callbacks,
         progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-        config={"seed": seed, "dropout_key": dropout_key},
+        config={"seed": [_json_int(base.entropy), list(base.spawn_key)],
+                "dropout_key": dropout_key},
     )
     return state.params, history
+
+
+def _seed_key(seed: int | Key) -> Key:
+    """``fit``'s seed: an int, or a key (e.g. the one ``fnn.sweep`` hands a trial) used as is,
+    so ``fit(seed=fnn.key(s))`` is ``fit(seed=s)``."""
+    return seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)

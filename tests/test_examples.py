@@ -11,7 +11,7 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 # experiments are the scripts with a ``main(argv)``; the rest are helpers they share
 SCRIPTS = sorted(p for p in EXAMPLES.glob("*.py")
-                 if "\ndef main(" in p.read_text() and p.stem != "make_results")
+                 if "\ndef main(" in p.read_text() and p.stem not in ("make_results", "reproduce"))
 
 
 def _load(path: Path):
