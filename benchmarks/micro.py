@@ -13,7 +13,7 @@ import numpy as np
 from harness import repeats_arg, timings
 from numpy.lib.stride_tricks import sliding_window_view
 
-from fnn.layers.conv import (
+from fnn.ops.conv import (
     adjoint_by_taps,
     bias_grad,
     correlate_adjoint,
@@ -21,14 +21,15 @@ from fnn.layers.conv import (
     kernel_matrix,
     patches,
 )
-from fnn.layers.pool import _max_and_argmax
-from fnn.layers.windows import fold, fold_taps, geometry, pad, windows
+from fnn.ops.pool import max_and_argmax
+from fnn.ops.windows import fold, fold_taps, pad, windows
+from fnn.ops.windows import geometry as ops_geometry
 
 RNG = np.random.default_rng(0)
 
 
 def same3x3(size: int):
-    return geometry("micro", (size, size), (3, 3), (1, 1), (1, 1), "same")
+    return ops_geometry((size, size), (3, 3), (1, 1), (1, 1), "same")
 
 
 def data(*shape):
@@ -36,7 +37,7 @@ def data(*shape):
 
 
 def sliding_windows(xp, g):
-    """The sliding_window_view route to :func:`fnn.layers.windows.windows`."""
+    """The sliding_window_view route to :func:`fnn.ops.windows.windows`."""
     nd = len(g.kernel)
     view = sliding_window_view(xp, g.effective_kernel, axis=tuple(range(1, nd + 1)))
     view = view[(slice(None), *(slice(None, s * (o - 1) + 1, s) for s, o in zip(g.stride, g.out_sizes)),
@@ -65,7 +66,7 @@ def cases():
     y16 = data(64, 28, 28, 16)
     relu_x, relu_dy = data(64, 28, 28, 32), data(64, 28, 28, 32)
     pool_x = data(64, 28, 28, 32)
-    g_pool = geometry("micro", (28, 28), (2, 2), (2, 2), (1, 1), ((0, 0), (0, 0)))
+    g_pool = ops_geometry((28, 28), (2, 2), (2, 2), (1, 1), ((0, 0), (0, 0)))
     small = data(2, 6, 6, 4)
     g_small = same3x3(6)
     per_tap = lambda dy, w: np.matmul(dy.reshape(-1, w.shape[-1]),  # noqa: E731
@@ -89,7 +90,7 @@ def cases():
         ("input grad as flipped convolution (28x28, 16 -> 1)",
          lambda: correlate_adjoint(dy1, w161, g28), lambda: adjoint_by_taps(dy1, w161, g28)),
         ("2x2 max-pool over tap views (28x28x32)",
-         lambda: _max_and_argmax(pool_x, g_pool), lambda: argmax_pool(pool_x)),
+         lambda: max_and_argmax(pool_x, g_pool), lambda: argmax_pool(pool_x)),
         ("relu backward with a float mask (28x28x32)",
          lambda: relu_dy * (relu_x > 0).astype(relu_x.dtype), lambda: relu_dy * (relu_x > 0)),
         ("pad by border slabs (tiny input: Python time)",
