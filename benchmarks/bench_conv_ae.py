@@ -5,7 +5,8 @@ stride 2) -> sigmoid`` back up to 28 x 28 x 1, binary cross-entropy; fnn (both k
 backends), PyTorch CPU and JAX CPU (one jitted SGD step) in the same run.
 Targets: compiled fnn / torch and / JAX <= 1.0; numpy fnn / torch <= 1.15 (1 thread).
 On several cores fnn runs each batch as one shard per core (``fnn.value_and_grad(...,
-threads=n)``) while torch and XLA run each op on every core.
+threads=n)``) while torch and XLA run each op on every core; each shard runs as chunks of
+at most ``CHUNK`` samples (``chunk=``), so its activations stay in cache.
 
     python benchmarks/bench_conv_ae.py [--repeats 5]
 """
@@ -31,6 +32,7 @@ from harness import (
 import fnn
 
 STEPS, BATCH, LR = 100, 64, 0.05
+CHUNK = 32  # samples per chunk of each shard (fnn.value_and_grad's chunk)
 UP = dict(stride=2, padding=1, output_padding=1)
 FORWARD_FLOPS = (conv_flops(28 * 28, 9, 1, 16) + conv_flops(14 * 14, 9, 16, 8)
                  + conv_flops(7 * 7, 9, 8, 16) + conv_flops(14 * 14, 9, 16, 1))
@@ -88,7 +90,7 @@ def main(argv=None):
     torch, jax = load_torch(), load_jax()
     xt = x.transpose(0, 3, 1, 2)
     runs = {f"fnn-{b}": fnn_trainer(build(), fnn.bce, x, x, batch_size=BATCH, lr=LR, steps=STEPS,
-                                    shards=threads(), backend=b) for b in backends()}
+                                    shards=threads(), chunk=CHUNK, backend=b) for b in backends()}
     runs["torch"] = torch_trainer(torch, build(torch), torch.nn.BCELoss(), xt, xt,
                                   batch_size=BATCH, lr=LR, steps=STEPS) if torch else None
     runs["jax"] = jax_trainer(jax, jax_predict(jax), jax_losses(jax)["bce"],

@@ -5,7 +5,8 @@ conv2d(64,3,same) -> relu -> max_pool2d(2) -> flatten -> linear(128) -> relu -> 
 Then the cost per sample at batch 16, 64 and 256 (the same number of samples each).
 Targets: compiled fnn / torch and / JAX <= 1.0; numpy fnn / torch <= 1.3 (1 thread).
 On several cores fnn runs each batch as one shard per core (``fnn.value_and_grad(...,
-threads=n)``) while torch and XLA run each op on every core.
+threads=n)``) while torch and XLA run each op on every core; each shard runs as chunks of
+at most ``CHUNK`` samples (``chunk=``), so its activations stay in cache.
 
     python benchmarks/bench_lenet.py [--repeats 5]
 """
@@ -32,7 +33,8 @@ from harness import (
 import fnn
 
 STEPS, BATCH, LR, C = 100, 64, 0.05, 10
-SWEEP_BATCHES, SWEEP_SAMPLES = (16, 64, 256), 2048
+CHUNK = 32  # samples per chunk of each shard (fnn.value_and_grad's chunk)
+SWEEP_BATCHES, SWEEP_SAMPLES = (16, 64, 256), 1024
 FORWARD_FLOPS = (conv_flops(28 * 28, 9, 1, 32) + conv_flops(14 * 14, 9, 32, 64)
                  + dense_flops(64 * 7 * 7, 128, C))
 
@@ -74,7 +76,7 @@ def jax_predict(jax):
 
 def runs_for(x, y, batch, steps, torch, jax):
     runs = {f"fnn-{b}": fnn_trainer(build(), fnn.cross_entropy, x, y, batch_size=batch, lr=LR,
-                                    steps=steps, shards=threads(), backend=b) for b in backends()}
+                                    steps=steps, shards=threads(), chunk=CHUNK, backend=b) for b in backends()}
     runs["torch"] = torch_trainer(torch, build(torch), torch.nn.CrossEntropyLoss(),
                                   x.transpose(0, 3, 1, 2), y, batch_size=batch, lr=LR,
                                   steps=steps) if torch else None

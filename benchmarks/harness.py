@@ -170,18 +170,20 @@ def _loadavg() -> list[float] | None:
 # --- trainers ------------------------------------------------------------------------------------
 
 def fnn_trainer(model, loss, x, y, *, batch_size: int, lr: float, steps: int | None = None,
-                shards: int = 1, backend: str | None = None):
+                shards: int = 1, chunk: int | None = None, backend: str | None = None):
     """``run()`` = one epoch (or ``steps`` steps) of plain SGD on ``(x, y)`` in fnn, shuffled,
     on the kernel ``backend`` (``fnn.ops.using``; None: the default).
 
     ``shards > 1`` runs each batch as that many shards at once (``fnn.value_and_grad``'s
     ``threads``; the conv nets use one per core, as torch runs each op on every core); with 1,
-    only BLAS uses the cores (faster for small nets, whose shards would be tiny)."""
+    only BLAS uses the cores (faster for small nets, whose shards would be tiny). ``chunk``:
+    each shard runs as chunks of at most that many samples (``fnn.value_and_grad``'s
+    ``chunk``: a conv net's activations stay in cache)."""
     import fnn
 
     _, params = model.init(fnn.key(0), (-1, *x.shape[1:]))
     opt = fnn.sgd(lr)
-    step = fnn.supervised_step(model, loss, opt, threads=shards)
+    step = fnn.supervised_step(model, loss, opt, threads=shards, chunk=chunk)
     data = fnn.batches(x, y, batch_size=batch_size, rng=0)
     box = {"state": fnn.TrainState.create(params, opt), "epoch": 0}
 
@@ -194,7 +196,7 @@ def fnn_trainer(model, loss, x, y, *, batch_size: int, lr: float, steps: int | N
                 state, _ = step(state, batch)
         box["state"], box["epoch"] = state, box["epoch"] + 1
 
-    run.shards = shards
+    run.shards, run.chunk = shards, chunk
     return run
 
 
@@ -329,6 +331,7 @@ def compare(name: str, what: str, runs: dict[str, Callable | None], *, flops: in
     result = {
         "benchmark": name, "what": what, "threads": threads(), "freed_memory": MEMORY,
         "fnn_batch_shards": max((getattr(f, "shards", 1) for f in runs.values()), default=1),
+        "fnn_chunk": next((f.chunk for f in runs.values() if getattr(f, "chunk", None)), None),
         "date": time.strftime("%Y-%m-%d %H:%M"), "flops_per_run": flops, "repeats": repeats,
         "libraries": libs, "ratios": ratios, "targets": targets or {},
         "machine": mach, "loadavg_after": _loadavg(), **(extra or {}),

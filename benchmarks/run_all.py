@@ -61,12 +61,14 @@ def _ratio(r: dict, key: str) -> str:
 
 
 def headline(results: list[dict]) -> list[str]:
-    lines = ["| benchmark | threads | fnn batch shards | fnn numpy | fnn compiled | PyTorch CPU | "
+    lines = ["| benchmark | threads | fnn shards × chunk | fnn numpy | fnn compiled | PyTorch CPU | "
              "JAX CPU | compiled / torch | compiled / JAX | numpy / torch | numpy / JAX |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         libs = r["libraries"]
-        lines.append(f"| `{r['benchmark']}` | {r['threads']} | {r['fnn_batch_shards']} | "
+        chunk = r.get("fnn_chunk")
+        lines.append(f"| `{r['benchmark']}` | {r['threads']} | {r['fnn_batch_shards']}"
+                     f"{f' × {chunk}' if chunk else ''} | "
                      + " | ".join(_ms(libs.get(lib)) for lib in LIBS) + " | "
                      + " | ".join(_ratio(r, key) for key in RATIOS) + " |")
     return lines

@@ -358,11 +358,14 @@ def residual(*layers: Layer) -> Layer:
     return Layer(init, apply, vjp, "residual")
 
 
-def value_and_grad(model: Layer, loss, *, threads: int = 1) -> Callable:
+def value_and_grad(model: Layer, loss, *, threads: int = 1, chunk: int | None = None) -> Callable:
     """Glue a model and a loss: ``f(params, x, y, *, key=None) -> (loss_value, grads)``.
 
     ``threads > 1`` splits every batch into that many shards run at once on as many cores
     (:func:`fnn.threads.sharded`: same result up to float rounding, one dropout key per shard).
+    ``chunk``: each shard (or the batch) runs as consecutive chunks of at most that many
+    samples (:func:`fnn.threads.chunked`: same result up to rounding; a conv net's
+    activations then stay in cache, so large batches cost no more per sample).
 
     >>> import numpy as np, fnn
     >>> model = fnn.serial(fnn.linear(2))
@@ -379,8 +382,9 @@ def value_and_grad(model: Layer, loss, *, threads: int = 1) -> Callable:
         grads, _ = pullback(dpred)
         return value, grads
 
-    if threads == 1:
+    if threads == 1 and chunk is None:
         return value_and_grad_fn
-    from fnn.threads import sharded  # fnn.threads builds on this module
+    from fnn.threads import chunked, sharded  # fnn.threads builds on this module
 
-    return sharded(value_and_grad_fn, threads)
+    fn = value_and_grad_fn if chunk is None else chunked(value_and_grad_fn, chunk)
+    return fn if threads == 1 else sharded(fn, threads)

@@ -277,12 +277,14 @@ class TrainState(NamedTuple):
         return cls(params, optimizer.init(params), key, 0)
 
 
-def supervised_step(model: Layer, loss, optimizer: Optimizer, *, threads: int = 1) -> Callable:
+def supervised_step(model: Layer, loss, optimizer: Optimizer, *, threads: int = 1,
+                    chunk: int | None = None) -> Callable:
     """A ready ``step_fn(state: TrainState, (x, y)) -> (state, {"loss": value})``.
 
     The step's dropout key is ``fold_in(state.key, state.step)`` when ``state.key`` is set.
-    ``threads``: batch shards run at once (see :func:`fnn.value_and_grad`)."""
-    grad_fn = value_and_grad(model, loss, threads=threads)
+    ``threads``: batch shards run at once; ``chunk``: at most that many samples at a time
+    (see :func:`fnn.value_and_grad`)."""
+    grad_fn = value_and_grad(model, loss, threads=threads, chunk=chunk)
 
     def step(state: TrainState, batch):
         x, y = batch
