@@ -23,9 +23,12 @@ demo: $(VENV)/.installed-base
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest
 
+# fnn (numpy and compiled kernels), PyTorch CPU and JAX CPU at all cores and at 1 thread, then
+# the same with glibc's default malloc settings; writes the tables into README.md
 bench: $(VENV)/.installed-dev
-	$(PY) -m pip install -q 'torch==2.13.0'
+	$(PY) -m pip install -q 'torch==2.13.0' jax jaxlib
 	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/run_all.py --default-malloc
 
 # every reproduction of the report through fnn.sweep, then RESULTS.md (~1 hour on 2 cores);
 # e.g. make reproduce REPRODUCE_ARGS="--scheduler tcp://host:8786" or "--only denoising"

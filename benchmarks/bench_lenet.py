@@ -1,9 +1,12 @@
 """100 SGD steps of a LeNet-style CNN ``conv2d(32,3,same) -> relu -> max_pool2d(2) ->
 conv2d(64,3,same) -> relu -> max_pool2d(2) -> flatten -> linear(128) -> relu -> linear(10)`` on
-28 x 28 x 1 float32 images, batch 64, cross-entropy; fnn vs PyTorch CPU in the same run
-(channels-last in fnn, channels-first in torch). Target: ratio <= 1.5.
+28 x 28 x 1 float32 images, batch 64, cross-entropy; fnn (both kernel backends), PyTorch CPU
+(channels-first) and JAX CPU (one jitted SGD step, channels-last) in the same run.
+Then the cost per sample at batch 16, 64 and 256 (the same number of samples each).
+Targets: compiled fnn / torch and / JAX <= 1.0; numpy fnn / torch <= 1.3 (1 thread).
 On several cores fnn runs each batch as one shard per core (``fnn.value_and_grad(...,
-threads=n)``) while torch runs each op on every core.
+threads=n)``) while torch and XLA run each op on every core; each shard runs as chunks of
+at most ``CHUNK`` samples (``chunk=``), so its activations stay in cache.
 
     python benchmarks/bench_lenet.py [--repeats 5]
 """
@@ -11,11 +14,34 @@ threads=n)``) while torch runs each op on every core.
 from __future__ import annotations
 
 import numpy as np
-from harness import compare, fnn_trainer, load_torch, repeats_arg, threads, torch_trainer
+from harness import (
+    backends,
+    compare,
+    conv_flops,
+    dense_flops,
+    fnn_trainer,
+    jax_losses,
+    jax_trainer,
+    load_jax,
+    load_torch,
+    repeats_arg,
+    threads,
+    torch_trainer,
+    training_flops,
+)
 
 import fnn
 
 STEPS, BATCH, LR, C = 100, 64, 0.05, 10
+CHUNK = 32  # samples per chunk of each shard (fnn.value_and_grad's chunk)
+SWEEP_BATCHES, SWEEP_SAMPLES = (16, 64, 256), 1024
+FORWARD_FLOPS = (conv_flops(28 * 28, 9, 1, 32) + conv_flops(14 * 14, 9, 32, 64)
+                 + dense_flops(64 * 7 * 7, 128, C))
+
+
+def targets() -> dict:
+    numpy_target = 1.3 if threads() == 1 else 1.5
+    return {"fnn-compiled/torch": 1.0, "fnn-compiled/jax": 1.0, "fnn-numpy/torch": numpy_target}
 
 
 def build(torch=None):
@@ -31,22 +57,56 @@ def build(torch=None):
         nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, C))
 
 
+def jax_predict(jax):
+    jnp, lax = jax.numpy, jax.lax
+    dims = ("NHWC", "HWIO", "NHWC")
+
+    def conv_relu_pool(h, p):
+        h = lax.conv_general_dilated(h, p["w"], (1, 1), "SAME", dimension_numbers=dims) + p["b"]
+        return lax.reduce_window(jax.nn.relu(h), -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1),
+                                 "VALID")
+
+    def predict(p, x):
+        h = conv_relu_pool(conv_relu_pool(x, p["00_conv2d"]), p["03_conv2d"])
+        h = jax.nn.relu(h.reshape(len(h), -1) @ p["07_linear"]["w"] + p["07_linear"]["b"])
+        return h @ p["09_linear"]["w"] + p["09_linear"]["b"]
+
+    return predict
+
+
+def runs_for(x, y, batch, steps, torch, jax):
+    runs = {f"fnn-{b}": fnn_trainer(build(), fnn.cross_entropy, x, y, batch_size=batch, lr=LR,
+                                    steps=steps, shards=threads(), chunk=CHUNK, backend=b) for b in backends()}
+    runs["torch"] = torch_trainer(torch, build(torch), torch.nn.CrossEntropyLoss(),
+                                  x.transpose(0, 3, 1, 2), y, batch_size=batch, lr=LR,
+                                  steps=steps) if torch else None
+    runs["jax"] = jax_trainer(jax, jax_predict(jax), jax_losses(jax)["cross_entropy"],
+                              build().init(fnn.key(0), (-1, 28, 28, 1))[1], x, y,
+                              batch_size=batch, lr=LR, steps=steps) if jax else None
+    return runs
+
+
 def main(argv=None):
     repeats = repeats_arg(__doc__, argv)
     rng = np.random.default_rng(0)
     x = rng.random((STEPS * BATCH, 28, 28, 1), dtype=np.float32)
     y = rng.integers(0, C, len(x))
-    torch = load_torch()
+    torch, jax = load_torch(), load_jax()
+    sweep = {}
+    for batch in SWEEP_BATCHES:
+        xs, ys = x[:SWEEP_SAMPLES], y[:SWEEP_SAMPLES]
+        r = compare(f"lenet_batch_{batch}", f"LeNet, {SWEEP_SAMPLES} samples, batch {batch}",
+                    runs_for(xs, ys, batch, None, torch, jax),
+                    flops=training_flops(FORWARD_FLOPS, SWEEP_SAMPLES),
+                    repeats=max(3, repeats // 2), save=False)
+        sweep[batch] = {lib: {"us_per_sample": v["median_s"] / SWEEP_SAMPLES * 1e6,
+                              "gflops": v["gflops"]} for lib, v in r["libraries"].items()}
     return compare(
         "lenet_100_steps",
         f"{STEPS} SGD steps, LeNet-style conv2d(32)-pool-conv2d(64)-pool-128-10 on 28x28x1, "
         f"batch {BATCH}",
-        fnn_trainer(build(), fnn.cross_entropy, x, y, batch_size=BATCH, lr=LR, steps=STEPS,
-                    shards=threads()),
-        torch_trainer(torch, build(torch), torch.nn.CrossEntropyLoss(), x.transpose(0, 3, 1, 2),
-                      y, batch_size=BATCH, lr=LR, steps=STEPS) if torch else None,
-        repeats=repeats, target=1.5,
-    )
+        runs_for(x, y, BATCH, STEPS, torch, jax), flops=training_flops(FORWARD_FLOPS, STEPS * BATCH),
+        repeats=repeats, targets=targets(), extra={"batch_sweep": sweep})
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The kernel choices behind fnn's conv, pool and relu code, each timed against the plain numpy
-way on the shapes of the LeNet and autoencoder benchmarks (batch 64, float32). Prints the
-median of each and the speed-up; nothing is written.
+way on the shapes of the LeNet and autoencoder benchmarks (batch 64, float32); then (with
+numba installed) each compiled kernel against the numpy one it replaces. Prints the median of
+each and the speed-up; nothing is written.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/micro.py [--repeats 50]
 """
@@ -13,7 +14,9 @@ import numpy as np
 from harness import repeats_arg, timings
 from numpy.lib.stride_tricks import sliding_window_view
 
-from fnn.layers.conv import (
+import fnn
+from fnn.ops import elementwise
+from fnn.ops.conv import (
     adjoint_by_taps,
     bias_grad,
     correlate_adjoint,
@@ -21,14 +24,15 @@ from fnn.layers.conv import (
     kernel_matrix,
     patches,
 )
-from fnn.layers.pool import _max_and_argmax
-from fnn.layers.windows import fold, fold_taps, geometry, pad, windows
+from fnn.ops.pool import max_and_argmax, max_pool, max_pool_backward
+from fnn.ops.windows import fold, fold_taps, pad, windows
+from fnn.ops.windows import geometry as ops_geometry
 
 RNG = np.random.default_rng(0)
 
 
 def same3x3(size: int):
-    return geometry("micro", (size, size), (3, 3), (1, 1), (1, 1), "same")
+    return ops_geometry((size, size), (3, 3), (1, 1), (1, 1), "same")
 
 
 def data(*shape):
@@ -36,7 +40,7 @@ def data(*shape):
 
 
 def sliding_windows(xp, g):
-    """The sliding_window_view route to :func:`fnn.layers.windows.windows`."""
+    """The sliding_window_view route to :func:`fnn.ops.windows.windows`."""
     nd = len(g.kernel)
     view = sliding_window_view(xp, g.effective_kernel, axis=tuple(range(1, nd + 1)))
     view = view[(slice(None), *(slice(None, s * (o - 1) + 1, s) for s, o in zip(g.stride, g.out_sizes)),
@@ -65,7 +69,7 @@ def cases():
     y16 = data(64, 28, 28, 16)
     relu_x, relu_dy = data(64, 28, 28, 32), data(64, 28, 28, 32)
     pool_x = data(64, 28, 28, 32)
-    g_pool = geometry("micro", (28, 28), (2, 2), (2, 2), (1, 1), ((0, 0), (0, 0)))
+    g_pool = ops_geometry((28, 28), (2, 2), (2, 2), (1, 1), ((0, 0), (0, 0)))
     small = data(2, 6, 6, 4)
     g_small = same3x3(6)
     per_tap = lambda dy, w: np.matmul(dy.reshape(-1, w.shape[-1]),  # noqa: E731
@@ -89,7 +93,7 @@ def cases():
         ("input grad as flipped convolution (28x28, 16 -> 1)",
          lambda: correlate_adjoint(dy1, w161, g28), lambda: adjoint_by_taps(dy1, w161, g28)),
         ("2x2 max-pool over tap views (28x28x32)",
-         lambda: _max_and_argmax(pool_x, g_pool), lambda: argmax_pool(pool_x)),
+         lambda: max_and_argmax(pool_x, g_pool), lambda: argmax_pool(pool_x)),
         ("relu backward with a float mask (28x28x32)",
          lambda: relu_dy * (relu_x > 0).astype(relu_x.dtype), lambda: relu_dy * (relu_x > 0)),
         ("pad by border slabs (tiny input: Python time)",
@@ -99,11 +103,45 @@ def cases():
     ]
 
 
+def on(backend, fn, *args):
+    """``fn(*args)`` on a kernel backend, as a zero-argument callable."""
+    def run():
+        with fnn.ops.using(backend):
+            return fn(*args)
+
+    return run
+
+
+def compiled_cases():
+    """``(claim, compiled, numpy)``: each compiled kernel against the numpy one (empty
+    without numba)."""
+    if not fnn.ops.available():
+        return []
+    x, g_pool = data(64, 28, 28, 32), ops_geometry((28, 28), (2, 2), (2, 2), (1, 1), ((0, 0),) * 2)
+    y, arg = max_pool(x, g_pool, True)
+    dy = data(*y.shape)
+    g28 = same3x3(28)
+    dwin = data(64, 28, 28, 3, 3, 4)
+    both = lambda fn, *a: (on("compiled", fn, *a), on("numpy", fn, *a))  # noqa: E731
+    return [
+        ("compiled: relu + 2x2 max-pool forward, fused (28x28x32)", *both(max_pool, x, g_pool, True)),
+        ("compiled: relu + 2x2 max-pool backward, fused (28x28x32)",
+         *both(max_pool_backward, dy, arg, g_pool, y)),
+        ("compiled: fold 3x3 windows (28x28x4)", *both(fold, dwin, g28)),
+        ("compiled: relu vjp (28x28x32)", *both(elementwise.relu_vjp, x, x)),
+        ("compiled: tanh vjp (28x28x32)", *both(elementwise.tanh_vjp, x, x)),
+        ("compiled: sigmoid vjp (28x28x32)", *both(elementwise.sigmoid_vjp, x, x)),
+        ("numpy: relu fused into the max-pool, against relu then pool (28x28x32)",
+         on("numpy", max_pool, x, g_pool, True),
+         on("numpy", lambda: max_pool(np.maximum(x, 0.0), g_pool))),
+    ]
+
+
 def main(argv=None) -> list[tuple[str, float, float]]:
     repeats = repeats_arg(__doc__, argv, default=50)
     rows = []
     print(f"{'choice':66s} {'fnn':>10s} {'plain':>10s} {'speed-up':>8s}")
-    for claim, ours, theirs in cases():
+    for claim, ours, theirs in cases() + compiled_cases():
         t_ours, t_theirs = (statistics.median(timings(fn, repeats)) for fn in (ours, theirs))
         rows.append((claim, t_ours, t_theirs))
         print(f"{claim:66s} {t_ours * 1e6:8.0f}µs {t_theirs * 1e6:8.0f}µs {t_theirs / t_ours:7.1f}x",

@@ -1,12 +1,16 @@
-"""Run every benchmark (fnn vs PyTorch CPU in the same run) and write the README's table.
+"""Run every benchmark (fnn's two kernel backends, PyTorch CPU and JAX CPU in the same run) and
+write the performance tables into a Markdown file.
 
-    python benchmarks/run_all.py               # all cores, then one thread; then the README table
+    python benchmarks/run_all.py               # all cores, then one thread; then the tables
     python benchmarks/run_all.py --threads 1   # only single-threaded runs
-    python benchmarks/run_all.py --readme      # only rewrite the README table from results/*.json
-    python benchmarks/run_all.py --default-malloc --threads 1   # without fnn.reuse_freed_memory()
+    python benchmarks/run_all.py --tables-only # only rewrite the tables from results/*.json
+    python benchmarks/run_all.py --default-malloc   # without fnn.reuse_freed_memory()
+    python benchmarks/run_all.py --target docs/performance.md   # where the tables go
 
-Each thread count runs in its own process (numpy's BLAS reads ``OPENBLAS_NUM_THREADS`` when it
-is imported; torch is set to the same count), so both libraries get the same cores.
+Each thread count runs in its own process (numpy's BLAS and XLA read their thread settings
+when imported; torch is set to the same count), so every library gets the same cores. The
+tables replace what stands between ``<!-- bench:start -->`` and ``<!-- bench:end -->`` in the
+target file (README.md by default; :func:`write_tables` takes any path).
 """
 
 from __future__ import annotations
@@ -25,45 +29,135 @@ ROOT = HERE.parent
 BENCHMARKS = ["bench_mlp", "bench_conv1d_usps", "bench_lenet", "bench_conv_ae"]
 BENCHMARK_ORDER = {"mlp_epoch": 0, "conv1d_usps_epoch": 1, "lenet_100_steps": 2,
                    "conv_autoencoder_100_steps": 3}
+LIBS = ["fnn-numpy", "fnn-compiled", "torch", "jax"]
+RATIOS = ["fnn-compiled/torch", "fnn-compiled/jax", "fnn-numpy/torch", "fnn-numpy/jax"]
+MARKERS = ("<!-- bench:start -->", "<!-- bench:end -->")
 
 
-def table() -> str:
-    results = [json.loads(p.read_text()) for p in sorted((HERE / "results").glob("*.json"))]
-    results.sort(key=lambda r: (BENCHMARK_ORDER.get(r["benchmark"], 99), -r.get("threads", 0),
-                                r.get("freed_memory", "default") != "reused"))
-    lines = ["| benchmark | what | threads | fnn batch shards | freed memory | fnn | PyTorch CPU "
-             "| fnn / torch | target |",
-             "|---|---|---|---|---|---|---|---|---|"]
+def load_results(results_dir: Path = HERE / "results") -> list[dict]:
+    """Every result JSON of the current format (older ones without ``libraries`` are skipped)."""
+    results = [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
+    results = [r for r in results if "libraries" in r]
+    results.sort(key=lambda r: (BENCHMARK_ORDER.get(r["benchmark"], 99), r.get("threads", 0)))
+    return results
+
+
+def _ms(lib: dict | None) -> str:
+    if not lib:
+        return "–"
+    text = f"{lib['median_s'] * 1e3:.0f} ms"
+    if "compile_s" in lib:
+        text += f" (+{lib['compile_s']:.1f} s jit)"
+    return text
+
+
+def _ratio(r: dict, key: str) -> str:
+    stats = r["ratios"].get(key)
+    if not stats:
+        return "–"
+    target = r.get("targets", {}).get(key)
+    mark = "" if target is None else (" ✓" if stats["median"] <= target else f" ✗ (≤ {target:g})")
+    return f"{stats['median']:.2f}x [{stats['min']:.2f}–{stats['max']:.2f}]{mark}"
+
+
+def headline(results: list[dict]) -> list[str]:
+    lines = ["| benchmark | threads | fnn shards × chunk | fnn numpy | fnn compiled | PyTorch CPU | "
+             "JAX CPU | compiled / torch | compiled / JAX | numpy / torch | numpy / JAX |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        ratio, target = r.get("ratio_fnn_over_torch"), r.get("target_ratio")
-        torch_ms = f"{r['torch_median_s'] * 1e3:.0f} ms" if r.get("torch_median_s") else "–"
-        lines.append(
-            f"| `{r['benchmark']}` | {r['what']} | {r.get('threads', '?')} | "
-            f"{r.get('fnn_batch_shards', 1)} | {r.get('freed_memory', 'default')} | "
-            f"{r['fnn_median_s'] * 1e3:.0f} ms | {torch_ms} | "
-            f"{f'{ratio:.2f}x' if ratio else '–'} | {f'≤ {target:.1f}x' if target else ''} |"
-        )
-    dates = sorted({r.get("date") for r in results if r.get("date")})
-    machines = sorted({r.get("machine") for r in results if r.get("machine")})
-    lines += ["", f"Medians of several interleaved repeats, measured {', '.join(dates)} on "
-              f"{', '.join(machines)} by `python benchmarks/run_all.py` (rows with freed memory "
-              "`default`: `python benchmarks/run_all.py --default-malloc`; each benchmark's JSON "
-              "in `benchmarks/results/` holds every timing)."]
-    return "\n".join(lines)
+        libs = r["libraries"]
+        chunk = r.get("fnn_chunk")
+        lines.append(f"| `{r['benchmark']}` | {r['threads']} | {r['fnn_batch_shards']}"
+                     f"{f' × {chunk}' if chunk else ''} | "
+                     + " | ".join(_ms(libs.get(lib)) for lib in LIBS) + " | "
+                     + " | ".join(_ratio(r, key) for key in RATIOS) + " |")
+    return lines
 
 
-def update_readme() -> None:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    new = re.sub(r"<!-- bench:start -->.*<!-- bench:end -->",
-                 "<!-- bench:start -->\n" + table() + "\n<!-- bench:end -->", text, flags=re.S)
-    readme.write_text(new)
-    print(f"updated {readme}", file=sys.stderr)
+def throughput(results: list[dict]) -> list[str]:
+    lines = ["| benchmark | threads | GEMM peak | " + " | ".join(LIBS) + " |",
+             "|---|---|---|" + "---|" * len(LIBS)]
+    for r in results:
+        libs = r["libraries"]
+        cells = [f"{libs[lib]['gflops']:.1f} ({libs[lib]['pct_of_gemm_peak']:.0f}%)"
+                 if lib in libs else "–" for lib in LIBS]
+        lines.append(f"| `{r['benchmark']}` | {r['threads']} | "
+                     f"{r['machine']['gemm_peak_gflops']:.0f} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def batch_sweep(results: list[dict]) -> list[str]:
+    lines = ["| threads | batch | " + " | ".join(LIBS) + " |", "|---|---|" + "---|" * len(LIBS)]
+    for r in results:
+        for batch, libs in r.get("batch_sweep", {}).items():
+            cells = [f"{libs[lib]['us_per_sample']:.0f} µs" if lib in libs else "–"
+                     for lib in LIBS]
+            lines.append(f"| {r['threads']} | {batch} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def describe_machine(results: list[dict]) -> str:
+    machines = []
+    for r in results:
+        m = r["machine"]
+        blas = m.get("blas", {})
+        text = (f"{m['cpu']}, {m['cores']} cores; BLAS {blas.get('internal_api', '?')} "
+                f"{blas.get('version', '')} kernel {blas.get('architecture', '?')}")
+        if text not in machines:
+            machines.append(text)
+    versions = results[0]["machine"]["versions"] if results else {}
+    loads = sorted({tuple(r["machine"].get("loadavg_before") or ()) for r in results})
+    dates = sorted({r["date"][:10] for r in results})
+    return (f"Measured {', '.join(dates)} on {'; '.join(machines)}, by "
+            f"`python benchmarks/run_all.py` (numpy {versions.get('numpy')}, numba "
+            f"{versions.get('numba')}, torch {versions.get('torch')}, jax {versions.get('jax')}); "
+            f"1-minute load averages before each benchmark: "
+            f"{', '.join(str(load[0]) for load in loads if load)}.")
+
+
+def tables(results_dir: Path = HERE / "results") -> str:
+    """The Markdown tables from the result JSONs: timings and ratios (glibc's freed memory
+    reused, as the harness sets), throughput, LeNet's cost per sample by batch size, and
+    the runs with glibc's default malloc settings apart."""
+    results = load_results(results_dir)
+    reused = [r for r in results if r["freed_memory"] == "reused"]
+    default = [r for r in results if r["freed_memory"] != "reused"]
+    out = headline(reused)
+    out += ["", "Medians of interleaved repeats; brackets: the range of the per-repeat ratios; "
+            "✓/✗: the issue's target for that ratio. JAX runs one jitted SGD step, its compile "
+            "time (in parentheses) is not in its timing.", "",
+            "Throughput, GFLOP/s (% of the GEMM peak: a 2048² float32 numpy matmul in the same "
+            "process; FLOPs per step counted analytically as 3x the forward pass's "
+            "multiply-adds):", ""]
+    out += throughput(reused)
+    sweep = batch_sweep([r for r in reused if r.get("batch_sweep")])
+    if len(sweep) > 2:
+        out += ["", "LeNet's cost per sample by batch size (same samples per run):", ""] + sweep
+    if default:
+        out += ["", "With glibc's default malloc settings (`--default-malloc`: freed memory "
+                "handed back to the kernel and page-faulted in again):", ""] + headline(default)
+    out += ["", describe_machine(results)]
+    return "\n".join(out)
+
+
+def write_tables(target: Path, results_dir: Path = HERE / "results") -> None:
+    """Replace the text between the bench markers in ``target`` with :func:`tables`."""
+    text = target.read_text()
+    start, end = MARKERS
+    if start not in text or end not in text:
+        raise SystemExit(f"{target}: no {start} ... {end} markers to write the tables between")
+    new = re.sub(re.escape(start) + ".*" + re.escape(end),
+                 lambda _: f"{start}\n{tables(results_dir)}\n{end}", text, flags=re.S)
+    target.write_text(new)
+    print(f"updated {target}", file=sys.stderr)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--readme", action="store_true", help="only rewrite the README table")
+    parser.add_argument("--tables-only", "--readme", action="store_true",
+                        help="only rewrite the tables from results/*.json")
+    parser.add_argument("--target", type=Path, default=ROOT / "README.md",
+                        help="the Markdown file whose bench markers get the tables")
     parser.add_argument("--threads", default=f"{os.cpu_count() or 1},1",
                         help="comma-separated thread counts, one process each (default: all, 1)")
     parser.add_argument("--default-malloc", action="store_true",
@@ -74,22 +168,20 @@ def main(argv=None) -> int:
     if args.in_process:
         sys.path.insert(0, str(HERE))
         for name in BENCHMARKS:
-            try:
-                module = importlib.import_module(name)
-            except ImportError as err:
-                print(f"skipping {name}: {err}", file=sys.stderr)
-                continue
-            module.main([])
+            importlib.import_module(name).main([])
         return 0
-    if not args.readme:
+    if not args.tables_only:
         for n in dict.fromkeys(int(t) for t in args.threads.split(",")):
             print(f"--- {n} thread(s)", file=sys.stderr, flush=True)
             env = dict(os.environ, OPENBLAS_NUM_THREADS=str(n), OMP_NUM_THREADS=str(n),
                        MKL_NUM_THREADS=str(n))
+            if n == 1:
+                env.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
+                                            "intra_op_parallelism_threads=1")
             if args.default_malloc:
                 env["FNN_BENCH_MALLOC"] = "default"
             subprocess.run([sys.executable, __file__, "--in-process"], env=env, check=True)
-    update_readme()
+    write_tables(args.target)
     return 0
 
 

@@ -90,6 +90,26 @@ def _child_params(combinator: str, params: Any, names: list[str]) -> list:
     return [params[n] for n in names]
 
 
+def _fusions(layers: Sequence[Layer]) -> frozenset[int]:
+    """Positions ``i`` where ``layers[i]`` is a relu and ``layers[i + 1]`` a max-pool that can
+    run fused with it (``fnn.layers.pool``: same numbers as the pair, fewer memory passes)."""
+    out, i = set(), 0
+    while i < len(layers) - 1:
+        if (getattr(layers[i].apply, "fuses_into", None) == "max_pool"
+                and hasattr(layers[i + 1].apply, "after_relu")
+                and hasattr(layers[i + 1].vjp, "after_relu")):
+            out.add(i)
+            i += 2
+        else:
+            i += 1
+    return frozenset(out)
+
+
+def _pass_on(dy):
+    """The pullback of a relu fused into the max-pool after it (which applied its gradient)."""
+    return {}, dy
+
+
 def serial(*layers: Layer, name: str = "serial") -> Layer:
     """Compose layers left to right: ``serial(linear(100), tanh(), linear(10))``.
 
@@ -100,6 +120,9 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
         >>> out_shape, params = model.init(fnn.key(0), (-1, 5))
         >>> out_shape, sorted(params)
         ((-1, 3), ['00_linear', '01_relu'])
+
+    A ``relu()`` directly followed by a max-pool runs fused with it (one kernel, the same
+    numbers: see :mod:`fnn.ops.pool`); each keeps its own params entry.
     """
     if not layers or not all(isinstance(layer, Layer) for layer in layers):
         raise TypeError(f"{name}: expects one or more fnn.Layer, got {layers!r:.200}")
@@ -115,11 +138,19 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
                 raise err.within(child) from None
         return shape, params
 
+    fused = _fusions(layers)
+
     def apply(params, x):
         child = names[0]
+        ps = _child_params(name, params, names)
         try:
-            for (child, layer), p in zip(pairs, _child_params(name, params, names)):  # noqa: B007
-                x = layer.apply(p, x)
+            for i, ((child, layer), p) in enumerate(zip(pairs, ps)):
+                if i in fused:  # relu + max-pool in one (the next layer's turn is skipped)
+                    no_params(f"{layer.name}", p)
+                    child = names[i + 1]
+                    x = layers[i + 1].apply.after_relu(ps[i + 1], x)
+                elif i - 1 not in fused:
+                    x = layer.apply(p, x)
         except LayerError as err:
             raise err.within(child, input_from_model=child != names[0]) from None
         return x
@@ -129,10 +160,18 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
         gradient of their input (none of it is needed)."""
         steps = []
         child = names[0]
+        ps = _child_params(name, params, names)
         try:
-            for (child, layer), p, sub in zip(  # noqa: B007
-                pairs, _child_params(name, params, names), _keys(key, len(layers))
-            ):
+            for i, ((child, layer), p, sub) in enumerate(zip(pairs, ps, _keys(key, len(layers)))):
+                if i - 1 in fused:  # run with the relu before it
+                    continue
+                if i in fused:  # relu + max-pool in one: the relu's pullback passes dy on
+                    no_params(f"{layer.name}", p)
+                    steps.append((child, _pass_on, p, input_grad))
+                    child = names[i + 1]
+                    x, pullback = layers[i + 1].vjp.after_relu(ps[i + 1], x)
+                    steps.append((child, pullback, ps[i + 1], input_grad))
+                    continue
                 x, pullback = (layer.vjp if input_grad else input_free_vjp(layer))(p, x, key=sub)
                 steps.append((child, pullback, p, input_grad))
                 input_grad = input_grad or bool(tree_leaves(p))
@@ -319,11 +358,14 @@ def residual(*layers: Layer) -> Layer:
     return Layer(init, apply, vjp, "residual")
 
 
-def value_and_grad(model: Layer, loss, *, threads: int = 1) -> Callable:
+def value_and_grad(model: Layer, loss, *, threads: int = 1, chunk: int | None = None) -> Callable:
     """Glue a model and a loss: ``f(params, x, y, *, key=None) -> (loss_value, grads)``.
 
     ``threads > 1`` splits every batch into that many shards run at once on as many cores
     (:func:`fnn.threads.sharded`: same result up to float rounding, one dropout key per shard).
+    ``chunk``: each shard (or the batch) runs as consecutive chunks of at most that many
+    samples (:func:`fnn.threads.chunked`: same result up to rounding; a conv net's
+    activations then stay in cache, so large batches cost no more per sample).
 
     >>> import numpy as np, fnn
     >>> model = fnn.serial(fnn.linear(2))
@@ -340,8 +382,9 @@ def value_and_grad(model: Layer, loss, *, threads: int = 1) -> Callable:
         grads, _ = pullback(dpred)
         return value, grads
 
-    if threads == 1:
+    if threads == 1 and chunk is None:
         return value_and_grad_fn
-    from fnn.threads import sharded  # fnn.threads builds on this module
+    from fnn.threads import chunked, sharded  # fnn.threads builds on this module
 
-    return sharded(value_and_grad_fn, threads)
+    fn = value_and_grad_fn if chunk is None else chunked(value_and_grad_fn, chunk)
+    return fn if threads == 1 else sharded(fn, threads)

@@ -636,13 +636,15 @@ def check_params(params, where: str) -> None:
                             "must be floating-point arrays (convert with .astype(np.float32))")
 
 
-def supervised_step(model: Layer, loss, optimizer: Optimizer, *, threads: int = 1) -> Callable:
+def supervised_step(model: Layer, loss, optimizer: Optimizer, *, threads: int = 1,
+                    chunk: int | None = None) -> Callable:
     """A ready ``step_fn(state: TrainState, (x, y)) -> (state, metrics)``: ``metrics`` are the
     batch's ``"loss"`` and what the optimiser used (:func:`fnn.optim.stats`: the learning rate
     ``"lr"``, and ``"grad_norm"`` before clipping when it clips), so the history records them.
 
     The step's dropout key is ``fold_in(state.key, state.step)`` when ``state.key`` is set.
-    ``threads``: batch shards run at once (see :func:`fnn.value_and_grad`).
+    ``threads``: batch shards run at once; ``chunk``: at most that many samples at a time
+    (see :func:`fnn.value_and_grad`).
 
     >>> import numpy as np, fnn
     >>> model = fnn.linear(1)
@@ -653,7 +655,7 @@ def supervised_step(model: Layer, loss, optimizer: Optimizer, *, threads: int = 
     >>> state.step, sorted(metrics)
     (1, ['loss', 'lr'])
     """
-    grad_fn = value_and_grad(model, loss, threads=threads)
+    grad_fn = value_and_grad(model, loss, threads=threads, chunk=chunk)
 
     def step(state: TrainState, batch):
         x, y = batch
@@ -667,7 +669,8 @@ def supervised_step(model: Layer, loss, optimizer: Optimizer, *, threads: int = 
     step.metric_names = ("loss",)
     step.fingerprint = {"kind": "supervised_step", "model": model.name,
                         "loss": getattr(loss, "name", repr(loss)),
-                        "optimizer": _describe_optimizer(optimizer), "threads": threads}
+                        "optimizer": _describe_optimizer(optimizer), "threads": threads,
+                        "chunk": chunk}
     return step
 
 

@@ -14,3 +14,20 @@ def data_dir() -> Path:
     if not root or not Path(root).is_dir():
         pytest.skip("FNN_DATA is not set to the real data folder")
     return Path(root)
+
+
+def _backend_params():
+    import fnn
+
+    skip = pytest.mark.skipif(not fnn.ops.available(), reason="numba is not installed")
+    return ["numpy", pytest.param("compiled", marks=skip)]
+
+
+@pytest.fixture(params=_backend_params())
+def backend(request):
+    """Run the test once per kernel backend (``fnn.ops.using``); the compiled one skips
+    without numba."""
+    import fnn
+
+    with fnn.ops.using(request.param):
+        yield request.param

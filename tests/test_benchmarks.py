@@ -1,3 +1,4 @@
+import json
 import sys
 from pathlib import Path
 
@@ -11,8 +12,44 @@ def test_micro_benchmark_runs_every_case(monkeypatch, capsys):
     import micro
 
     rows = micro.main(["--repeats", "1"])
-    assert len(rows) == len(micro.cases()) >= 10
+    assert len(rows) == len(micro.cases()) + len(micro.compiled_cases()) >= 10
     assert all(t_ours > 0 and t_plain > 0 for _, t_ours, t_plain in rows)
     assert "speed-up" in capsys.readouterr().out
     for name in ("micro", "harness"):
+        sys.modules.pop(name, None)
+
+
+def test_compare_and_tables(monkeypatch, tmp_path, capsys):
+    """The harness times every library interleaved and the tables are written from its JSON
+    between the markers of any target file (fake libraries: no torch/JAX needed)."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    monkeypatch.setenv("FNN_BENCH_MALLOC", "default")
+    import harness
+    import run_all
+
+    monkeypatch.setattr(harness, "RESULTS", tmp_path)
+    monkeypatch.setattr(harness, "_PEAK", {"gflops": 100.0})
+    calls = []
+    runs = {name: (lambda name=name: calls.append(name)) for name in
+            ("fnn-numpy", "fnn-compiled", "torch")}
+    runs["jax"] = None  # not installed: left out
+    result = harness.compare("lenet_100_steps", "test", runs, flops=10**9, repeats=3,
+                             targets={"fnn-compiled/torch": 1.0},
+                             extra={"batch_sweep": {16: {"torch": {"us_per_sample": 5.0,
+                                                                   "gflops": 1.0}}}})
+    assert calls[:3] == ["fnn-numpy", "fnn-compiled", "torch"] and len(calls) == 12
+    assert set(result["libraries"]) == {"fnn-numpy", "fnn-compiled", "torch"}
+    assert set(result["ratios"]) == {"fnn-numpy/torch", "fnn-compiled/torch"}
+    stats = result["ratios"]["fnn-compiled/torch"]
+    assert stats["min"] <= stats["max"]
+    assert result["machine"]["cpu"] and "gemm_peak_gflops" in result["machine"]
+    saved = json.loads(next(tmp_path.glob("lenet_100_steps_*t_default_malloc.json")).read_text())
+    assert saved["libraries"]["torch"]["times_s"]
+    target = tmp_path / "page.md"
+    target.write_text("# perf\n<!-- bench:start -->\nold\n<!-- bench:end -->\ntail\n")
+    run_all.write_tables(target, results_dir=tmp_path)
+    text = target.read_text()
+    assert "old" not in text and text.endswith("<!-- bench:end -->\ntail\n")
+    assert "default malloc" in text and "`lenet_100_steps`" in text
+    for name in ("harness", "run_all"):
         sys.modules.pop(name, None)

@@ -1,5 +1,6 @@
 """Convolution, pooling, up-sampling: gradients (float64 finite differences), adjointness,
-output-size formulas, agreement with PyTorch (when installed) and bad inputs."""
+output-size formulas, agreement with PyTorch (when installed) and bad inputs; every test runs
+on both kernel backends (numpy and compiled, see ``fnn.ops``)."""
 
 import itertools
 
@@ -11,6 +12,11 @@ from fnn.layers.windows import geometry
 
 RNG = np.random.default_rng(0)
 TOL = 1e-6
+
+
+@pytest.fixture(autouse=True)
+def _every_backend(backend):
+    """Each test below runs on the numpy and on the compiled kernels."""
 
 
 def _gradcheck(layer, input_shape, x=None):

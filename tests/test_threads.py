@@ -66,3 +66,33 @@ def test_fit_on_two_threads_matches_one():
     two, _ = fnn.fit(model, fnn.cross_entropy, fnn.sgd(0.1), d.x_train, d.y_train, threads=2, **kw)
     for a, b in zip(fnn.tree.tree_leaves(one), fnn.tree.tree_leaves(two)):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("n,chunk,threads", [(7, 2, 1), (9, 4, 1), (8, 3, 2), (3, 5, 1)])
+def test_chunks_give_the_unsplit_loss_and_gradient(n, chunk, threads):
+    model = _conv_model()
+    _, params = model.init(fnn.key(0), (-1, 6, 6, 2))
+    params = fnn.tree.tree_map(lambda a: a.astype(np.float64), params)
+    x, y = RNG.standard_normal((n, 6, 6, 2)), RNG.integers(0, 4, n)
+    value, grads = fnn.value_and_grad(model, fnn.cross_entropy)(params, x, y)
+    f = fnn.value_and_grad(model, fnn.cross_entropy, threads=threads, chunk=chunk)
+    value2, grads2 = f(params, x, y)
+    assert value2 == pytest.approx(value, rel=1e-12)
+    for a, b in zip(fnn.tree.tree_leaves(grads), fnn.tree.tree_leaves(grads2)):
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-14)
+
+
+def test_chunks_are_run_one_after_the_other_with_a_key_each():
+    seen = []
+
+    def spy(params, x, y, *, key=None):
+        seen.append((len(x), key))
+        return float(len(x)), {"w": np.full(2, float(len(x)))}
+
+    value, grads = fnn.threads.chunked(spy, 3)(None, np.zeros((7, 1)), np.zeros(7), key=fnn.key(1))
+    assert [size for size, _ in seen] == [2, 2, 3]
+    assert len({k.spawn_key for _, k in seen}) == 3
+    assert value == pytest.approx((2 * 2 + 2 * 2 + 3 * 3) / 7)
+    np.testing.assert_allclose(grads["w"], value)
+    with pytest.raises(ValueError, match="positive int"):
+        fnn.threads.chunked(spy, 0)

@@ -12,6 +12,7 @@ import numpy as np
 
 from fnn.checks import float_input, no_params
 from fnn.core import Layer
+from fnn.ops import elementwise as ops
 
 
 def elementwise(
@@ -61,18 +62,14 @@ def identity() -> Layer:
 
 
 def tanh() -> Layer:
-    return elementwise("tanh", np.tanh, lambda x, y: 1.0 - y * y)
-
-
-def _textbook_sigmoid(x):
-    with np.errstate(over="ignore"):  # exp(-x) -> inf gives the exact limit 0
-        return 1.0 / (1.0 + np.exp(-x))
+    """``tanh(x)``; the vjp ``dy * (1 - y * y)`` is one pass on the compiled backend."""
+    return parameter_free("tanh", ops.tanh, lambda x, y, dy: ops.tanh_vjp(y, dy))
 
 
 def sigmoid() -> Layer:
     """The textbook ``1 / (1 + exp(-x))``; ``exp`` may overflow to inf for very negative ``x``
     (silenced, the limit 0 is exact). See :func:`stable_sigmoid` for the overflow-free form."""
-    return elementwise("sigmoid", _textbook_sigmoid, lambda x, y: y * (1.0 - y))
+    return parameter_free("sigmoid", ops.sigmoid, lambda x, y, dy: ops.sigmoid_vjp(y, dy))
 
 
 def _stable_sigmoid(x):
@@ -87,9 +84,11 @@ def stable_sigmoid() -> Layer:
 
 
 def relu() -> Layer:
-    # a float mask: dy * mask is faster than with a bool mask (no mixed-type loop;
-    # benchmarks/micro.py)
-    return elementwise("relu", lambda x: np.maximum(x, 0.0), lambda x, y: (x > 0).astype(x.dtype))
+    """``max(x, 0)``. Followed by a max-pool in :func:`fnn.serial`, the two run fused
+    (:mod:`fnn.ops.pool`; same numbers)."""
+    layer = parameter_free("relu", ops.relu, lambda x, y, dy: ops.relu_vjp(x, dy))
+    layer.apply.fuses_into = "max_pool"  # serial's peephole looks for this mark
+    return layer
 
 
 def leaky_relu(slope: float = 0.01) -> Layer:

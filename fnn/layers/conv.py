@@ -3,145 +3,43 @@ inputs, and their exact adjoints, the transposed convolutions.
 
 * ``conv1d`` on ``(N, L, C_in)``, kernel ``w: (k, C_in, C_out)``;
   ``conv2d`` on ``(N, H, W, C_in)``, kernel ``w: (kh, kw, C_in, C_out)``; bias ``b: (C_out,)``.
-* Output sizes: see :mod:`fnn.layers.windows` (``L_out = (L + lo + hi - d(k-1) - 1) // s + 1``).
+* Output sizes: see :mod:`fnn.ops.windows` (``L_out = (L + lo + hi - d(k-1) - 1) // s + 1``).
 * ``conv_transpose1d/2d(C_out, ...)`` store ``w: (*kernel, C_out, C_in)`` — the kernel of the
   convolution ``C_out -> C_in`` they are the adjoint of: with the same ``w``, stride, padding and
   dilation, ``<conv(x), y> = <x, conv_transpose(y)>``. Their output size is
   ``L_out = (L - 1) * s - lo - hi + d(k-1) + 1 + output_padding``, so a decoder mirrors its
   encoder's shapes (``output_padding < stride`` picks among the sizes a strided conv maps to L).
 
-Computation: the windows of the padded input are a strided view (:func:`windows`), copied
-once into a ``(N * L_out, k * C_in)`` patch matrix and multiplied by the kernel (one BLAS
-matmul; a column of ones in the patches adds the bias in the same matmul). The backward pass
-reuses the patches for ``dw`` (and ``db``) and folds ``dy @ w.T`` back onto the input for
-``dx`` (at stride 1 with ``C_out <= C_in``: convolves ``dy`` with the flipped kernel instead);
-the transposed convolution runs the same two functions the other way round. ``param_vjp``
-(the model's first layer, fed data) skips ``dx``. ``benchmarks/micro.py`` times each of these
-choices against the plain numpy way.
+Computation (:mod:`fnn.ops.conv`, numpy or compiled kernels, see :mod:`fnn.ops`): the
+windows of the padded input are copied once into a ``(N * L_out, k * C_in)`` patch matrix and
+multiplied by the kernel (one BLAS matmul; a column of ones in the patches adds the bias in
+the same matmul). The backward pass reuses the patches for ``dw`` (and ``db``) and folds
+``dy @ w.T`` back onto the input for ``dx`` (at stride 1 with ``C_out <= C_in``: convolves
+``dy`` with the flipped kernel instead); the transposed convolution runs the same two
+functions the other way round. ``param_vjp`` (the model's first layer, fed data) skips ``dx``.
+``benchmarks/micro.py`` times each of these choices against the plain numpy way.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 
 from fnn import initializers
 from fnn.checks import LayerError, as_shape, float_input, fmt_shape, param, param_keys
 from fnn.core import Layer, split
-from fnn.layers.windows import (
-    Geometry,
-    crop,
-    fold,
-    geometry,
-    int_tuple,
-    layout,
-    pad,
-    padding_arg,
-    tap_slices,
-    windows,
+from fnn.layers.windows import geometry, int_tuple, layout, padding_arg
+from fnn.ops.conv import (  # noqa: F401  (the kernels, re-exported for existing imports)
+    adjoint_by_taps,
+    adjoint_geometry,
+    bias_grad,
+    correlate,
+    correlate_adjoint,
+    kernel_grad,
+    kernel_matrix,
+    patches,
 )
-
-
-def patches(x: np.ndarray, g: Geometry, ones: bool = False) -> np.ndarray:
-    """``(N, *S, C)`` → the patch matrix ``(N * prod(S_out), prod(kernel) * C)`` (one copy),
-    with a last column of ones when ``ones`` (it multiplies the bias, see :func:`correlate`).
-
-    With one input channel the windows' rows are only ``kernel`` values long, so the patches
-    are copied tap by tap (whole image rows at a time) into a tap-major array whose transpose
-    is the patch matrix (faster: ``benchmarks/micro.py``)."""
-    xp = pad(x, g.pads)
-    n, c, k = x.shape[0], x.shape[-1], math.prod(g.kernel) * x.shape[-1]
-    if c == 1:
-        taps = np.empty((k + ones, n, *g.out_sizes, 1), dtype=x.dtype)
-        for tap, source in zip(taps, tap_slices(g)):
-            tap[...] = xp[source]
-        taps[k:] = 1
-        return taps.reshape(len(taps), -1).T
-    if not ones:
-        return windows(xp, g).reshape(-1, k)
-    cols = np.empty((n, *g.out_sizes, k + 1), dtype=x.dtype)
-    cols[..., k] = 1
-    # splitting the contiguous last axis of a view is always a view: this writes into cols
-    cols[..., :k].reshape(n, *g.out_sizes, *g.kernel, c)[...] = windows(xp, g)
-    return cols.reshape(-1, k + 1)
-
-
-def kernel_matrix(w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
-    """``(*kernel, C_in, C_out)`` → ``(prod(kernel) * C_in, C_out)``, rows ordered like the
-    columns of :func:`patches`; with the bias ``b`` as one more row."""
-    matrix = w.reshape(-1, w.shape[-1])
-    return matrix if b is None else np.concatenate([matrix, b[None].astype(w.dtype)])
-
-
-def correlate(x: np.ndarray, w: np.ndarray, g: Geometry,
-              b: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Forward convolution (plus the bias ``b``, if any, inside the same matmul: a column of
-    ones in the patches meets it as the kernel's last row): ``(y, patch matrix)``,
-    ``y: (N, *S_out, C_out)``."""
-    cols = patches(x, g, ones=b is not None)
-    y = cols @ kernel_matrix(w, b)
-    return y.reshape(x.shape[0], *g.out_sizes, w.shape[-1]), cols
-
-
-def correlate_adjoint(dy: np.ndarray, w: np.ndarray, g: Geometry) -> np.ndarray:
-    """The adjoint of the convolution in its input: ``(N, *S_out, C_out) -> (N, *S, C_in)``.
-
-    At stride 1 with no more output than input channels it is itself a convolution (see
-    :func:`adjoint_geometry`; ``benchmarks/micro.py`` times both); otherwise
-    :func:`adjoint_by_taps`."""
-    flipped_geometry = adjoint_geometry(g) if w.shape[-1] <= w.shape[-2] else None
-    if flipped_geometry is None:
-        return adjoint_by_taps(dy, w, g)
-    flipped = w[tuple(slice(None, None, -1) for _ in g.kernel)].swapaxes(-1, -2)
-    return correlate(dy, flipped, flipped_geometry)[0]
-
-
-def adjoint_by_taps(dy: np.ndarray, w: np.ndarray, g: Geometry) -> np.ndarray:
-    """:func:`correlate_adjoint` for any geometry: ``dy @ w.T`` per tap, folded back onto the
-    input. With 8 or more input channels each tap's matmul is added to its shifted slice of
-    the output at once (its block is still in cache); with fewer, one wide matmul then a fold
-    is faster (``benchmarks/micro.py`` times the three ways)."""
-    n, c_in, c_out = dy.shape[0], w.shape[-2], w.shape[-1]
-    rows = dy.reshape(-1, c_out)
-    if c_in >= 8:
-        out = np.zeros((n, *g.padded_sizes, c_in), dtype=np.result_type(dy, w))
-        for tap_w, target in zip(w.reshape(-1, c_in, c_out), tap_slices(g)):
-            out[target] += (rows @ tap_w.T).reshape(n, *g.out_sizes, c_in)
-        return crop(out, g)
-    dcols = rows @ kernel_matrix(w).T
-    return fold(dcols.reshape(n, *g.out_sizes, *g.kernel, c_in), g)
-
-
-def adjoint_geometry(g: Geometry) -> Geometry | None:
-    """At stride 1 the adjoint of a convolution is the convolution of ``dy`` with the kernel
-    flipped in space (channels swapped), same dilation, padding ``k_eff - 1 - lo`` before and
-    ``k_eff - 1 - hi`` after: this geometry, or None when it does not apply (a stride, or
-    padding wider than the kernel)."""
-    eff = g.effective_kernel
-    if any(s != 1 for s in g.stride) or any(lo >= e or hi >= e for (lo, hi), e in zip(g.pads, eff)):
-        return None
-    pads = tuple((e - 1 - lo, e - 1 - hi) for (lo, hi), e in zip(g.pads, eff))
-    return geometry("adjoint", g.out_sizes, g.kernel, g.stride, g.dilation, pads)
-
-
-def kernel_grad(cols: np.ndarray, dy: np.ndarray,
-                w_shape: tuple) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(dw, db)`` from the patch matrix and the output gradient (``db`` from the column of
-    ones, None without one)."""
-    rows = dy.reshape(-1, dy.shape[-1])
-    # BLAS reads the big patch matrix fastest in its own layout (benchmarks/micro.py)
-    full = (rows.T @ cols).T if cols.flags.c_contiguous else cols.T @ rows
-    k = math.prod(w_shape[:-1])
-    return full[:k].reshape(w_shape), (full[k] if len(full) > k else None)
-
-
-def bias_grad(dy: np.ndarray) -> np.ndarray:
-    """``dy`` summed over every axis but the last (channels), as a matrix-vector product:
-    faster than ``sum(axis=0)`` over few channels (``benchmarks/micro.py``)."""
-    rows = dy.reshape(-1, dy.shape[-1])
-    return np.ones(len(rows), dtype=dy.dtype) @ rows
 
 
 def _conv_layer(nd: int, out_channels: int, kernel_size, *, stride, padding, dilation, bias,

@@ -1,10 +1,14 @@
 """Pooling and up-sampling over channels-last inputs ``(N, L, C)`` / ``(N, H, W, C)``.
 
-Output sizes follow :mod:`fnn.layers.windows` (floor mode, as PyTorch); ``stride`` defaults to
+Output sizes follow :mod:`fnn.ops.windows` (floor mode, as PyTorch); ``stride`` defaults to
 the kernel size. ``max_pool`` pads with ``-inf`` and routes the gradient to the arg-max of each
 window; on ties the *first* maximal element in row-major window order wins alone (PyTorch picks
 the same one). ``avg_pool`` pads with zeros and always divides by the full kernel size (PyTorch's
 ``count_include_pad=True``).
+
+The kernels are in :mod:`fnn.ops.pool` (numpy or compiled, see :mod:`fnn.ops`). A max-pool
+right after a ``relu()`` in :func:`fnn.serial` runs fused with it (one pass instead of the
+relu's own passes; the same numbers as the pair): see ``_with_relu_fusion``.
 """
 
 from __future__ import annotations
@@ -16,18 +20,8 @@ import numpy as np
 
 from fnn.checks import LayerError, as_shape, float_input, fmt_shape, no_params
 from fnn.core import Layer
-from fnn.layers.windows import (
-    Geometry,
-    crop,
-    fold,
-    geometry,
-    int_tuple,
-    layout,
-    pad,
-    padding_arg,
-    tap_slices,
-    windows,
-)
+from fnn.layers.windows import Geometry, geometry, int_tuple, layout, padding_arg
+from fnn.ops import pool as ops_pool
 
 
 def _spatial_layer(name: str, label: str, nd: int | None, out_sizes: Callable,
@@ -71,8 +65,6 @@ def _pool(kind: str, nd: int, kernel_size, stride, padding) -> Layer:
     stride = kernel if stride is None else int_tuple(label, "stride", stride, nd)
     padding = padding_arg(label, padding, nd)
     ones = (1,) * nd
-    k_axes = tuple(range(-nd - 1, -1))
-    fill = -np.inf if kind == "max" else 0.0
 
     def geom(sizes) -> Geometry:
         g = geometry(label, sizes, kernel, stride, ones, padding)
@@ -81,65 +73,57 @@ def _pool(kind: str, nd: int, kernel_size, stride, padding) -> Layer:
                              f"{kernel} (a window of padding only has no value)")
         return g
 
-    def forward(x):
+    if kind == "avg":
+        def forward(x):
+            return ops_pool.avg_pool(x, geom(x.shape[1:-1]))
+
+        def forward_vjp(x):
+            g = geom(x.shape[1:-1])
+            return ops_pool.avg_pool(x, g), lambda dy: ops_pool.avg_pool_backward(dy, g)
+
+        return _spatial_layer(name, label, nd, lambda s: geom(s).out_sizes, forward, forward_vjp)
+
+    def max_forward(x, relu=False):
+        return ops_pool.max_pool(x, geom(x.shape[1:-1]), relu)[0]
+
+    def max_forward_vjp(x, relu=False):
         g = geom(x.shape[1:-1])
-        if kind == "max":
-            return _max_and_argmax(pad(x, g.pads, fill), g)[0]
-        return windows(pad(x, g.pads), g).mean(axis=k_axes, dtype=x.dtype)
+        y, arg = ops_pool.max_pool(x, g, relu)
+        return y, lambda dy: ops_pool.max_pool_backward(dy, arg, g, y if relu else None)
 
-    def forward_vjp(x):
-        g = geom(x.shape[1:-1])
-        if kind == "avg":
-            win = windows(pad(x, g.pads), g)
-
-            def back_avg(dy):
-                scaled = dy[(slice(None),) * (nd + 1) + (None,) * nd] / math.prod(kernel)
-                return fold(np.broadcast_to(scaled, win.shape).astype(dy.dtype, copy=False), g)
-
-            return win.mean(axis=k_axes, dtype=x.dtype), back_avg
-        y, arg = _max_and_argmax(pad(x, g.pads, fill), g)
-        return y, lambda dy: _route_to_argmax(dy, arg, g)
-
-    return _spatial_layer(name, label, nd, lambda s: geom(s).out_sizes, forward, forward_vjp)
+    layer = _spatial_layer(name, label, nd, lambda s: geom(s).out_sizes, max_forward,
+                           max_forward_vjp)
+    return _with_relu_fusion(layer, label, nd, max_forward, max_forward_vjp)
 
 
-def _max_and_argmax(xp: np.ndarray, g: Geometry) -> tuple[np.ndarray, np.ndarray]:
-    """Max over every window of the padded ``xp: (N, *Sp, C)`` → ``(N, *S_out, C)``, and the
-    index (row-major tap order) of the first maximum in each window.
+def _with_relu_fusion(layer: Layer, label: str, nd: int, forward: Callable,
+                      forward_vjp: Callable) -> Layer:
+    """Give a max-pool layer the fused ``relu`` + max-pool that :func:`fnn.serial` runs in
+    place of an adjacent ``relu(), max_pool(...)`` pair (:mod:`fnn.ops.pool`: same numbers,
+    fewer passes over the relu's full-size input). Stored as attributes of its functions, so
+    the Layer keeps its fields: ``apply.after_relu(params, x)`` and
+    ``vjp.after_relu(params, x) -> (y, pullback)``, ``x`` being the relu's input."""
 
-    A loop over the kernel taps (4 for 2×2, 9 for 3×3), each a strided view of ``xp``, with
-    in-place updates: faster than ``argmax`` + ``take_along_axis`` on the copied windows
-    (``benchmarks/micro.py``)."""
-    sources = tap_slices(g)
-    best = xp[sources[0]].copy()
-    index_type = np.uint8 if len(sources) < 256 else np.int32
-    arg = np.zeros(best.shape, dtype=index_type)
-    better = np.empty(best.shape, dtype=bool)
-    for i, source in enumerate(sources[1:], 1):
-        value = xp[source]
-        np.greater(value, best, out=better)  # strict: on ties the first maximum wins
-        np.maximum(arg, better * index_type(i), out=arg)  # taps come in increasing order
-        np.maximum(best, value, out=best)
-    return best, arg
+    def checked(params, x):
+        no_params(label, params)
+        x = float_input(label, x)
+        if x.ndim != nd + 2:
+            raise LayerError(f"{label}: expected input of shape {layout(nd)}, got {x.shape}")
+        return x
 
+    def apply(params, x):
+        return layer.apply(params, x)
 
-def _route_to_argmax(dy: np.ndarray, arg: np.ndarray, g: Geometry) -> np.ndarray:
-    """The max-pool pullback: each window's ``dy`` goes to its arg-max → ``(N, *S, C)``.
+    def vjp(params, x, *, key=None):
+        return layer.vjp(params, x, key=key)
 
-    Windows that do not overlap (stride >= kernel) write their taps straight into the
-    gradient; overlapping ones add up."""
-    disjoint = all(s >= k for s, k in zip(g.stride, g.kernel))
-    tiled = g.kernel == g.stride and g.padded_sizes == tuple(
-        k * o for k, o in zip(g.kernel, g.out_sizes))
-    out = (np.empty if tiled else np.zeros)((dy.shape[0], *g.padded_sizes, dy.shape[-1]), dy.dtype)
-    mask = np.empty(dy.shape, dtype=dy.dtype)
-    for i, target in enumerate(tap_slices(g)):
-        np.equal(arg, i, out=mask)
-        if disjoint:
-            np.multiply(dy, mask, out=out[target])
-        else:
-            out[target] += np.multiply(dy, mask, out=mask)
-    return crop(out, g)
+    def fused_vjp(params, x):
+        y, back = forward_vjp(checked(params, x), relu=True)
+        return y, lambda dy: ({}, back(dy))
+
+    apply.after_relu = lambda params, x: forward(checked(params, x), relu=True)
+    vjp.after_relu = fused_vjp
+    return Layer(layer.init, apply, vjp, layer.name)
 
 
 def max_pool1d(kernel_size: int, stride: int | None = None, padding=0) -> Layer:

@@ -1,0 +1,30 @@
+"""The numerics under the layers: array kernels that know nothing of :class:`fnn.Layer`.
+
+* :mod:`fnn.ops.windows` — window geometry, padding, strided windows and their adjoint (fold);
+* :mod:`fnn.ops.conv` — patch matrices, convolution and its adjoints, kernel/bias gradients;
+* :mod:`fnn.ops.pool` — max-pool with arg-max (optionally fused with a preceding relu),
+  average pool, their backward passes;
+* :mod:`fnn.ops.elementwise` — activations and their vector-Jacobian products.
+
+Each kernel has a numpy implementation, the reference, and a compiled one (numba, in
+:mod:`fnn.ops.compiled`) behind the same signature for the memory-bound parts; matrix products
+stay in BLAS on both. Which one runs:
+
+* :func:`use` ``("numpy" | "compiled")`` for the whole process (returns the previous one),
+  :func:`using` for a ``with`` block;
+* else the environment variable ``FNN_BACKEND=numpy|compiled``, read on first use;
+* else ``"compiled"`` when numba is installed (``pip install 'fnn[fast]'``), else ``"numpy"``.
+
+numba is imported when a compiled kernel first runs, never by ``import fnn``.
+
+>>> import fnn
+>>> fnn.ops.backend() in ("numpy", "compiled")
+True
+>>> with fnn.ops.using("numpy"):
+...     fnn.ops.backend()
+'numpy'
+"""
+
+from fnn.ops._backend import BACKENDS, available, backend, describe, use, using
+
+__all__ = ["BACKENDS", "available", "backend", "describe", "use", "using"]

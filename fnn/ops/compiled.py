@@ -1,0 +1,211 @@
+"""numba implementations of the memory-bound kernels, behind the signatures of the numpy ones
+in :mod:`fnn.ops.windows`, :mod:`fnn.ops.conv`, :mod:`fnn.ops.pool` and
+:mod:`fnn.ops.elementwise` (which call them when the compiled backend is chosen; see
+:func:`fnn.ops.use`). Importing this module imports numba (~0.3-0.5 s), so nothing imports it
+before a kernel first runs.
+
+Why numba: it compiles plain Python loops over numpy arrays (no C toolchain, no build step,
+wheels on PyPI for every platform numpy has), caches the machine code on disk
+(``cache=True``: later processes load it in milliseconds) and releases the GIL
+(``nogil=True``), so batch shards (:mod:`fnn.threads`) run these kernels on several cores at
+once. GEMMs stay in BLAS.
+
+Each kernel is one pass over memory: padding is handled by bounds checks instead of a padded
+copy, relu is fused into the max-pool that follows it, a vjp reads its inputs once. 1-D
+inputs run the 2-D kernels as height-1 images (a reshape, no copy). Arithmetic is done in the
+arrays' dtype (constants are made in that dtype), so float32 results match numpy's.
+
+Not compiled, because numpy measured as fast or faster here (``benchmarks/micro.py`` times
+both backends): the patch matrix (numpy's pad + one strided copy runs at memcpy speed; a numba
+loop over taps did not beat it), ``exp``-based forward passes (numpy's SIMD ``exp`` beats
+numba's scalar one: the sigmoid forward stays numpy) and relu's forward (one pass already).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from fnn.ops.pool import arg_dtype, tiled
+from fnn.ops.windows import Geometry, as_2d
+
+_jit = numba.njit(cache=True, nogil=True, fastmath=False)
+
+
+def _image(a: np.ndarray) -> np.ndarray:
+    """``(N, L, C)`` → ``(N, 1, L, C)`` (a view); 2-D images unchanged."""
+    return a if a.ndim == 4 else a.reshape(a.shape[0], 1, *a.shape[1:])
+
+
+# --- patches and fold ----------------------------------------------------------------------------
+
+@_jit
+def _fold2d(dwin, n, h, w, c, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow, out):
+    # dwin: (n, oh, ow, kh, kw, c) and out: (n, h, w, c), both flat and C-ordered
+    out[:] = 0
+    q = 0
+    for b in range(n):
+        ob = b * h * w * c
+        for i in range(oh):
+            for j in range(ow):
+                for ti in range(kh):
+                    r = i * sh + ti * dh - ph
+                    for tj in range(kw):
+                        s = j * sw + tj * dw - pw
+                        if 0 <= r < h and 0 <= s < w:
+                            p = ob + (r * w + s) * c
+                            for ch in range(c):
+                                out[p + ch] += dwin[q + ch]
+                        q += c
+
+
+def fold(dwin: np.ndarray, g: Geometry) -> np.ndarray:
+    """:func:`fnn.ops.windows.fold` in one pass (no padded array to crop)."""
+    g2 = as_2d(g)
+    n, c = dwin.shape[0], dwin.shape[-1]
+    (h, w), (oh, ow) = g2.sizes, g2.out_sizes
+    out = np.empty(n * h * w * c, dtype=dwin.dtype)
+    (kh, kw), (sh, sw), (dh, dw) = g2.kernel, g2.stride, g2.dilation
+    _fold2d(np.ascontiguousarray(dwin).reshape(-1), n, h, w, c, kh, kw, sh, sw, dh, dw,
+            g2.pads[0][0], g2.pads[1][0], oh, ow, out)
+    return out.reshape(n, *g.sizes, c)
+
+
+# --- max-pool (optionally after relu) ------------------------------------------------------------
+
+@_jit
+def _max_pool2d(x, kh, kw, sh, sw, ph, pw, relu, y, arg):
+    n, h, w, c = x.shape
+    oh, ow = y.shape[1], y.shape[2]
+    for b in range(n):
+        for i in range(oh):
+            for j in range(ow):
+                for ti in range(kh):
+                    r = i * sh + ti - ph
+                    for tj in range(kw):
+                        s = j * sw + tj - pw
+                        t = ti * kw + tj
+                        inside = 0 <= r < h and 0 <= s < w
+                        if t == 0:
+                            for ch in range(c):
+                                y[b, i, j, ch] = x[b, r, s, ch] if inside else -np.inf
+                                arg[b, i, j, ch] = 0
+                        elif inside:  # a padded tap (-inf) never beats the best so far
+                            for ch in range(c):
+                                v = x[b, r, s, ch]
+                                if v > y[b, i, j, ch]:  # strict: the first maximum wins
+                                    y[b, i, j, ch] = v
+                                    arg[b, i, j, ch] = t
+                                elif v != v:  # NaN propagates, as np.maximum does
+                                    y[b, i, j, ch] = v
+                if relu:
+                    for ch in range(c):
+                        if y[b, i, j, ch] < 0:
+                            y[b, i, j, ch] = 0
+
+
+def max_pool(x: np.ndarray, g: Geometry, relu: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`fnn.ops.pool.max_pool` in one pass over ``x`` (padding skipped)."""
+    g2 = as_2d(g)
+    n, c = x.shape[0], x.shape[-1]
+    y = np.empty((n, *g2.out_sizes, c), dtype=x.dtype)
+    arg = np.empty(y.shape, dtype=arg_dtype(g))
+    (kh, kw), (sh, sw) = g2.kernel, g2.stride
+    _max_pool2d(_image(x), kh, kw, sh, sw, g2.pads[0][0], g2.pads[1][0], relu, y, arg)
+    shape = (n, *g.out_sizes, c)
+    return y.reshape(shape), arg.reshape(shape)
+
+
+@_jit
+def _max_pool2d_backward(dy, arg, relu_y, relu, kh, kw, sh, sw, ph, pw, tiles, dx):
+    n, h, w, c = dx.shape
+    oh, ow = dy.shape[1], dy.shape[2]
+    one, zero = dy.dtype.type(1), dy.dtype.type(0)
+    if not tiles:
+        dx[...] = 0
+    for b in range(n):
+        for i in range(oh):
+            for j in range(ow):
+                for ti in range(kh):
+                    r = i * sh + ti - ph
+                    if r < 0 or r >= h:
+                        continue
+                    for tj in range(kw):
+                        s = j * sw + tj - pw
+                        if s < 0 or s >= w:
+                            continue
+                        t = ti * kw + tj
+                        for ch in range(c):
+                            hit = arg[b, i, j, ch] == t
+                            if tiles:
+                                if hit:
+                                    v = dy[b, i, j, ch]
+                                    if relu:
+                                        v = v * (one if relu_y[b, i, j, ch] > 0 else zero)
+                                    dx[b, r, s, ch] = v
+                                else:
+                                    dx[b, r, s, ch] = zero
+                            elif hit:
+                                v = dy[b, i, j, ch]
+                                if relu:
+                                    v = v * (one if relu_y[b, i, j, ch] > 0 else zero)
+                                dx[b, r, s, ch] += v
+
+
+def max_pool_backward(dy: np.ndarray, arg: np.ndarray, g: Geometry,
+                      relu_y: np.ndarray | None = None) -> np.ndarray:
+    """:func:`fnn.ops.pool.max_pool_backward` in one pass (no zero-fill when the windows
+    tile the input)."""
+    g2 = as_2d(g)
+    n, c = dy.shape[0], dy.shape[-1]
+    dx = np.empty((n, *g2.sizes, c), dtype=dy.dtype)
+    relu = relu_y is not None
+    (kh, kw), (sh, sw) = g2.kernel, g2.stride
+    _max_pool2d_backward(_image(dy), _image(arg), _image(relu_y if relu else dy), relu,
+                         kh, kw, sh, sw, g2.pads[0][0], g2.pads[1][0], tiled(g), dx)
+    return dx.reshape(n, *g.sizes, c)
+
+
+# --- element-wise ----------------------------------------------------------------------------
+
+@_jit
+def _relu_vjp(x, dy, out):
+    one, zero = dy.dtype.type(1), dy.dtype.type(0)
+    for i in range(x.size):
+        out[i] = dy[i] * (one if x[i] > 0 else zero)
+
+
+@_jit
+def _tanh_vjp(y, dy, out):
+    one = y.dtype.type(1)
+    for i in range(y.size):
+        out[i] = dy[i] * (one - y[i] * y[i])
+
+
+@_jit
+def _sigmoid_vjp(y, dy, out):
+    one = y.dtype.type(1)
+    for i in range(y.size):
+        out[i] = dy[i] * (y[i] * (one - y[i]))
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    return a.reshape(-1)
+
+
+def relu_vjp(x: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    out = np.empty_like(dy)
+    _relu_vjp(_flat(x), _flat(dy), _flat(out))
+    return out
+
+
+def tanh_vjp(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    out = np.empty_like(dy)
+    _tanh_vjp(_flat(y), _flat(dy), _flat(out))
+    return out
+
+
+def sigmoid_vjp(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    out = np.empty_like(dy)
+    _sigmoid_vjp(_flat(y), _flat(dy), _flat(out))
+    return out

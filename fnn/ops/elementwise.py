@@ -1,0 +1,61 @@
+"""Element-wise activation kernels and their vector-Jacobian products.
+
+numpy spends one pass over memory per operation (``dy * (1 - y * y)`` is three, with two
+temporaries); the compiled backend does each vjp in one pass. Both compute in the arrays'
+dtype, so they agree to the last bit or to float rounding (``exp`` implementations differ).
+The compiled kernels take C-contiguous float32/float64 arrays of one dtype; anything else
+runs the numpy code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fnn.ops import _backend
+
+
+def _compiled(*arrays: np.ndarray) -> bool:
+    if not _backend.compiled():
+        return False
+    dtype = arrays[0].dtype
+    return dtype in (np.float32, np.float64) and all(
+        a.dtype == dtype and a.shape == arrays[0].shape and a.flags.c_contiguous for a in arrays)
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """``max(x, 0)`` (one numpy pass: nothing to gain from compiling it)."""
+    return np.maximum(x, 0.0)
+
+
+def relu_vjp(x: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """``dy * (x > 0)``; numpy multiplies by a float mask (faster than a bool one:
+    ``benchmarks/micro.py``)."""
+    if _compiled(x, dy):
+        return _backend.kernels().relu_vjp(x, dy)
+    return dy * (x > 0).astype(x.dtype)
+
+
+def tanh(x: np.ndarray) -> np.ndarray:
+    return np.tanh(x)
+
+
+def tanh_vjp(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """``dy * (1 - y * y)`` from the output ``y = tanh(x)``."""
+    if _compiled(y, dy):
+        return _backend.kernels().tanh_vjp(y, dy)
+    return dy * (1.0 - y * y)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """The textbook ``1 / (1 + exp(-x))``; ``exp`` may overflow to inf for very negative ``x``
+    (silenced: the limit 0 is exact). numpy on both backends (its SIMD ``exp`` is faster than
+    a compiled scalar loop)."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-x))
+
+
+def sigmoid_vjp(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """``dy * y * (1 - y)`` from the output ``y = sigmoid(x)``."""
+    if _compiled(y, dy):
+        return _backend.kernels().sigmoid_vjp(y, dy)
+    return dy * (y * (1.0 - y))

@@ -1,0 +1,192 @@
+"""Sliding windows over the spatial axes of channels-last arrays ``(N, *S, C)``: the geometry
+that convolution and pooling share (output sizes, padding), patches and their adjoint.
+
+For one spatial axis of size ``L`` with kernel ``k``, dilation ``d``, stride ``s`` and padding
+``(lo, hi)``, the effective kernel is ``k_eff = d * (k - 1) + 1`` and the output size is::
+
+    L_out = (L + lo + hi - k_eff) // s + 1          (floor: trailing rows that do not fill a
+                                                      whole window are dropped, as in PyTorch)
+
+``padding="same"`` picks ``lo + hi = max((ceil(L / s) - 1) * s + k_eff - L, 0)`` with the odd
+unit at the end (``hi``), so ``L_out = ceil(L / s)`` (TensorFlow's rule; ``L_out = L`` at
+stride 1). ``padding="valid"`` is ``(0, 0)``.
+
+Numerics only: nothing here knows about layers; a kernel that does not fit raises
+:class:`WindowError` (a ``ValueError``), which the layers reword with their label.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from fnn.ops import _backend
+
+Pads = tuple[tuple[int, int], ...]
+
+
+class WindowError(ValueError):
+    """The (dilated) kernel does not fit the padded input."""
+
+
+class Geometry(NamedTuple):
+    """Where every window of a layer sits: per spatial axis, input size, kernel, stride,
+    dilation, padding and output size."""
+
+    sizes: tuple[int, ...]
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    pads: Pads
+    out_sizes: tuple[int, ...]
+
+    @property
+    def padded_sizes(self) -> tuple[int, ...]:
+        return tuple(n + lo + hi for n, (lo, hi) in zip(self.sizes, self.pads))
+
+    @property
+    def effective_kernel(self) -> tuple[int, ...]:
+        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation))
+
+
+def same_pads(sizes, effective_kernel, stride) -> Pads:
+    pads = []
+    for n, k, s in zip(sizes, effective_kernel, stride):
+        total = max((-(-n // s) - 1) * s + k - n, 0)
+        pads.append((total // 2, total - total // 2))
+    return tuple(pads)
+
+
+def geometry(sizes, kernel, stride, dilation, padding) -> Geometry:
+    """The :class:`Geometry` for inputs of spatial ``sizes`` (``padding``: ``"same"`` or one
+    ``(lo, hi)`` pair per axis); :class:`WindowError` when the (dilated) kernel does not fit
+    the padded input. Cached: a layer meets the same few shapes every step."""
+    return _geometry(tuple(int(n) for n in sizes), tuple(kernel), tuple(stride), tuple(dilation),
+                     padding)
+
+
+@functools.lru_cache(maxsize=4096)
+def _geometry(sizes, kernel, stride, dilation, padding) -> Geometry:
+    eff = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+    pads = same_pads(sizes, eff, stride) if padding == "same" else padding
+    out = []
+    for axis, (n, k, s, (lo, hi)) in enumerate(zip(sizes, eff, stride, pads)):
+        if n + lo + hi < k:
+            what = "kernel" if k == kernel[axis] else f"dilated kernel (effective size {k})"
+            shape = "(" + ", ".join(map(str, sizes)) + ("," if len(sizes) == 1 else "") + ")"
+            raise WindowError(f"the {what} does not fit the input: spatial size {n} + padding "
+                              f"{lo + hi} < {k} on axis {axis} of the spatial shape {shape}")
+        out.append((n + lo + hi - k) // s + 1)
+    return Geometry(sizes, tuple(kernel), tuple(stride), tuple(dilation), pads, tuple(out))
+
+
+def as_2d(g: Geometry) -> Geometry:
+    """A 1-D geometry as the 2-D one of a height-1 image (what the compiled kernels take)."""
+    if len(g.kernel) == 2:
+        return g
+    return Geometry((1, *g.sizes), (1, *g.kernel), (1, *g.stride), (1, *g.dilation),
+                    ((0, 0), *g.pads), (1, *g.out_sizes))
+
+
+def compiled_fits(g: Geometry, *arrays: np.ndarray) -> bool:
+    """Whether the compiled kernels take this call: the compiled backend chosen, 1 or 2
+    spatial axes, float32/float64 arrays of one dtype."""
+    if not _backend.compiled() or len(g.kernel) > 2:
+        return False
+    dtype = arrays[0].dtype
+    return dtype in (np.float32, np.float64) and all(a.dtype == dtype for a in arrays)
+
+
+def pad(x: np.ndarray, pads: Pads, value: float = 0.0) -> np.ndarray:
+    """Pad the spatial axes of ``(N, *S, C)`` with ``value`` (no copy when there is nothing to
+    pad). The interior is copied once and only the border slabs are filled: a few numpy calls,
+    where ``np.pad`` spends several times longer in Python (``benchmarks/micro.py``)."""
+    if not any(lo or hi for lo, hi in pads):
+        return x
+    sizes = x.shape[1:-1]
+    out = np.empty((x.shape[0], *(n + lo + hi for n, (lo, hi) in zip(sizes, pads)), x.shape[-1]),
+                   dtype=x.dtype)
+    out[(slice(None), *(slice(lo, lo + n) for n, (lo, _) in zip(sizes, pads)))] = x
+    for axis, (lo, hi) in enumerate(pads, start=1):
+        before = (slice(None),) * axis
+        if lo:
+            out[(*before, slice(0, lo))] = value
+        if hi:
+            out[(*before, slice(out.shape[axis] - hi, None))] = value
+    return out
+
+
+def crop(xp: np.ndarray, g: Geometry) -> np.ndarray:
+    """Undo :func:`pad`: the ``g.sizes`` part of a padded ``(N, *Sp, C)`` array."""
+    if not any(lo or hi for lo, hi in g.pads):
+        return xp
+    return xp[(slice(None), *(slice(lo, lo + n) for (lo, _), n in zip(g.pads, g.sizes)))]
+
+
+def windows(xp: np.ndarray, g: Geometry) -> np.ndarray:
+    """Every window of a padded ``(N, *Sp, C)`` array as a read-only strided view
+    ``(N, *S_out, *kernel, C)`` (no copy; channels stay the contiguous last axis).
+
+    What ``sliding_window_view`` + strided slicing + ``moveaxis`` give, built in one
+    ``as_strided`` call from the geometry (which guarantees every window fits): less Python
+    time (``benchmarks/micro.py``), which counts when batch shards share the GIL."""
+    spatial = xp.strides[1:-1]
+    strides = (xp.strides[0], *(a * s for a, s in zip(spatial, g.stride)),
+               *(a * d for a, d in zip(spatial, g.dilation)), xp.strides[-1])
+    return as_strided(xp, (xp.shape[0], *g.out_sizes, *g.kernel, xp.shape[-1]), strides,
+                      writeable=False)
+
+
+def fold(dwin: np.ndarray, g: Geometry) -> np.ndarray:
+    """The adjoint of :func:`windows` followed by :func:`crop`: sum window values
+    ``(N, *S_out, *kernel, C)`` back onto the input positions they came from → ``(N, *S, C)``.
+
+    Compiled backend: one pass that adds each window value to its input position (padding
+    skipped, no padded array); numpy: :func:`fold_taps`."""
+    if compiled_fits(g, dwin):
+        return _backend.kernels().fold(dwin, g)
+    nd = len(g.kernel)
+    return fold_taps(np.moveaxis(dwin, tuple(range(1 + nd, 1 + 2 * nd)), tuple(range(nd))), g)
+
+
+def fold_taps(per_tap: np.ndarray, g: Geometry) -> np.ndarray:
+    """:func:`fold` for tap-major values ``(*kernel, N, *S_out, C)`` (any strides; fastest
+    when each tap's ``(N, *S_out, C)`` block is contiguous) → ``(N, *S, C)``.
+
+    One vectorised slice-add per kernel tap (9 for a 3×3 kernel); measured faster than a
+    loop-free ``np.bincount`` scatter (its index array alone costs more than the adds)."""
+    nd = len(g.kernel)
+    n, c = per_tap.shape[nd], per_tap.shape[-1]
+    if g.kernel == g.stride and g.dilation == (1,) * nd:
+        return _fold_tiles(per_tap, g)
+    out = np.zeros((n, *g.padded_sizes, c), dtype=per_tap.dtype)
+    for tap, target in zip(np.ndindex(*g.kernel), tap_slices(g)):
+        out[target] += per_tap[tap]
+    return crop(out, g)
+
+
+@functools.lru_cache(maxsize=4096)
+def tap_slices(g: Geometry) -> tuple[tuple[slice, ...], ...]:
+    """For each kernel tap (row-major), the index of the padded ``(N, *Sp, C)`` positions it
+    reads in every window: ``xp[tap_slices(g)[i]]`` is ``(N, *S_out, C)`` (cached)."""
+    return tuple((slice(None), *(slice(t * d, t * d + s * (o - 1) + 1, s)
+                                 for t, d, s, o in zip(tap, g.dilation, g.stride, g.out_sizes)))
+                 for tap in np.ndindex(*g.kernel))
+
+
+def _fold_tiles(per_tap: np.ndarray, g: Geometry) -> np.ndarray:
+    """:func:`fold_taps` when windows tile the input (kernel == stride): a transpose and a
+    reshape."""
+    nd = len(g.kernel)
+    n, c = per_tap.shape[nd], per_tap.shape[-1]
+    # (K1, .., N, O1, .., C) -> (N, O1, K1, O2, K2, .., C)
+    order = [nd] + [a for i in range(nd) for a in (nd + 1 + i, i)] + [2 * nd + 1]
+    tiles = per_tap.transpose(order).reshape(n, *(o * k for o, k in zip(g.out_sizes, g.kernel)), c)
+    covered = tiles.shape[1:-1]
+    if covered != g.padded_sizes:  # trailing rows no window reached get zero gradient
+        tiles = np.pad(tiles, ((0, 0), *((0, p - cov) for p, cov in zip(g.padded_sizes, covered)),
+                               (0, 0)))
+    return crop(tiles, g)

@@ -1,0 +1,250 @@
+"""fnn.ops: the backend switch, and the compiled kernels against the numpy ones (the
+reference) on every kernel and on every layer's apply and vjp; relu + max-pool fused in
+``serial`` against the unfused pair."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import optree
+import pytest
+
+import fnn
+from fnn.ops import _backend, pool, windows
+from fnn.ops import elementwise as ew
+
+needs_numba = pytest.mark.skipif(not fnn.ops.available(), reason="numba is not installed")
+RNG = np.random.default_rng(0)
+# float32 results may differ in the last bits (exp implementations, summation order)
+TOL = {np.float32: dict(rtol=2e-6, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
+
+
+def both(fn, *args):
+    """``fn(*args)`` on the numpy then the compiled backend."""
+    with fnn.ops.using("numpy"):
+        ref = fn(*args)
+    with fnn.ops.using("compiled"):
+        out = fn(*args)
+    return ref, out
+
+
+def assert_close(ref, out, dtype):
+    for a, b in zip(optree.tree_leaves(ref), optree.tree_leaves(out)):
+        assert a.shape == b.shape and a.dtype == b.dtype, (a.shape, b.shape, a.dtype, b.dtype)
+        np.testing.assert_allclose(b, a, **TOL[dtype])
+
+
+# --- the switch --------------------------------------------------------------------------------
+
+def test_use_and_using_switch_and_restore():
+    before = fnn.ops.backend()
+    with fnn.ops.using("numpy"):
+        assert fnn.ops.backend() == "numpy"
+        assert fnn.ops.describe()["backend"] == "numpy"
+    assert fnn.ops.backend() == before
+    previous = fnn.ops.use("numpy")
+    try:
+        assert previous == before and fnn.ops.backend() == "numpy"
+    finally:
+        fnn.ops.use(previous)
+
+
+def test_bad_backend_names_are_refused():
+    with pytest.raises(ValueError, match="backend must be one of"):
+        fnn.ops.use("fortran")
+
+
+def test_compiled_without_numba_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(_backend, "available", lambda: False)
+    with pytest.raises(ImportError, match="fnn\\[fast\\]"):
+        fnn.ops.use("compiled")
+
+
+@pytest.mark.parametrize("env,expected", [("numpy", "numpy"), ("", None), ("Compiled", "compiled")])
+def test_environment_variable_picks_the_default(monkeypatch, env, expected):
+    if expected == "compiled" and not fnn.ops.available():
+        pytest.skip("numba is not installed")
+    monkeypatch.setitem(_backend._state, "name", None)
+    monkeypatch.setenv("FNN_BACKEND", env)
+    default = "compiled" if fnn.ops.available() else "numpy"
+    assert fnn.ops.backend() == (expected or default)
+
+
+def test_environment_variable_with_a_bad_name(monkeypatch):
+    monkeypatch.setitem(_backend._state, "name", None)
+    monkeypatch.setenv("FNN_BACKEND", "cuda")
+    with pytest.raises(ValueError, match="FNN_BACKEND=cuda"):
+        fnn.ops.backend()
+
+
+def test_import_fnn_does_not_import_numba():
+    code = ("import sys, numpy as np, fnn; m = fnn.serial(fnn.relu(), fnn.max_pool1d(2));"
+            "m.apply({'00_relu': {}, '01_max_pool1d': {}}, np.ones((1, 4, 1)));"
+            "print('numba' in sys.modules, fnn.ops.backend())")
+    env = dict(os.environ, FNN_BACKEND="numpy")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False", "numpy"]
+
+
+# --- kernels: compiled == numpy ------------------------------------------------------------------
+
+POOL_GEOMETRIES = [  # (spatial sizes, kernel, stride, padding)
+    ((28, 28), (2, 2), (2, 2), ((0, 0), (0, 0))),
+    ((7, 6), (2, 2), (2, 2), ((0, 0), (0, 0))),       # a trailing row no window reaches
+    ((7, 6), (3, 3), (2, 2), ((1, 1), (1, 1))),       # overlapping, padded
+    ((7, 6), (2, 3), (1, 2), ((0, 1), (1, 0))),
+    ((9, 9), (2, 2), (3, 3), ((0, 0), (0, 0))),       # gaps between windows
+    ((11,), (3,), (2,), ((1, 1),)),
+    ((12,), (2,), (2,), ((0, 0),)),
+]
+
+
+def _pool_input(sizes, dtype, ties):
+    x = RNG.standard_normal((3, *sizes, 5)).astype(dtype)
+    if ties:  # many equal values (and zeros): the first maximum must win on both backends
+        x = np.round(x * 2) / 2
+    return x
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("sizes,kernel,stride,pads", POOL_GEOMETRIES)
+def test_max_pool_kernels_agree(sizes, kernel, stride, pads, relu, ties, dtype):
+    g = windows.geometry(sizes, kernel, stride, (1,) * len(kernel), pads)
+    x = _pool_input(sizes, dtype, ties)
+    (y0, arg0), (y1, arg1) = both(pool.max_pool, x, g, relu)
+    np.testing.assert_array_equal(y1, y0)
+    np.testing.assert_array_equal(arg1, arg0)
+    assert arg1.dtype == arg0.dtype == np.uint8
+    dy = RNG.standard_normal(y0.shape).astype(dtype)
+    dx0, dx1 = both(pool.max_pool_backward, dy, arg0, g, y0 if relu else None)
+    if all(s >= k for s, k in zip(stride, kernel)):  # each input gets at most one dy
+        np.testing.assert_array_equal(dx1, dx0)
+    else:  # overlapping windows add up, in another order
+        assert_close(dx0, dx1, dtype)
+    assert dx1.shape == x.shape and dx1.dtype == x.dtype
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("sizes,kernel,stride,dilation,padding", [
+    ((28, 28), (3, 3), (1, 1), (1, 1), "same"),
+    ((8, 7), (3, 2), (2, 1), (1, 2), ((1, 2), (0, 1))),
+    ((6, 6), (2, 2), (2, 2), (1, 1), ((0, 0), (0, 0))),
+    ((13,), (3,), (2,), (2,), ((2, 1),)),
+])
+def test_fold_agrees(sizes, kernel, stride, dilation, padding, dtype):
+    g = windows.geometry(sizes, kernel, stride, dilation, padding)
+    dwin = RNG.standard_normal((2, *g.out_sizes, *kernel, 3)).astype(dtype)
+    assert_close(*both(windows.fold, dwin, g), dtype)
+    broadcast = np.broadcast_to(dwin[..., :1], dwin.shape)  # what avg-pool's pullback folds
+    assert_close(*both(windows.fold, broadcast, g), dtype)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kernel", [ew.relu_vjp, ew.tanh_vjp, ew.sigmoid_vjp])
+def test_elementwise_vjps_agree(kernel, dtype):
+    a = RNG.standard_normal((4, 7, 3)).astype(dtype)
+    a[0, 0] = 0.0
+    dy = RNG.standard_normal(a.shape).astype(dtype)
+    if kernel is not ew.relu_vjp:
+        a = np.tanh(a)  # an output of tanh / in sigmoid's range
+    ref, out = both(kernel, a, dy)
+    assert_close(ref, out, dtype)
+    assert_close(*both(kernel, a[:, ::2], dy[:, ::2]), dtype)  # strided: the numpy code
+
+
+# --- layers: apply and vjp on both backends ------------------------------------------------------
+
+LAYERS = [
+    (fnn.conv2d(4, 3, padding="same", bias=True), (2, 8, 8, 3)),
+    (fnn.conv2d(3, (2, 3), stride=(2, 1), dilation=(1, 2), padding=1), (2, 9, 8, 2)),
+    (fnn.conv1d(5, 3, stride=2, padding="same", bias=True), (2, 11, 1)),
+    (fnn.conv_transpose2d(2, 3, stride=2, padding=1, output_padding=1, bias=True), (2, 4, 4, 3)),
+    (fnn.conv_transpose1d(3, 2, stride=2), (2, 5, 4)),
+    (fnn.max_pool2d(2), (2, 8, 8, 3)), (fnn.max_pool2d(3, 2, 1), (2, 7, 6, 2)),
+    (fnn.max_pool1d(2), (2, 9, 3)), (fnn.avg_pool2d(2), (2, 7, 6, 2)),
+    (fnn.avg_pool1d(3, 2, 1), (2, 9, 3)), (fnn.relu(), (3, 5, 4)), (fnn.tanh(), (3, 5)),
+    (fnn.sigmoid(), (3, 5)),
+    (fnn.serial(fnn.relu(), fnn.max_pool2d(2)), (2, 8, 8, 3)),
+    (fnn.serial(fnn.conv2d(6, 3, padding="same", bias=True), fnn.relu(), fnn.max_pool2d(2),
+                fnn.conv2d(8, 3, padding="same"), fnn.relu(), fnn.max_pool2d(2), fnn.flatten(),
+                fnn.linear(5), fnn.tanh(), fnn.linear(3), fnn.sigmoid()), (4, 12, 12, 1)),
+]
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layer,shape", LAYERS, ids=lambda v: getattr(v, "name", None))
+def test_layers_agree_on_both_backends(layer, shape, dtype):
+    _, params = layer.init(fnn.key(0), (-1, *shape[1:]))
+    params = optree.tree_map(lambda a: a.astype(dtype), params)
+    x = RNG.standard_normal(shape).astype(dtype)
+    assert_close(*both(layer.apply, params, x), dtype)
+
+    def forward_backward(params, x):
+        y, pullback = layer.vjp(params, x)
+        return y, pullback(np.cos(y))
+
+    assert_close(*both(forward_backward, params, x), dtype)
+
+
+# --- relu fused into max-pool --------------------------------------------------------------------
+
+def _unfused(*layers):
+    """The same model with every relu kept apart (an identity between it and the pool)."""
+    out = []
+    for layer in layers:
+        out.append(layer)
+        if layer.name == "relu":
+            out.append(fnn.identity())
+    return fnn.serial(*out)
+
+
+@pytest.mark.parametrize("pool", [fnn.max_pool2d(2), fnn.max_pool2d(3, 2, 1), fnn.max_pool1d(2)],
+                         ids=["2x2", "3x3-s2-p1", "1d"])
+def test_fused_relu_max_pool_is_the_pair(backend, pool):
+    nd = 2 if pool.name.endswith("2d") else 1
+    shape = (3, *(7,) * nd, 4)
+    fused_model = fnn.serial(fnn.relu(), pool)
+    from fnn.core import _fusions
+
+    assert _fusions([fnn.relu(), pool]) == {0}
+    assert _fusions([fnn.relu(), fnn.identity(), pool]) == frozenset()
+    x = np.round(RNG.standard_normal(shape) * 2) / 2  # ties and zeros
+    params = {"00_relu": {}, "01_" + pool.name: {}}
+    relu, plain = fnn.relu(), fnn.serial(fnn.relu(), fnn.identity(), pool)
+    plain_params = {"00_relu": {}, "01_identity": {}, "02_" + pool.name: {}}
+    np.testing.assert_array_equal(fused_model.apply(params, x), plain.apply(plain_params, x))
+    y, pullback = fused_model.vjp(params, x)
+    y2, pullback2 = plain.vjp(plain_params, x)
+    np.testing.assert_array_equal(y, y2)
+    np.testing.assert_array_equal(y, pool.apply({}, relu.apply({}, x)))
+    dy = RNG.standard_normal(y.shape)
+    (grads, dx), (_, dx2) = pullback(dy), pullback2(dy)
+    np.testing.assert_array_equal(dx, dx2)
+    assert grads == params
+
+
+def test_fused_relu_max_pool_gradcheck(backend):
+    model = fnn.serial(fnn.conv2d(3, 3, padding="same", bias=True), fnn.relu(), fnn.max_pool2d(2),
+                       fnn.flatten(), fnn.linear(2))
+    _, params = model.init(fnn.key(3), (-1, 6, 6, 2))
+    x = RNG.standard_normal((2, 6, 6, 2))
+    errors = fnn.gradcheck(model, params, x)
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_fused_pair_names_the_layer_in_errors(backend):
+    model = fnn.serial(fnn.relu(), fnn.max_pool1d(2))
+    params = {"00_relu": {}, "01_max_pool1d": {}}
+    for run in (model.apply, lambda p, x: model.vjp(p, x)):
+        with pytest.raises(fnn.LayerError, match=r"\[01_max_pool1d\] max_pool1d\(2\): expected"):
+            run(params, np.ones((2, 4)))
+        with pytest.raises(fnn.LayerError, match=r"\[00_relu\] relu: has no parameters"):
+            run(dict(params, **{"00_relu": {"w": np.ones(1)}}), np.ones((1, 4, 1)))
