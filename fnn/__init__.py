@@ -4,7 +4,7 @@ A layer is ``(init, apply, vjp)``; params are nested dicts of arrays; training i
 function folded over batches. See README.md and DESIGN.md.
 """
 
-from fnn import datasets, initializers, layers, optim, plot, threads
+from fnn import augment, datasets, initializers, layers, optim, plot, threads
 from fnn.checks import LayerError
 from fnn.core import (
     Key,
@@ -21,7 +21,7 @@ from fnn.core import (
     value_and_grad,
 )
 from fnn.experiments import SweepResult, grid, load_sweep, sweep, trial_key
-from fnn.gradient_check import gradcheck
+from fnn.gradient_check import assert_gradients_close, gradcheck
 from fnn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fnn.io import FnnFileError, load, save
 from fnn.layers import *  # noqa: F403  (every layer constructor)
@@ -65,6 +65,8 @@ __all__ = [
     "adamw",
     "add",
     "apply_updates",
+    "assert_gradients_close",
+    "augment",
     "Batches",
     "batches",
     "bce",

@@ -205,3 +205,13 @@ def test_gradcheck_compares_param_vjp_with_vjp():
         {"w": p["w"] * 2, "b": p["b"]}, x))
     with pytest.raises(AssertionError, match="returned a dx"):
         fnn.gradcheck(broken, params, RNG.standard_normal((2, 5, 5, 1)))
+
+
+def test_assert_gradients_close_passes_good_and_names_bad_gradients():
+    layer = fnn.linear(3)
+    _, params = layer.init(fnn.key(0), (-1, 4))
+    x = np.random.default_rng(0).standard_normal((2, 4))
+    assert max(fnn.assert_gradients_close(layer, params, x).values()) < 1e-6
+    wrong = fnn.layers.elementwise("bad_square", lambda v: v * v, lambda v, out: v)  # not 2v
+    with pytest.raises(AssertionError, match=r"bad_square: .*relative error > 1e-06\) at x \("):
+        fnn.assert_gradients_close(wrong, {}, x + 3.0)
