@@ -5,6 +5,7 @@ function folded over batches. See README.md and DESIGN.md.
 """
 
 from fnn import augment, datasets, initializers, layers, optim, plot, threads
+from fnn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fnn.checks import LayerError
 from fnn.core import (
     Key,
@@ -22,7 +23,6 @@ from fnn.core import (
 )
 from fnn.experiments import SweepResult, grid, load_sweep, sweep, trial_key
 from fnn.gradient_check import assert_gradients_close, gradcheck
-from fnn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fnn.io import FnnFileError, load, save
 from fnn.layers import *  # noqa: F403  (every layer constructor)
 from fnn.layers import __all__ as _layer_names

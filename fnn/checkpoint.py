@@ -13,7 +13,7 @@ of them). Each file is an :mod:`fnn.io` tree file holding
 :func:`fnn.train` writes and reads them itself (``checkpoint=DIR``); the functions here are
 for doing it by hand:
 
->>> import tempfile, numpy as np, fnn
+>>> import tempfile, fnn
 >>> _, params = fnn.linear(2).init(fnn.key(0), (-1, 3))
 >>> state = fnn.TrainState.create(params, fnn.adam(1e-3), key=fnn.key(1))
 >>> folder = tempfile.mkdtemp()
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -190,7 +189,6 @@ class BackgroundWriter:
         self.directory, self.keep = Path(directory).expanduser(), keep
         self._pool: ThreadPoolExecutor | None = None
         self._pending: Future | None = None
-        self._lock = threading.Lock()
         self.last: Path | None = None
 
     def submit(self, state: Any, **kwargs) -> None:
