@@ -1,16 +1,18 @@
 # Two set-up commands (see README): `make demo` and `make test`. Each creates .venv if needed.
+# `make docs` builds the documentation site into site/ (strict); `make serve-docs` serves it.
 PYTHON ?= python3
 VENV   := .venv
 # real datasets (USPS, Fashion-MNIST) for the slow tests and reproductions; see README
 export FNN_DATA ?= $(abspath ../shared/data)
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test docs serve-docs bench lint clean
 
+# the demo needs the plots and scikit-learn's digits: everything but the dev tools
 $(VENV)/.installed-base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e .
+	$(PY) -m pip install -q -e '.[all]'
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed-base
@@ -23,12 +25,18 @@ demo: $(VENV)/.installed-base
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest
 
+docs: $(VENV)/.installed-dev
+	$(PY) -m mkdocs build --strict --site-dir site
+
+serve-docs: $(VENV)/.installed-dev
+	$(PY) -m mkdocs serve
+
 bench: $(VENV)/.installed-dev
 	$(PY) -m pip install -q 'torch==2.13.0'
 	$(PY) benchmarks/run_all.py
 
 lint: $(VENV)/.installed-dev
-	$(PY) -m ruff check fnn tests benchmarks examples
+	$(PY) -m ruff check fnn tests benchmarks examples docs
 
 clean:
-	rm -rf $(VENV) build *.egg-info fnn-demo-output
+	rm -rf $(VENV) build site *.egg-info fnn-demo-output

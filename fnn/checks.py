@@ -2,6 +2,8 @@
 
 Every error names the layer, the expected and the actual shape or dtype. Combinators prefix the
 path of the sub-layer in the params tree (``[01_serial/02_linear] linear(10): ...``).
+Use these helpers in your own layers (see the docs' how-to "Write a layer with params") so
+their errors read like the built-in ones.
 """
 
 from __future__ import annotations
@@ -12,7 +14,17 @@ import numpy as np
 
 
 class LayerError(ValueError):
-    """A bad input, shape or params tree, reported with the path of the layer that saw it."""
+    """A bad input, shape or params tree, reported with the path of the layer that saw it.
+
+    >>> import numpy as np, fnn
+    >>> model = fnn.serial(fnn.linear(8), fnn.tanh())
+    >>> _, params = model.init(fnn.key(0), (-1, 4))
+    >>> try:
+    ...     model.apply(params, np.zeros((2, 5), np.float32))
+    ... except fnn.LayerError as e:
+    ...     print(e)
+    [00_linear] linear(8): expected input of shape (N, 4), got (2, 5)
+    """
 
     def __init__(self, message: str, path: tuple[str, ...] = ()):
         self.message = message
@@ -20,12 +32,22 @@ class LayerError(ValueError):
         super().__init__(f"[{'/'.join(self.path)}] {message}" if self.path else message)
 
     def within(self, name: str) -> LayerError:
-        """The same error seen from the combinator that holds this layer under ``name``."""
+        """The same error seen from the combinator that holds this layer under ``name``.
+
+        >>> from fnn.checks import LayerError
+        >>> str(LayerError("linear(8): bad", ("00_linear",)).within("02_serial"))
+        '[02_serial/00_linear] linear(8): bad'
+        """
         return LayerError(self.message, (name, *self.path))
 
 
 def fmt_shape(shape: Any) -> str:
-    """``(N, 64)`` for ``(-1, 64)`` / ``(None, 64)``: the batch entry reads as N."""
+    """``(N, 64)`` for ``(-1, 64)`` / ``(None, 64)``: the batch entry reads as N.
+
+    >>> from fnn.checks import fmt_shape
+    >>> fmt_shape((-1, 28, 28, 1)), fmt_shape((None,))
+    ('(N, 28, 28, 1)', '(N,)')
+    """
     if isinstance(shape, tuple) and shape and all(isinstance(s, tuple) for s in shape):
         return "(" + ", ".join(fmt_shape(s) for s in shape) + ")"
     dims = ["N" if i == 0 and (d is None or d == -1) else str(d) for i, d in enumerate(shape)]
@@ -33,7 +55,16 @@ def fmt_shape(shape: Any) -> str:
 
 
 def as_shape(layer: str, input_shape: Any, min_rank: int = 1) -> tuple:
-    """Validate an ``input_shape`` passed to ``init``: a tuple of ints (batch entry may be None/-1)."""
+    """Validate an ``input_shape`` passed to ``init``: a tuple of ints (batch entry may be None/-1).
+
+    >>> from fnn.checks import as_shape
+    >>> as_shape("mine", [-1, 64])
+    (-1, 64)
+    >>> as_shape("mine", (-1, 0))
+    Traceback (most recent call last):
+    ...
+    fnn.checks.LayerError: mine: input_shape (N, 0) has a non-positive size
+    """
     if isinstance(input_shape, list):
         input_shape = tuple(input_shape)
     if not isinstance(input_shape, tuple) or not all(
@@ -51,7 +82,17 @@ def as_shape(layer: str, input_shape: Any, min_rank: int = 1) -> tuple:
 
 
 def float_input(layer: str, x: Any) -> np.ndarray:
-    """``x`` as a floating-point array, or a clear error for integer/bool/object data."""
+    """``x`` as a floating-point array, or a clear error for integer/bool/object data.
+
+    >>> import numpy as np
+    >>> from fnn.checks import float_input
+    >>> float_input("mine", [[1.0, 2.0]]).dtype
+    dtype('float64')
+    >>> float_input("mine", np.zeros((2, 3), np.int64))
+    Traceback (most recent call last):
+    ...
+    fnn.checks.LayerError: mine: expected a floating-point array, got dtype int64 with shape (2, 3) (convert with x.astype(np.float32))
+    """
     if not isinstance(x, np.ndarray):
         x = np.asarray(x)
     if x.dtype.kind != "f":
@@ -63,7 +104,16 @@ def float_input(layer: str, x: Any) -> np.ndarray:
 
 
 def check_trailing(layer: str, x: np.ndarray, trailing: tuple) -> None:
-    """Check that ``x.shape`` is ``(N, *trailing)``."""
+    """Check that ``x.shape`` is ``(N, *trailing)``.
+
+    >>> import numpy as np
+    >>> from fnn.checks import check_trailing
+    >>> check_trailing("mine", np.zeros((5, 3)), (3,))       # fine: returns None
+    >>> check_trailing("mine", np.zeros((5, 4)), (3,))
+    Traceback (most recent call last):
+    ...
+    fnn.checks.LayerError: mine: expected input of shape (N, 3), got (5, 4)
+    """
     if x.shape[1:] != trailing:
         raise LayerError(
             f"{layer}: expected input of shape {fmt_shape((-1, *trailing))}, got {x.shape}"
@@ -71,7 +121,17 @@ def check_trailing(layer: str, x: np.ndarray, trailing: tuple) -> None:
 
 
 def param(layer: str, params: Any, name: str, shape: tuple | None = None) -> np.ndarray:
-    """``params[name]``, or an error naming the missing key / wrong shape."""
+    """``params[name]``, or an error naming the missing key / wrong shape.
+
+    >>> import numpy as np
+    >>> from fnn.checks import param
+    >>> param("mine", {"w": np.zeros((3, 2))}, "w", (3, 2)).shape
+    (3, 2)
+    >>> param("mine", {"w": np.zeros((3, 2))}, "b")
+    Traceback (most recent call last):
+    ...
+    fnn.checks.LayerError: mine: params should have key 'b', got ['w']
+    """
     try:
         value = params[name]
     except (KeyError, TypeError, IndexError):
@@ -85,5 +145,18 @@ def param(layer: str, params: Any, name: str, shape: tuple | None = None) -> np.
 
 
 def no_params(layer: str, params: Any) -> None:
+    """Check that a parameter-free layer was given ``params == {}`` (or ``None``).
+
+    >>> from fnn.checks import no_params
+    >>> no_params("tanh", {})                               # fine: returns None
+    >>> no_params("tanh", {"w": 1})
+    Traceback (most recent call last):
+    ...
+    fnn.checks.LayerError: tanh: has no parameters and expects params == {}, got {'w': 1}
+    """
     if params is not None and not (isinstance(params, (dict, tuple)) and len(params) == 0):
         raise LayerError(f"{layer}: has no parameters and expects params == {{}}, got {params!r:.80}")
+
+
+__all__ = ["LayerError", "as_shape", "check_trailing", "float_input", "fmt_shape", "no_params",
+           "param"]

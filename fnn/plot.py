@@ -10,9 +10,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from matplotlib import colormaps
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+
+from fnn._extras import require
+
+require("matplotlib", "fnn.plot")  # names the extra to install when matplotlib is missing
+from matplotlib import colormaps  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def _figure(ncols: int = 1, nrows: int = 1, size: tuple[float, float] = (4.5, 3.4)):
@@ -22,7 +26,18 @@ def _figure(ncols: int = 1, nrows: int = 1, size: tuple[float, float] = (4.5, 3.
 
 
 def curves(history, metrics: Sequence[str] | None = None, title: str | None = None) -> Figure:
-    """One panel per metric (loss, accuracy, ...), train and eval per epoch."""
+    """One panel per metric (loss, accuracy, ...), train (solid) and eval (dashed) per epoch,
+    with the restored best epoch marked when early stopping kept one.
+
+    ``history`` is the :class:`fnn.History` that :func:`fnn.train` returns; ``metrics`` picks
+    the panels (default: every metric it has).
+
+    >>> import fnn
+    >>> history = fnn.History(train={"loss": [1.0, 0.5, 0.4]}, eval={"loss": [1.1, 0.7, 0.8]})
+    >>> fig = fnn.plot.curves(history, title="toy run")
+    >>> len(fig.axes), fig.axes[0].get_ylabel()
+    (1, 'loss')
+    """
     names = list(metrics) if metrics else list(dict.fromkeys([*history.train, *history.eval]))
     if not names:
         raise ValueError("curves: the history has no metrics yet")
@@ -47,12 +62,21 @@ def confusion_matrix(
     y_true, y_pred, *, class_names: Sequence[str] | None = None, normalize: bool = False,
     title: str | None = None,
 ) -> Figure:
-    """Confusion matrix (rows: true class, columns: predicted), counts or row-normalised."""
-    from sklearn.metrics import confusion_matrix as sk_confusion
+    """Confusion matrix (rows: true class, columns: predicted), counts or row-normalised.
 
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    ``y_true``, ``y_pred``: integer labels of shape ``(N,)``.
+
+    >>> import numpy as np, fnn
+    >>> fig = fnn.plot.confusion_matrix(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]),
+    ...                                 class_names=["a", "b", "c"])
+    >>> fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel()
+    ('predicted', 'true')
+    """
+    y_true, y_pred = np.asarray(y_true).astype(np.int64), np.asarray(y_pred).astype(np.int64)
     n = int(max(y_true.max(), y_pred.max()) + 1) if class_names is None else len(class_names)
-    cm = sk_confusion(y_true, y_pred, labels=np.arange(n)).astype(float)
+    cm = np.zeros((n, n))
+    inside = (y_true >= 0) & (y_true < n) & (y_pred >= 0) & (y_pred < n)
+    np.add.at(cm, (y_true[inside], y_pred[inside]), 1)
     if normalize:
         cm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     names = list(class_names) if class_names is not None else [str(i) for i in range(n)]
@@ -482,11 +506,10 @@ def embed_2d(z, method: str = "tsne", seed: int = 0, perplexity: float = 30.0) -
         raise ValueError(f"embed_2d: {method} needs at least 2 points; got shape "
                          f"{_shape_str(z.shape)}")
     if method == "pca":
-        from sklearn.decomposition import PCA
+        PCA = require("sklearn.decomposition", "fnn.plot.embed_2d(method='pca')").PCA
 
         return PCA(n_components=2, random_state=seed).fit_transform(z)
-    from sklearn.manifold import TSNE
-
+    TSNE = require("sklearn.manifold", "fnn.plot.embed_2d(method='tsne')").TSNE
     tsne = TSNE(n_components=2, perplexity=min(perplexity, (n - 1) / 3), init="pca",
                 random_state=seed)
     return tsne.fit_transform(z)
