@@ -25,11 +25,14 @@ demo: $(VENV)/.installed-base
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest
 
+# (the two variables silence a banner some plugins print about MkDocs 2; see mkdocs.yml)
+DOCS_ENV := NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true MPLBACKEND=Agg
+
 docs: $(VENV)/.installed-dev
-	$(PY) -m mkdocs build --strict --site-dir site
+	$(DOCS_ENV) $(PY) -m mkdocs build --strict --site-dir site
 
 serve-docs: $(VENV)/.installed-dev
-	$(PY) -m mkdocs serve
+	$(DOCS_ENV) $(PY) -m mkdocs serve
 
 bench: $(VENV)/.installed-dev
 	$(PY) -m pip install -q 'torch==2.13.0'
