@@ -6,7 +6,7 @@ VENV   := .venv
 export FNN_DATA ?= $(abspath ../shared/data)
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test docs serve-docs bench lint clean
+.PHONY: demo test docs serve-docs notebooks bench lint clean
 
 # the demo needs the plots and scikit-learn's digits: everything but the dev tools
 $(VENV)/.installed-base: pyproject.toml
@@ -33,6 +33,10 @@ docs: $(VENV)/.installed-dev
 
 serve-docs: $(VENV)/.installed-dev
 	$(DOCS_ENV) $(PY) -m mkdocs serve
+
+# re-execute the notebooks in quick mode and store their outputs (figures) in them
+notebooks: $(VENV)/.installed-dev
+	$(PY) notebooks/execute.py
 
 bench: $(VENV)/.installed-dev
 	$(PY) -m pip install -q 'torch==2.13.0'

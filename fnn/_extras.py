@@ -13,6 +13,8 @@ from types import ModuleType
 
 #: the extra that provides each optional top-level package
 EXTRAS = {"matplotlib": "plot", "sklearn": "data", "h5py": "data"}
+#: the name pip knows a package by, where it differs from the import name
+PIP_NAMES = {"sklearn": "scikit-learn"}
 
 
 class MissingExtraError(ImportError):
@@ -35,5 +37,6 @@ def require(module: str, feature: str) -> ModuleType:
         top = module.split(".")[0]
         extra = EXTRAS.get(top, "all")
         raise MissingExtraError(
-            f"{feature} needs {top}, which is not installed: pip install 'fnn[{extra}]'"
+            f"{feature} needs {PIP_NAMES.get(top, top)}, which is not installed: "
+            f"pip install 'fnn[{extra}]'"
         ) from e
