@@ -1,8 +1,8 @@
-"""Run every benchmark (fnn vs PyTorch CPU in the same run) and write the README's table.
+"""Run every benchmark (fnn vs PyTorch CPU in the same run) and print the results table.
 
-    python benchmarks/run_all.py               # all cores, then one thread; then the README table
+    python benchmarks/run_all.py               # all cores, then one thread; then the table
     python benchmarks/run_all.py --threads 1   # only single-threaded runs
-    python benchmarks/run_all.py --readme      # only rewrite the README table from results/*.json
+    python benchmarks/run_all.py --readme      # only print the table from results/*.json
     python benchmarks/run_all.py --default-malloc --threads 1   # without fnn.reuse_freed_memory()
 
 Each thread count runs in its own process (numpy's BLAS reads ``OPENBLAS_NUM_THREADS`` when it
@@ -15,7 +15,6 @@ import argparse
 import importlib
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -53,17 +52,16 @@ def table() -> str:
 
 
 def update_readme() -> None:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    new = re.sub(r"<!-- bench:start -->.*<!-- bench:end -->",
-                 "<!-- bench:start -->\n" + table() + "\n<!-- bench:end -->", text, flags=re.S)
-    readme.write_text(new)
-    print(f"updated {readme}", file=sys.stderr)
+    """Print the table. It is no longer kept in the README: the docs' performance page
+    (docs/performance.md) is generated from results/*.json at every docs build."""
+    print(table())
+    print("(the docs' Performance page renders this table at every build: make docs)",
+          file=sys.stderr)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--readme", action="store_true", help="only rewrite the README table")
+    parser.add_argument("--readme", action="store_true", help="only print the table")
     parser.add_argument("--threads", default=f"{os.cpu_count() or 1},1",
                         help="comma-separated thread counts, one process each (default: all, 1)")
     parser.add_argument("--default-malloc", action="store_true",

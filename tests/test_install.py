@@ -7,7 +7,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("matplotlib", "sklearn", "scipy", "IPython", "h5py", "pandas")
@@ -39,15 +38,12 @@ def test_lazy_submodules_load_on_first_use():
 
 
 def test_import_time_is_small():
-    """`python -X importtime -c "import fnn"`: the cumulative time of fnn (best of 3 runs;
-    the issue's target is 0.2 s; the bound here is looser for busy CI machines)."""
-    best = float("inf")
-    for _ in range(3):
-        out = subprocess.run([sys.executable, "-X", "importtime", "-c", "import fnn"],
-                             capture_output=True, text=True, cwd=ROOT, timeout=120)
-        line = [ln for ln in out.stderr.splitlines() if ln.rstrip().endswith("| fnn")][-1]
-        best = min(best, int(line.split("|")[1]) / 1e6)
-    assert best < 0.4, f"import fnn took {best:.3f} s"
+    """`import fnn` costs little. Measured as CPU time (best of 3 fresh interpreters), which a
+    busy machine inflates far less than wall time; the issue's target, 0.2 s by
+    `python -X importtime -c "import fnn"`, is for an idle machine. numpy alone is about half."""
+    code = "import time; t = time.process_time(); import fnn; print(time.process_time() - t)"
+    best = min(float(run(code).stdout) for _ in range(3))
+    assert best < 0.3, f"import fnn took {best:.3f} s of CPU"
 
 
 @pytest.mark.parametrize("code,extra", [
@@ -70,6 +66,7 @@ def test_missing_extra_names_the_pip_line(code, extra):
 
 
 def test_metadata_core_dependencies_and_license():
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11 (the package supports 3.10)
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
     project = meta["project"]
     core = " ".join(project["dependencies"])
