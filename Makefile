@@ -1,16 +1,18 @@
 # Two set-up commands (see README): `make demo` and `make test`. Each creates .venv if needed.
+# `make docs` builds the documentation site into site/ (strict); `make serve-docs` serves it.
 PYTHON ?= python3
 VENV   := .venv
 # real datasets (USPS, Fashion-MNIST) for the slow tests and reproductions; see README
 export FNN_DATA ?= $(abspath ../shared/data)
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test bench lint clean reproduce reproduce-quick bench-sweep
+.PHONY: demo test docs serve-docs notebooks bench lint clean reproduce reproduce-quick bench-sweep
 
+# the demo needs the plots and scikit-learn's digits: everything but the dev tools
 $(VENV)/.installed-base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e .
+	$(PY) -m pip install -q -e '.[all]'
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed-base
@@ -22,6 +24,19 @@ demo: $(VENV)/.installed-base
 
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest
+
+# (the two variables silence a banner some plugins print about MkDocs 2; see mkdocs.yml)
+DOCS_ENV := NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true MPLBACKEND=Agg
+
+docs: $(VENV)/.installed-dev
+	$(DOCS_ENV) $(PY) -m mkdocs build --strict --site-dir site
+
+serve-docs: $(VENV)/.installed-dev
+	$(DOCS_ENV) $(PY) -m mkdocs serve
+
+# re-execute the notebooks in quick mode and store their outputs (figures) in them
+notebooks: $(VENV)/.installed-dev
+	$(PY) notebooks/execute.py
 
 # fnn (numpy and compiled kernels), PyTorch CPU and JAX CPU at all cores and at 1 thread, then
 # the same with glibc's default malloc settings; writes the tables into README.md
@@ -43,7 +58,7 @@ bench-sweep: $(VENV)/.installed-dev
 	$(PY) benchmarks/bench_sweep.py
 
 lint: $(VENV)/.installed-dev
-	$(PY) -m ruff check fnn tests benchmarks examples
+	$(PY) -m ruff check fnn tests benchmarks examples docs
 
 clean:
-	rm -rf $(VENV) build *.egg-info fnn-demo-output
+	rm -rf $(VENV) build site *.egg-info fnn-demo-output

@@ -5,12 +5,14 @@ write the performance tables into a Markdown file.
     python benchmarks/run_all.py --threads 1   # only single-threaded runs
     python benchmarks/run_all.py --tables-only # only rewrite the tables from results/*.json
     python benchmarks/run_all.py --default-malloc   # without fnn.reuse_freed_memory()
-    python benchmarks/run_all.py --target docs/performance.md   # where the tables go
+    python benchmarks/run_all.py --print       # only print the tables from results/*.json
 
 Each thread count runs in its own process (numpy's BLAS and XLA read their thread settings
 when imported; torch is set to the same count), so every library gets the same cores. The
 tables replace what stands between ``<!-- bench:start -->`` and ``<!-- bench:end -->`` in the
-target file (README.md by default; :func:`write_tables` takes any path).
+target file when ``--target`` names one. The docs' Performance page renders :func:`table` from
+``results/*.json`` at every docs build (``docs/_build/gen_pages.py``), so nothing needs writing
+for the site.
 """
 
 from __future__ import annotations
@@ -140,6 +142,11 @@ def tables(results_dir: Path = HERE / "results") -> str:
     return "\n".join(out)
 
 
+def table() -> str:
+    """The tables as Markdown (what the docs' Performance page shows)."""
+    return tables()
+
+
 def write_tables(target: Path, results_dir: Path = HERE / "results") -> None:
     """Replace the text between the bench markers in ``target`` with :func:`tables`."""
     text = target.read_text()
@@ -154,10 +161,11 @@ def write_tables(target: Path, results_dir: Path = HERE / "results") -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tables-only", "--readme", action="store_true",
-                        help="only rewrite the tables from results/*.json")
-    parser.add_argument("--target", type=Path, default=ROOT / "README.md",
-                        help="the Markdown file whose bench markers get the tables")
+    parser.add_argument("--print", "--tables-only", "--readme", dest="tables_only",
+                        action="store_true", help="only print the tables from results/*.json")
+    parser.add_argument("--target", type=Path, default=None,
+                        help="a Markdown file whose bench markers get the tables (the docs' "
+                             "Performance page renders them at build time without this)")
     parser.add_argument("--threads", default=f"{os.cpu_count() or 1},1",
                         help="comma-separated thread counts, one process each (default: all, 1)")
     parser.add_argument("--default-malloc", action="store_true",
@@ -181,7 +189,10 @@ def main(argv=None) -> int:
             if args.default_malloc:
                 env["FNN_BENCH_MALLOC"] = "default"
             subprocess.run([sys.executable, __file__, "--in-process"], env=env, check=True)
-    write_tables(args.target)
+    if args.target is not None:
+        write_tables(args.target)
+    else:
+        print(table())
     return 0
 
 

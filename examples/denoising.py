@@ -147,7 +147,7 @@ def main(argv=None) -> dict:
     groups = [f"{lv:g}" for lv in TEST_LEVELS[1:]]  # noise 0: the noisy input's PSNR is infinite
     bars = {k: table[k][1:] for k in ["noisy input", *dae_labels, f"plain AE {best_lab}"]}
     common.save(fnn.plot.grouped_bars(
-        groups, bars, ylabel="PSNR (dB)", fmt="{:.1f}",
+        groups, bars, xlabel="test noise std (Gaussian)", ylabel="test PSNR (dB)", fmt="{:.1f}",
         title=f"test PSNR vs test noise std (DAEs trained at {args.noise:g})"),
         out, "psnr_bars.png")
     common.save(fnn.plot.sweep(

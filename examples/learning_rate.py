@@ -34,7 +34,8 @@ def label(lr: float) -> str:
     return f"lr={lr:g}"
 
 
-def sweep_figure(grid: dict, rates: list[float], value, ylabel: str, title: str):
+def sweep_figure(grid: dict, rates: list[float], value, ylabel: str, title: str,
+                 y_limits=None, log_y: bool = False):
     """fnn.plot.sweep of ``value(runs) -> (mean, std)`` over the rates, one line per data set;
     red crosses where a run diverged."""
     series, errors = {}, {}
@@ -44,7 +45,9 @@ def sweep_figure(grid: dict, rates: list[float], value, ylabel: str, title: str)
         errors[dc.TITLES[name]] = [s for _, s in stats]
     seeds = len(grid[next(iter(grid))][label(rates[0])])
     fig = fnn.plot.sweep(rates, series, errors=errors if seeds > 1 else None, log_x=True,
-                         xlabel="learning rate (SGD)", ylabel=ylabel, title=title)
+                         xlabel="learning rate (SGD)", ylabel=ylabel, title=title,
+                         error_label=f"± 1 std over {seeds} seeds", y_limits=y_limits,
+                         log_y=log_y)
     ax = fig.axes[0]
     crosses = [(lr, series[dc.TITLES[name]][i]) for name, by_rate in grid.items()
                for i, lr in enumerate(rates)
@@ -86,11 +89,11 @@ def main(argv=None) -> dict:
 
     figures = [
         common.save(sweep_figure(grid, rates, accuracy_stats, "final test accuracy",
-                                 "test accuracy vs SGD learning rate"), out, "accuracy_vs_lr.png"),
+                                 "test accuracy vs SGD learning rate", y_limits=(0.0, 1.0)),
+                    out, "accuracy_vs_lr.png"),
     ]
     fig = sweep_figure(grid, rates, loss_stats, "final train loss (finished runs)",
-                       "train loss vs SGD learning rate")
-    fig.axes[0].set_yscale("log")
+                       "train loss vs SGD learning rate", log_y=True)
     figures.append(common.save(fig, out, "train_loss_vs_lr.png"))
     figures += dc.loss_overlays(out, grid, "learning rate")
 

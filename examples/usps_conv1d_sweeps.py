@@ -114,8 +114,12 @@ def sweep_figure(name: str, sweep: Sweep, summaries: dict[str, dict], repeats: i
         ("training seconds per epoch", series({"fastest epoch": "fastest_epoch",
                                                "mean": "seconds_per_epoch"})),
     ]
+    bounds = {"accuracy (%)": (0.0, 100.0), "epochs": (0.0, None),
+              "training seconds per epoch": (0.0, None)}
+    error_label = f"± 1 std over {repeats} repeat{'s' if repeats > 1 else ''}"
     figs = [fnn.plot.sweep(values, s, errors=e, xlabel=sweep.xlabel, ylabel=ylabel,
-                           log_x=sweep.log_x, title=ylabel) for ylabel, (s, e) in panels]
+                           log_x=sweep.log_x, title=ylabel, error_label=error_label,
+                           y_limits=bounds[ylabel]) for ylabel, (s, e) in panels]
     return dc.montage(figs, 3, f"{sweep.section} {sweep.short}: mean ± std of {repeats} "
                                f"repeat{'s' if repeats > 1 else ''}", dpi=130)
 

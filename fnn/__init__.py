@@ -2,9 +2,14 @@
 
 A layer is ``(init, apply, vjp)``; params are nested dicts of arrays; training is a pure step
 function folded over batches. See README.md and DESIGN.md.
+
+``fnn.plot`` (matplotlib) and ``fnn.datasets`` are imported on first use (module
+``__getattr__`` below), so ``import fnn`` loads neither matplotlib nor scikit-learn.
 """
 
-from fnn import augment, datasets, initializers, layers, optim, plot, threads
+from typing import TYPE_CHECKING
+
+from fnn import augment, initializers, layers, optim, threads
 from fnn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fnn.checks import LayerError
 from fnn.core import (
@@ -55,6 +60,9 @@ from fnn.training import (
     train,
 )
 from fnn.tree import tree_size
+
+if TYPE_CHECKING:  # loaded lazily, on first use: see __getattr__ at the end
+    from fnn import datasets, plot
 
 __version__ = "0.1.0"
 
@@ -124,3 +132,22 @@ __all__ = [
     "trial_key",
     "value_and_grad",
 ]
+
+# Submodules loaded on first attribute access: `fnn.plot` needs matplotlib (the `plot` extra),
+# `fnn.datasets` is only needed by users who load data. Keep these names out of the eager imports
+# above; tests/test_install.py checks that `import fnn` loads no matplotlib/sklearn/scipy.
+_LAZY_SUBMODULES = ("datasets", "plot")
+
+
+def __getattr__(name: str):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        module = importlib.import_module(f"fnn.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'fnn' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY_SUBMODULES})

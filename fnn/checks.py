@@ -2,6 +2,8 @@
 
 Every error names the layer, the expected and the actual shape or dtype. Combinators prefix the
 path of the sub-layer in the params tree (``[01_serial/02_linear] linear(10): ...``).
+Use these helpers in your own layers (see the docs' how-to "Write a layer with params") so
+their errors read like the built-in ones.
 """
 
 from __future__ import annotations
@@ -17,9 +19,14 @@ class LayerError(ValueError):
     ``params_message``: how to word the error when the input did not come from the user but
     from the layers before (a combinator knows): then it is the params that do not fit.
 
-    >>> import fnn
-    >>> str(fnn.LayerError("linear(3): bad", ("00_serial", "01_linear")))
-    '[00_serial/01_linear] linear(3): bad'
+    >>> import numpy as np, fnn
+    >>> model = fnn.serial(fnn.linear(8), fnn.tanh())
+    >>> _, params = model.init(fnn.key(0), (-1, 4))
+    >>> try:
+    ...     model.apply(params, np.zeros((2, 5), np.float32))
+    ... except fnn.LayerError as e:
+    ...     print(e)
+    [00_linear] linear(8): expected input of shape (N, 4), got (2, 5)
     """
 
     def __init__(self, message: str, path: tuple[str, ...] = (), *,
@@ -32,14 +39,24 @@ class LayerError(ValueError):
     def within(self, name: str, *, input_from_model: bool = False) -> LayerError:
         """The same error seen from the combinator that holds this layer under ``name``;
         ``input_from_model``: the layer's input was computed by the layers before it, so an
-        input that does not fit the params means params that do not fit each other."""
+        input that does not fit the params means params that do not fit each other.
+
+        >>> from fnn.checks import LayerError
+        >>> str(LayerError("linear(8): bad", ("00_linear",)).within("02_serial"))
+        '[02_serial/00_linear] linear(8): bad'
+        """
         if input_from_model and self.params_message:
             return LayerError(self.params_message, (name, *self.path))
         return LayerError(self.message, (name, *self.path), params_message=self.params_message)
 
 
 def fmt_shape(shape: Any) -> str:
-    """``(N, 64)`` for ``(-1, 64)`` / ``(None, 64)``: the batch entry reads as N."""
+    """``(N, 64)`` for ``(-1, 64)`` / ``(None, 64)``: the batch entry reads as N.
+
+    >>> from fnn.checks import fmt_shape
+    >>> fmt_shape((-1, 28, 28, 1)), fmt_shape((None,))
+    ('(N, 28, 28, 1)', '(N,)')
+    """
     if isinstance(shape, tuple) and shape and all(isinstance(s, tuple) for s in shape):
         return "(" + ", ".join(fmt_shape(s) for s in shape) + ")"
     dims = ["N" if i == 0 and (d is None or d == -1) else str(d) for i, d in enumerate(shape)]
@@ -47,7 +64,16 @@ def fmt_shape(shape: Any) -> str:
 
 
 def as_shape(layer: str, input_shape: Any, min_rank: int = 1) -> tuple:
-    """Validate an ``input_shape`` passed to ``init``: a tuple of ints (batch entry may be None/-1)."""
+    """Validate an ``input_shape`` passed to ``init``: a tuple of ints (batch entry may be None/-1).
+
+    >>> from fnn.checks import as_shape
+    >>> as_shape("mine", [-1, 64])
+    (-1, 64)
+    >>> as_shape("mine", (-1, 0))
+    Traceback (most recent call last):
+    ...
+    fnn.checks.LayerError: mine: input_shape (N, 0) has a non-positive size
+    """
     if isinstance(input_shape, list):
         input_shape = tuple(input_shape)
     if not isinstance(input_shape, tuple) or not all(
@@ -65,7 +91,17 @@ def as_shape(layer: str, input_shape: Any, min_rank: int = 1) -> tuple:
 
 
 def float_input(layer: str, x: Any) -> np.ndarray:
-    """``x`` as a floating-point array, or a clear error for integer/bool/object data."""
+    """``x`` as a floating-point array, or a clear error for integer/bool/object data.
+
+    >>> import numpy as np
+    >>> from fnn.checks import float_input
+    >>> float_input("mine", [[1.0, 2.0]]).dtype
+    dtype('float64')
+    >>> float_input("mine", np.zeros((2, 3), np.int64))
+    Traceback (most recent call last):
+    ...
+    fnn.checks.LayerError: mine: expected a floating-point array, got dtype int64 with shape (2, 3) (convert with x.astype(np.float32))
+    """
     if not isinstance(x, np.ndarray):
         x = np.asarray(x)
     if x.dtype.kind != "f":
@@ -77,7 +113,16 @@ def float_input(layer: str, x: Any) -> np.ndarray:
 
 
 def check_trailing(layer: str, x: np.ndarray, trailing: tuple) -> None:
-    """Check that ``x.shape`` is ``(N, *trailing)``."""
+    """Check that ``x.shape`` is ``(N, *trailing)``.
+
+    >>> import numpy as np
+    >>> from fnn.checks import check_trailing
+    >>> check_trailing("mine", np.zeros((5, 3)), (3,))       # fine: returns None
+    >>> check_trailing("mine", np.zeros((5, 4)), (3,))
+    Traceback (most recent call last):
+    ...
+    fnn.checks.LayerError: mine: expected input of shape (N, 3), got (5, 4)
+    """
     if x.shape[1:] != trailing:
         raise LayerError(
             f"{layer}: expected input of shape {fmt_shape((-1, *trailing))}, got {x.shape}"
@@ -99,7 +144,17 @@ def param_keys(layer: str, params: Any, names: tuple[str, ...]) -> None:
 
 
 def param(layer: str, params: Any, name: str, shape: tuple | None = None) -> np.ndarray:
-    """``params[name]``, or an error naming the missing key / wrong shape / non-float dtype."""
+    """``params[name]``, or an error naming the missing key / wrong shape / non-float dtype.
+
+    >>> import numpy as np
+    >>> from fnn.checks import param
+    >>> param("mine", {"w": np.zeros((3, 2))}, "w", (3, 2)).shape
+    (3, 2)
+    >>> param("mine", {"w": np.zeros((3, 2))}, "b")
+    Traceback (most recent call last):
+    ...
+    fnn.checks.LayerError: mine: params should have key 'b', got ['w']
+    """
     try:
         value = params[name]
     except (KeyError, TypeError, IndexError):
@@ -117,5 +172,18 @@ def param(layer: str, params: Any, name: str, shape: tuple | None = None) -> np.
 
 
 def no_params(layer: str, params: Any) -> None:
+    """Check that a parameter-free layer was given ``params == {}`` (or ``None``).
+
+    >>> from fnn.checks import no_params
+    >>> no_params("tanh", {})                               # fine: returns None
+    >>> no_params("tanh", {"w": 1})
+    Traceback (most recent call last):
+    ...
+    fnn.checks.LayerError: tanh: has no parameters and expects params == {}, got {'w': 1}
+    """
     if params is not None and not (isinstance(params, (dict, tuple)) and len(params) == 0):
         raise LayerError(f"{layer}: has no parameters and expects params == {{}}, got {params!r:.80}")
+
+
+__all__ = ["LayerError", "as_shape", "check_trailing", "float_input", "fmt_shape", "no_params",
+           "param"]

@@ -20,7 +20,23 @@ class LossLogger:
     """``fnn.train(..., callbacks=[fnn.LossLogger("curves.png")])``.
 
     In Jupyter the figure is redrawn inline (the previous one replaced); elsewhere it is written
-    to ``path`` (atomically) after every epoch, so an image viewer shows live progress."""
+    to ``path`` (atomically) after every epoch, so an image viewer shows live progress.
+    ``metrics`` picks the panels (default: every metric of the history), ``every`` redraws
+    every n epochs. Needs matplotlib (``pip install 'fnn[plot]'``), imported at the first draw.
+
+    >>> import os, tempfile, fnn
+    >>> data = fnn.datasets.xor(200)
+    >>> model = fnn.serial(fnn.linear(8), fnn.tanh(), fnn.linear(2))
+    >>> _, params = model.init(fnn.key(0), (-1, 2))
+    >>> path = os.path.join(tempfile.mkdtemp(), "curves.png")
+    >>> state, history = fnn.train(
+    ...     fnn.supervised_step(model, fnn.cross_entropy, fnn.adam(1e-2)),
+    ...     fnn.batches(data.x_train, data.y_train, batch_size=32),
+    ...     fnn.TrainState.create(params, fnn.adam(1e-2)), epochs=2, progress=False,
+    ...     callbacks=[fnn.LossLogger(path)])
+    >>> os.path.getsize(path) > 0
+    True
+    """
 
     def __init__(self, path: str | os.PathLike | None = "training_curves.png",
                  metrics: Sequence[str] | None = None, every: int = 1, title: str | None = None):

@@ -18,8 +18,6 @@ MALLOC_TRIM_THRESHOLD_=2147483647 MALLOC_TOP_PAD_=268435456`` do the same from o
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import sys
 
 # mallopt(3) parameter numbers, from glibc's <malloc.h>
@@ -41,6 +39,9 @@ def reuse_freed_memory(max_block_mb: int = 1024, top_pad_mb: int = 256) -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
+        import ctypes  # here, not at import: keeps `import fnn` light
+        import ctypes.util
+
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt
     except (OSError, AttributeError):  # musl and other libcs have no mallopt

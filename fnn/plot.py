@@ -10,9 +10,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from matplotlib import colormaps
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+
+from fnn._extras import require
+
+require("matplotlib", "fnn.plot")  # names the extra to install when matplotlib is missing
+from matplotlib import colormaps  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def _figure(ncols: int = 1, nrows: int = 1, size: tuple[float, float] = (4.5, 3.4)):
@@ -21,8 +26,40 @@ def _figure(ncols: int = 1, nrows: int = 1, size: tuple[float, float] = (4.5, 3.
     return fig, axes
 
 
+def _suptitle(fig: Figure, title: str, fontsize: float = 10) -> None:
+    """A figure title wrapped to the figure's width (narrow figures, e.g. few images in quick
+    runs, would otherwise cut it off at both sides)."""
+    import textwrap
+
+    chars = max(12, int(fig.get_figwidth() * 72 / (0.6 * fontsize)))
+    lines = [textwrap.fill(line, chars) for line in str(title).split("\n")]
+    fig.suptitle("\n".join(lines), fontsize=fontsize)
+
+
+#: a log axis only where the data span at least this ratio (max / min); over a narrow range
+#: such as 0.7-1.3 a log axis shows no decade and only distorts
+LOG_MIN_RATIO = 5.0
+
+
+def _log_worthwhile(values) -> bool:
+    v = np.asarray([x for x in np.ravel(np.asarray(values, dtype=float)) if np.isfinite(x)])
+    v = v[v > 0]
+    return v.size > 1 and v.max() / v.min() >= LOG_MIN_RATIO
+
+
 def curves(history, metrics: Sequence[str] | None = None, title: str | None = None) -> Figure:
-    """One panel per metric (loss, accuracy, ...), train and eval per epoch."""
+    """One panel per metric (loss, accuracy, ...), train (solid) and eval (dashed) per epoch,
+    with the restored best epoch marked when early stopping kept one.
+
+    ``history`` is the :class:`fnn.History` that :func:`fnn.train` returns; ``metrics`` picks
+    the panels (default: every metric it has).
+
+    >>> import fnn
+    >>> history = fnn.History(train={"loss": [1.0, 0.5, 0.4]}, eval={"loss": [1.1, 0.7, 0.8]})
+    >>> fig = fnn.plot.curves(history, title="toy run")
+    >>> len(fig.axes), fig.axes[0].get_ylabel()
+    (1, 'loss')
+    """
     names = list(metrics) if metrics else list(dict.fromkeys([*history.train, *history.eval]))
     if not names:
         raise ValueError("curves: the history has no metrics yet")
@@ -47,12 +84,21 @@ def confusion_matrix(
     y_true, y_pred, *, class_names: Sequence[str] | None = None, normalize: bool = False,
     title: str | None = None,
 ) -> Figure:
-    """Confusion matrix (rows: true class, columns: predicted), counts or row-normalised."""
-    from sklearn.metrics import confusion_matrix as sk_confusion
+    """Confusion matrix (rows: true class, columns: predicted), counts or row-normalised.
 
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    ``y_true``, ``y_pred``: integer labels of shape ``(N,)``.
+
+    >>> import numpy as np, fnn
+    >>> fig = fnn.plot.confusion_matrix(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]),
+    ...                                 class_names=["a", "b", "c"])
+    >>> fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel()
+    ('predicted', 'true')
+    """
+    y_true, y_pred = np.asarray(y_true).astype(np.int64), np.asarray(y_pred).astype(np.int64)
     n = int(max(y_true.max(), y_pred.max()) + 1) if class_names is None else len(class_names)
-    cm = sk_confusion(y_true, y_pred, labels=np.arange(n)).astype(float)
+    cm = np.zeros((n, n))
+    inside = (y_true >= 0) & (y_true < n) & (y_pred >= 0) & (y_pred < n)
+    np.add.at(cm, (y_true[inside], y_pred[inside]), 1)
     if normalize:
         cm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     names = list(class_names) if class_names is not None else [str(i) for i in range(n)]
@@ -335,6 +381,7 @@ def filters(kernel, *, max_filters: int = 64, channel: int | None = None,
     kind = "conv1d" if k.ndim == 3 else "conv2d"
     vmax = _symmetric(panels)
     fig, axes = _grid(n, None, size=1.2 if k.ndim == 4 else 1.5)
+    image = None
     for j, ax in enumerate(axes):
         p = panels[..., j]
         if p.ndim == 1:  # conv1d with one input channel (or a chosen one): taps as a line
@@ -344,11 +391,13 @@ def filters(kernel, *, max_filters: int = 64, channel: int | None = None,
             ax.set_ylim(-1.1 * vmax, 1.1 * vmax)
             ax.tick_params(labelsize=6)
         else:
-            ax.imshow(p.T if k.ndim == 3 else p, cmap="RdBu_r", vmin=-vmax, vmax=vmax,
-                      interpolation="nearest", aspect="auto" if k.ndim == 3 else "equal")
+            image = ax.imshow(p.T if k.ndim == 3 else p, cmap="RdBu_r", vmin=-vmax, vmax=vmax,
+                              interpolation="nearest", aspect="auto" if k.ndim == 3 else "equal")
         ax.set_title(str(j), fontsize=7)
+    if image is not None:  # the diverging scale: blue negative, white 0, red positive
+        fig.colorbar(image, ax=list(axes), shrink=0.6, label="weight")
     default = f"{kind} filters {_shape_str(k.shape)}: {n} of {c_out}"
-    fig.suptitle(title or (f"{default}\n({what})" if what else default), fontsize=10)
+    _suptitle(fig, title or (f"{default}\n({what})" if what else default))
     return fig
 
 
@@ -382,7 +431,7 @@ def image_grid(
         for ax, label in zip(axes, labels):
             ax.set_title(str(label), fontsize=8)
     if title:
-        fig.suptitle(title)
+        _suptitle(fig, title, fontsize=10)
     return fig
 
 
@@ -417,7 +466,7 @@ def image_rows(
         _show_row(row_axes, imgs, cmap)
         row_axes[0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
     if title:
-        fig.suptitle(title)
+        _suptitle(fig, title, fontsize=10)
     return fig
 
 
@@ -482,11 +531,10 @@ def embed_2d(z, method: str = "tsne", seed: int = 0, perplexity: float = 30.0) -
         raise ValueError(f"embed_2d: {method} needs at least 2 points; got shape "
                          f"{_shape_str(z.shape)}")
     if method == "pca":
-        from sklearn.decomposition import PCA
+        PCA = require("sklearn.decomposition", "fnn.plot.embed_2d(method='pca')").PCA
 
         return PCA(n_components=2, random_state=seed).fit_transform(z)
-    from sklearn.manifold import TSNE
-
+    TSNE = require("sklearn.manifold", "fnn.plot.embed_2d(method='tsne')").TSNE
     tsne = TSNE(n_components=2, perplexity=min(perplexity, (n - 1) / 3), init="pca",
                 random_state=seed)
     return tsne.fit_transform(z)
@@ -550,11 +598,24 @@ def _is_numeric(values: Sequence) -> bool:
 def sweep(
     values: Sequence, series: dict[str, Sequence[float]], *,
     errors: dict[str, Sequence[float]] | None = None, xlabel: str = "", ylabel: str = "",
-    log_x: bool = False, title: str | None = None,
+    log_x: bool = False, title: str | None = None, error_label: str | None = None,
+    y_limits: tuple[float | None, float | None] | None = None, log_y: bool = False,
 ) -> Figure:
     """A hyper-parameter sweep: x = ``values`` (numbers, or strings at categorical positions),
     one line with markers per entry of ``series`` (each as long as ``values``), optional error
     bars (e.g. std) per series from ``errors``.
+
+    ``error_label`` says what the bars are (e.g. ``"± 1 std over 3 seeds"``; it titles the
+    legend). ``y_limits=(lo, hi)`` clips the bars to the values' possible range (an accuracy
+    never exceeds 100%: a bar past it would show an impossible value); either end may be None.
+    ``log_y`` asks for a log y axis, used only when the values span a factor of
+    :data:`LOG_MIN_RATIO` or more.
+
+    >>> import fnn
+    >>> fig = fnn.plot.sweep([1, 2], {"test": [0.9, 0.99]}, errors={"test": [0.05, 0.05]},
+    ...                      error_label="± 1 std", y_limits=(0, 1))
+    >>> fig.axes[0].get_legend().get_title().get_text()
+    'error bars: ± 1 std'
 
     >>> import fnn
     >>> fig = fnn.plot.sweep([1, 2, 4], {"train": [0.5, 0.7, 0.9], "test": [0.4, 0.6, 0.7]})
@@ -581,13 +642,20 @@ def sweep(
         raise ValueError(f"sweep: log_x needs positive numeric values; got {values}")
     fig, axes = _figure(size=(5, 3.6))
     ax = axes[0, 0]
+    lo, hi = y_limits if y_limits is not None else (None, None)
     for name, s in series.items():
         err = (errors or {}).get(name)
+        y = np.asarray(s, dtype=float)
         if err is None:
-            ax.plot(x, np.asarray(s, dtype=float), marker="o", label=name)
+            ax.plot(x, y, marker="o", label=name)
         else:
-            ax.errorbar(x, np.asarray(s, dtype=float), yerr=np.asarray(err, dtype=float),
+            e = np.asarray(err, dtype=float)
+            below = np.minimum(e, y - lo) if lo is not None else e
+            above = np.minimum(e, hi - y) if hi is not None else e
+            ax.errorbar(x, y, yerr=np.stack([np.maximum(below, 0), np.maximum(above, 0)]),
                         marker="o", capsize=3, label=name)
+    if log_y and _log_worthwhile([v for s in series.values() for v in s]):
+        ax.set_yscale("log")
     if log_x:
         ax.set_xscale("log")
         ax.set_xticks(x, [f"{v:g}" for v in x])
@@ -597,7 +665,8 @@ def sweep(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(title=f"error bars: {error_label}" if errors and error_label else None,
+              title_fontsize=8)
     if title:
         ax.set_title(title)
     return fig
@@ -609,7 +678,9 @@ def curves_overlay(
 ) -> Figure:
     """One line per labelled run (e.g. initialisation schemes) of ``history.train[metric]``,
     ``history.eval[metric]``, or with ``section="both"`` train solid and eval dashed in the
-    run's colour. ``histories`` maps a label to a :class:`fnn.training.History`.
+    run's colour, with a key for the two line styles. ``histories`` maps a label to a
+    :class:`fnn.training.History`. ``log_y`` asks for a log axis, used only when the values
+    span a factor of :data:`LOG_MIN_RATIO` or more.
 
     >>> import fnn
     >>> from fnn.training import History
@@ -632,21 +703,28 @@ def curves_overlay(
     fig, axes = _figure(size=(5.5, 3.8))
     ax = axes[0, 0]
     colors = _colors(len(histories))
+    plotted = []
     for color, (name, h) in zip(colors, histories.items()):
         labelled = False
         for s, style in (("train", "-"), ("eval", "--")):
             if s in sections and metric in getattr(h, s):
                 v = getattr(h, s)[metric]
+                plotted += list(v)
                 ax.plot(range(1, len(v) + 1), v, style, color=color,
                         label=None if labelled else name)
                 labelled = True
-    if log_y:
+    if log_y and _log_worthwhile(plotted):
         ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric if section == "both" else f"{section} {metric}")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2 if len(histories) > 6 else 1)
+    runs_key = ax.legend(fontsize=8, ncol=2 if len(histories) > 6 else 1)
+    if section == "both":  # which line style is which, whatever the title says
+        ax.add_artist(runs_key)
+        ax.legend(handles=[Line2D([], [], color="0.3", ls="-", label="train"),
+                           Line2D([], [], color="0.3", ls="--", label="eval")],
+                  fontsize=8, loc="lower left", title="line style", title_fontsize=8)
     default = f"{metric} (solid: train, dashed: eval)" if section == "both" \
         else f"{section} {metric}"
     ax.set_title(title or default)
@@ -690,7 +768,7 @@ def bar_table(
 def grouped_bars(
     groups: Sequence[str], series: dict[str, Sequence[float]], *, ylabel: str = "",
     title: str | None = None, errors: dict[str, Sequence[float]] | None = None,
-    fmt: str | None = "{:.3g}",
+    fmt: str | None = "{:.3g}", xlabel: str = "",
 ) -> Figure:
     """Bars per group (x) and series (colour), e.g. PSNR per noise level (groups) per model
     (series); each series holds one value per group. ``fmt=None`` leaves the values off.
@@ -722,6 +800,7 @@ def grouped_bars(
         if fmt:
             ax.bar_label(bars, labels=[fmt.format(float(v)) for v in s], fontsize=7, padding=2)
     ax.set_xticks(x, groups)
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.margins(y=0.12)
     ax.legend(fontsize=8)

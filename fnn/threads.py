@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from fnn.core import fold_in
@@ -48,6 +47,8 @@ def sharded(value_and_grad_fn: Callable, threads: int) -> Callable:
         if len(bounds) < 3:  # a batch too small to split
             return value_and_grad_fn(params, x, y, key=key)
         if not pool:
+            from concurrent.futures import ThreadPoolExecutor  # on first use: light import
+
             from threadpoolctl import ThreadpoolController
 
             pool["executor"] = ThreadPoolExecutor(threads - 1, thread_name_prefix="fnn-shard")
@@ -114,7 +115,7 @@ def chunked(value_and_grad_fn: Callable, size: int) -> Callable:
     return run
 
 
-def _result(future: Future) -> Any:
+def _result(future) -> Any:
     """``future.result()``, polled rather than slept on: the wait is short (the shards'
     imbalance), and waking a sleeping thread costs more than that on a virtual machine."""
     while not future.done():

@@ -16,39 +16,87 @@ PyTree = Any
 
 
 def tree_map(fn: Callable, tree: PyTree, *rest: PyTree) -> PyTree:
-    """Apply ``fn`` leaf-wise over one or more trees of the same structure."""
+    """Apply ``fn`` leaf-wise over one or more trees of the same structure.
+
+    >>> import numpy as np
+    >>> from fnn.tree import tree_map
+    >>> tree_map(lambda p, g: p - 0.1 * g, {"w": np.ones(2)}, {"w": np.array([1.0, 2.0])})
+    {'w': array([0.9, 0.8])}
+    """
     return optree.tree_map(fn, tree, *rest)
 
 
 def tree_leaves(tree: PyTree) -> list:
+    """The leaves (arrays) of a tree as a list, in optree's order (dict keys sorted).
+
+    >>> from fnn.tree import tree_leaves
+    >>> tree_leaves({"b": 2, "a": {"w": 1}})
+    [1, 2]
+    """
     return optree.tree_leaves(tree)
 
 
 def tree_zeros_like(tree: PyTree) -> PyTree:
+    """A tree of the same structure with every leaf replaced by zeros of its shape and dtype.
+
+    >>> import numpy as np
+    >>> from fnn.tree import tree_zeros_like
+    >>> tree_zeros_like({"w": np.ones((2, 2), np.float32)})["w"].dtype
+    dtype('float32')
+    """
     return optree.tree_map(np.zeros_like, tree)
 
 
 def tree_add(a: PyTree, b: PyTree) -> PyTree:
+    """Leaf-wise ``a + b`` of two trees of the same structure (e.g. summing gradients).
+
+    >>> import numpy as np
+    >>> from fnn.tree import tree_add
+    >>> tree_add({"w": np.array([1.0])}, {"w": np.array([2.0])})
+    {'w': array([3.])}
+    """
     return optree.tree_map(np.add, a, b)
 
 
 def tree_size(tree: PyTree) -> int:
-    """Total number of scalars in all leaves (the parameter count of a params tree)."""
+    """Total number of scalars in all leaves (the parameter count of a params tree).
+
+    >>> import fnn
+    >>> _, params = fnn.linear(10).init(fnn.key(0), (-1, 64))
+    >>> fnn.tree_size(params)                       # w: (64, 10), b: (10,)
+    650
+    """
     return int(sum(np.size(leaf) for leaf in optree.tree_leaves(tree)))
 
 
 def path_str(path: tuple) -> str:
+    """A params path (tuple of keys) as the ``/``-joined string used in errors and ``.npz`` keys.
+
+    >>> from fnn.tree import path_str
+    >>> path_str(("00_linear", "w"))
+    '00_linear/w'
+    """
     return "/".join(str(p) for p in path)
 
 
 def flatten_with_paths(tree: PyTree) -> dict[str, Any]:
-    """``{"a/b/w": leaf, ...}`` in optree's (sorted-key) order."""
+    """``{"a/b/w": leaf, ...}`` in optree's (sorted-key) order.
+
+    >>> from fnn.tree import flatten_with_paths
+    >>> flatten_with_paths({"01_linear": {"w": 1, "b": 2}, "00_tanh": {}})
+    {'01_linear/b': 2, '01_linear/w': 1}
+    """
     paths, leaves, _ = optree.tree_flatten_with_path(tree)
     return {path_str(p): leaf for p, leaf in zip(paths, leaves)}
 
 
 def empty_dict_paths(tree: PyTree, prefix: tuple = ()) -> list[str]:
-    """Paths of the empty dicts in a nested dict (flattening would otherwise lose them)."""
+    """Paths of the empty dicts in a nested dict (flattening would otherwise lose them).
+
+    >>> from fnn.tree import empty_dict_paths
+    >>> empty_dict_paths({"00_tanh": {}, "01_linear": {"w": 1}})
+    ['00_tanh']
+    """
     if not isinstance(tree, dict):
         return []
     if not tree and prefix:
@@ -60,7 +108,13 @@ def empty_dict_paths(tree: PyTree, prefix: tuple = ()) -> list[str]:
 
 
 def unflatten_paths(flat: dict[str, Any], empty: tuple[str, ...] = ()) -> dict:
-    """Inverse of :func:`flatten_with_paths` for nested dicts (keys split on ``/``)."""
+    """Inverse of :func:`flatten_with_paths` for nested dicts (keys split on ``/``); ``empty``
+    lists the paths of empty dicts to restore (see :func:`empty_dict_paths`).
+
+    >>> from fnn.tree import unflatten_paths
+    >>> unflatten_paths({"01_linear/w": 1}, empty=("00_tanh",))
+    {'00_tanh': {}, '01_linear': {'w': 1}}
+    """
     out: dict = {}
     for path in (*empty, *flat):
         node = out
@@ -72,4 +126,16 @@ def unflatten_paths(flat: dict[str, Any], empty: tuple[str, ...] = ()) -> dict:
 
 
 def same_structure(a: PyTree, b: PyTree) -> bool:
+    """Whether two trees have the same structure (keys and nesting; leaves not compared).
+
+    >>> from fnn.tree import same_structure
+    >>> same_structure({"w": 1, "b": 2}, {"b": 0, "w": 0}), same_structure({"w": 1}, {"v": 1})
+    (True, False)
+    """
     return optree.tree_structure(a) == optree.tree_structure(b)
+
+
+__all__ = [
+    "PyTree", "empty_dict_paths", "flatten_with_paths", "path_str", "same_structure", "tree_add",
+    "tree_leaves", "tree_map", "tree_size", "tree_zeros_like", "unflatten_paths",
+]

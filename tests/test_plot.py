@@ -5,6 +5,7 @@ import time
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
+from matplotlib.legend import Legend
 
 import fnn
 from fnn.training import History
@@ -217,6 +218,7 @@ def test_latent_map_tsne_fast(tmp_path):
     rng = np.random.default_rng(0)
     labels = np.arange(60) % 3
     z = rng.normal(size=(60, 5)) + 4 * np.eye(5)[labels]
+    pytest.importorskip("sklearn.manifold")  # imported lazily: time the embedding, not the import
     start = time.perf_counter()
     fig = fnn.plot.latent_map(z, labels, class_names=["a", "b", "c"])
     assert time.perf_counter() - start < 3
@@ -332,3 +334,57 @@ def test_bar_errors():
         fnn.plot.bar_table(["a", "b"], [1, 2], errors=[1])
     with pytest.raises(ValueError, match=r"grouped_bars: 'dae' has shape \(2,\); expected \(3,\)"):
         fnn.plot.grouped_bars(["a", "b", "c"], {"pca": [1, 2, 3], "dae": [1, 2]})
+
+
+# ---------------------------------------------------------------- figures a reader can read
+
+def test_curves_overlay_both_has_a_key_for_line_styles():
+    runs = {"a": History(train={"loss": [1.0, 0.5]}, eval={"loss": [1.1, 0.6]}),
+            "b": History(train={"loss": [1.0, 0.7]}, eval={"loss": [1.2, 0.8]})}
+    fig = fnn.plot.curves_overlay(runs, section="both", title="custom title")
+    ax = fig.axes[0]
+    legends = [a for a in ax.get_children() if isinstance(a, Legend)]
+    texts = [t.get_text() for leg in legends for t in leg.get_texts()]
+    assert {"a", "b", "train", "eval"} <= set(texts)
+    styles = {t.get_text(): h.get_linestyle()
+              for leg in legends for t, h in zip(leg.get_texts(), leg.legend_handles)}
+    assert styles["train"] == "-" and styles["eval"] == "--"
+
+
+def test_no_log_axis_over_a_narrow_range():
+    narrow = {"a": History(train={"loss": [1.3, 0.9, 0.7]})}
+    wide = {"a": History(train={"loss": [2.0, 0.1, 0.01]})}
+    assert fnn.plot.curves_overlay(narrow, log_y=True).axes[0].get_yscale() == "linear"
+    assert fnn.plot.curves_overlay(wide, log_y=True).axes[0].get_yscale() == "log"
+    assert fnn.plot.sweep([1, 2], {"x": [0.7, 1.3]}, log_y=True).axes[0].get_yscale() == "linear"
+
+
+def test_sweep_error_bars_are_clipped_and_labelled():
+    fig = fnn.plot.sweep([1, 2, 3], {"test": [99.0, 95.0, 50.0]},
+                         errors={"test": [3.0, 2.0, 60.0]}, y_limits=(0.0, 100.0),
+                         error_label="± 1 std over 3 repeats")
+    ax = fig.axes[0]
+    assert ax.get_legend().get_title().get_text() == "error bars: ± 1 std over 3 repeats"
+    segments = [seg for coll in ax.collections for seg in coll.get_segments()]
+    tops = [max(s[:, 1]) for s in segments]
+    bottoms = [min(s[:, 1]) for s in segments]
+    assert max(tops) <= 100.0 and min(bottoms) >= 0.0
+    assert max(tops) == 100.0  # 99 + 3 clipped at 100
+
+
+def test_filters_have_a_colour_bar_and_titles_fit():
+    fig = fnn.plot.filters(np.random.default_rng(0).normal(size=(3, 3, 1, 4)))
+    assert any(ax.get_label() == "<colorbar>" for ax in fig.axes)
+    long_title = "DAE 784-256-64, trained and tested at increasing noise levels of every kind"
+    fig = fnn.plot.image_rows({"a": np.zeros((2, 4, 4))}, title=long_title)
+    title = fig._suptitle.get_text()
+    assert "\n" in title and title.replace("\n", " ") == long_title
+    fig.canvas.draw()
+    box = fig._suptitle.get_window_extent()
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width
+
+
+def test_grouped_bars_label_both_axes():
+    fig = fnn.plot.grouped_bars(["0.1", "0.2"], {"a": [20, 18]}, xlabel="noise std",
+                                ylabel="PSNR (dB)")
+    assert fig.axes[0].get_xlabel() == "noise std" and fig.axes[0].get_ylabel() == "PSNR (dB)"

@@ -13,7 +13,18 @@ DATA_ENV = "FNN_DATA"
 
 
 class Dataset(NamedTuple):
-    """Train/test arrays: images scaled to [0, 1] float32, integer labels (int64)."""
+    """Train/test arrays: images scaled to [0, 1] float32, integer labels (int64).
+
+    Fields: ``x_train (N, ...)``, ``y_train (N,)``, ``x_test (M, ...)``, ``y_test (M,)``,
+    ``class_names`` (one string per class); ``num_classes`` is ``len(class_names)``. There is no
+    validation split: hold one out of the training set yourself (see the README's example).
+
+    >>> import fnn
+    >>> data = fnn.datasets.xor(100)
+    >>> data.x_train.shape, data.y_train.shape, data.num_classes
+    ((76, 2), (76,), 2)
+    >>> x_train, y_train, x_test, y_test, names = data      # a NamedTuple unpacks
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -23,6 +34,7 @@ class Dataset(NamedTuple):
 
     @property
     def num_classes(self) -> int:
+        """``len(class_names)``."""
         return len(self.class_names)
 
 
@@ -55,12 +67,27 @@ def resplit(data: Dataset, *, seed: int = 0, test_size: int | None = None) -> Da
 
 class DatasetError(ValueError):
     """A data file that is damaged, truncated, of the wrong format or with the wrong content.
-    The message names the file."""
+    The message names the file.
+
+    >>> import fnn
+    >>> try:
+    ...     fnn.datasets.parse_idx(bytes(2), "broken.idx")
+    ... except fnn.datasets.DatasetError as e:
+    ...     print(type(e).__name__, "broken.idx" in str(e))
+    DatasetError True
+    """
 
 
 def layout_images(x: np.ndarray, side: tuple[int, int], layout: str) -> np.ndarray:
     """``(N, H*W)`` for ``"flat"``, ``(N, H, W, 1)`` for ``"image"``, ``(N, H*W, 1)`` for
-    ``"signal"`` (a 1-D signal, as the report's Conv1D net reads USPS)."""
+    ``"signal"`` (a 1-D signal, as the report's Conv1D net reads USPS).
+
+    >>> import numpy as np
+    >>> from fnn.datasets import layout_images
+    >>> x = np.zeros((5, 256), np.float32)
+    >>> [layout_images(x, (16, 16), k).shape for k in ("flat", "image", "signal")]
+    [(5, 256), (5, 16, 16, 1), (5, 256, 1)]
+    """
     n = len(x)
     if layout == "flat":
         return x.reshape(n, side[0] * side[1])

@@ -18,11 +18,28 @@ _CHUNK = 1 << 16
 
 
 class DownloadError(OSError):
-    """The file could not be fetched (offline, refused, HTTP error, connection cut)."""
+    """The file could not be fetched (offline, refused, HTTP error, connection cut).
+
+    >>> import tempfile, fnn
+    >>> try:                                       # nothing listens on port 9 of this machine
+    ...     fnn.datasets.download("http://127.0.0.1:9/x.gz", tempfile.mkdtemp() + "/x.gz",
+    ...                           None, progress=False, timeout=5)
+    ... except fnn.datasets.DownloadError as e:
+    ...     print(type(e).__name__, isinstance(e, OSError))
+    DownloadError True
+    """
 
 
 class ChecksumError(ValueError):
-    """The downloaded (or cached) bytes do not have the expected SHA-256."""
+    """The downloaded (or cached) bytes do not have the expected SHA-256.
+
+    A ``ValueError``: the data is wrong, not the network. ``fnn.datasets.fashion_mnist`` and
+    ``mnist`` raise it for a damaged cached file, naming the file to delete.
+
+    >>> import fnn
+    >>> issubclass(fnn.datasets.ChecksumError, ValueError)
+    True
+    """
 
 
 def sha256_file(path: str | os.PathLike) -> str:

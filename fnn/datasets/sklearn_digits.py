@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fnn._extras import require
 from fnn.datasets.base import Dataset, layout_images
 
 
@@ -15,8 +16,8 @@ def digits(*, test_size: float = 0.25, seed: int = 0, layout: str = "flat") -> D
     >>> data.x_train.shape, data.x_test.shape, data.x_train.dtype, data.num_classes
     ((1347, 64), (450, 64), dtype('float32'), 10)
     """
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    load_digits = require("sklearn.datasets", "fnn.datasets.digits").load_digits
+    train_test_split = require("sklearn.model_selection", "fnn.datasets.digits").train_test_split
 
     raw = load_digits()
     x = (raw.data / 16.0).astype(np.float32)

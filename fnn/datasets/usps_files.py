@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fnn._extras import MissingExtraError
 from fnn.datasets.base import Dataset, DatasetError, check_layout, data_home, layout_images
 
 #: Expected number of rows per split; every loaded file is checked against it.
@@ -154,7 +155,8 @@ def read_usps(path: str | os.PathLike, split: str | None = None) -> tuple[np.nda
             raise ValueError(f"read_usps: {path} holds both splits; pass split='train' or "
                              f"'test', got {split!r}")
         if not _have_h5py():
-            raise ImportError(f"read_usps: reading {path} needs h5py (pip install h5py)")
+            raise MissingExtraError(f"read_usps: reading {path} needs h5py, which is not "
+                                    "installed: pip install 'fnn[data]'")
         return _read_h5(path, split)
     return _read_text(path)
 

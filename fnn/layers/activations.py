@@ -1,6 +1,8 @@
 """Activation layers. Element-wise ones share one factory; softmax/log_softmax act on the last axis.
 
 Every activation is a :class:`fnn.Layer` without params: ``fnn.tanh()``, ``fnn.leaky_relu(0.1)``.
+Shapes: any input ``(N, ...)`` maps to an output of the same shape; ``init`` returns the input
+shape and ``{}``.
 """
 
 from __future__ import annotations
@@ -39,7 +41,21 @@ def parameter_free(
     back: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
     label: str | None = None,
 ) -> Layer:
-    """A layer without params: ``y = fn(x)``, pullback ``dx = back(x, y, dy)``."""
+    """A layer without params: ``y = fn(x)``, pullback ``dx = back(x, y, dy)``.
+
+    Use it when the backward pass is not element-wise (it sees the whole ``dy``), as softmax's
+    does. ``x``, ``y`` and ``dy`` all have the input's shape.
+
+    >>> import numpy as np, fnn
+    >>> center = fnn.layers.parameter_free(
+    ...     "center", lambda x: x - x.mean(axis=-1, keepdims=True),
+    ...     lambda x, y, dy: dy - dy.mean(axis=-1, keepdims=True))
+    >>> y, pullback = center.vjp({}, np.array([[1.0, 2.0, 6.0]]))
+    >>> y
+    array([[-2., -1.,  3.]])
+    >>> pullback(np.array([[1.0, 0.0, 0.0]]))[1].round(3)
+    array([[ 0.667, -0.333, -0.333]])
+    """
     label = label or name
 
     def init(key, input_shape):
@@ -57,12 +73,26 @@ def parameter_free(
 
 
 def identity() -> Layer:
-    """``y = x``."""
+    """``y = x``: a placeholder layer (e.g. "no activation" in a sweep).
+
+    >>> import numpy as np, fnn
+    >>> fnn.identity().apply({}, np.array([[1.5, -2.0]]))
+    array([[ 1.5, -2. ]])
+    """
     return parameter_free("identity", lambda x: x, lambda x, y, dy: dy)
 
 
 def tanh() -> Layer:
-    """``tanh(x)``; the vjp ``dy * (1 - y * y)`` is one pass on the compiled backend."""
+    """Hyperbolic tangent, ``y = tanh(x)`` in (-1, 1); ``dy/dx = 1 - y**2``.
+
+    >>> import numpy as np, fnn
+    >>> x = np.array([[-1.0, 0.0, 2.0]])
+    >>> fnn.tanh().apply({}, x).round(4)
+    array([[-0.7616,  0.    ,  0.964 ]])
+    >>> y, pullback = fnn.tanh().vjp({}, x)
+    >>> pullback(np.ones_like(x))[1].round(4)        # (dparams, dx): dx = 1 - tanh(x)**2
+    array([[0.42  , 1.    , 0.0707]])
+    """
     return parameter_free("tanh", ops.tanh, lambda x, y, dy: ops.tanh_vjp(y, dy))
 
 
@@ -79,20 +109,37 @@ def _stable_sigmoid(x):
 
 def stable_sigmoid() -> Layer:
     """Sigmoid that only ever evaluates ``exp`` of non-positive numbers: no overflow at any ``x``
-    (|x| > 88 in float32, > 709 in float64 included)."""
+    (|x| > 88 in float32, > 709 in float64 included).
+
+    >>> import numpy as np, fnn
+    >>> fnn.stable_sigmoid().apply({}, np.array([[-1000.0, 0.0, 1000.0]], dtype=np.float32))
+    array([[0. , 0.5, 1. ]], dtype=float32)
+    """
     return elementwise("stable_sigmoid", _stable_sigmoid, lambda x, y: y * (1.0 - y))
 
 
 def relu() -> Layer:
-    """``max(x, 0)``. Followed by a max-pool in :func:`fnn.serial`, the two run fused
-    (:mod:`fnn.ops.pool`; same numbers)."""
+    """Rectified linear unit, ``y = max(x, 0)``; the gradient at ``x = 0`` is taken as 0.
+
+    >>> import numpy as np, fnn
+    >>> x = np.array([[-1.0, 0.0, 2.0]])
+    >>> fnn.relu().apply({}, x)
+    array([[0., 0., 2.]])
+    >>> fnn.relu().vjp({}, x)[1](np.ones_like(x))[1]   # dx: 1 where x > 0
+    array([[0., 0., 1.]])
+    """
     layer = parameter_free("relu", ops.relu, lambda x, y, dy: ops.relu_vjp(x, dy))
     layer.apply.fuses_into = "max_pool"  # serial's peephole looks for this mark
     return layer
 
 
 def leaky_relu(slope: float = 0.01) -> Layer:
-    """``x`` for ``x > 0`` else ``slope * x``."""
+    """``x`` for ``x > 0`` else ``slope * x``.
+
+    >>> import numpy as np, fnn
+    >>> fnn.leaky_relu(0.1).apply({}, np.array([[-2.0, 3.0]]))
+    array([[-0.2,  3. ]])
+    """
     slope = float(slope)
     return elementwise(
         "leaky_relu",
@@ -103,11 +150,22 @@ def leaky_relu(slope: float = 0.01) -> Layer:
 
 
 def softplus() -> Layer:
-    """``log(1 + exp(x))``, computed stably as ``logaddexp(0, x)``."""
+    """``log(1 + exp(x))``, computed stably as ``logaddexp(0, x)``; its derivative is the sigmoid.
+
+    >>> import numpy as np, fnn
+    >>> fnn.softplus().apply({}, np.array([[-50.0, 0.0, 50.0]])).round(4)
+    array([[ 0.    ,  0.6931, 50.    ]])
+    """
     return elementwise("softplus", lambda x: np.logaddexp(0.0, x), lambda x, y: _stable_sigmoid(x))
 
 
 def sine() -> Layer:
+    """``y = sin(x)``, ``dy/dx = cos(x)`` (periodic activations, as in SIREN-style nets).
+
+    >>> import numpy as np, fnn
+    >>> fnn.sine().apply({}, np.array([[0.0, np.pi / 2]]))
+    array([[0., 1.]])
+    """
     return elementwise("sine", np.sin, lambda x, y: np.cos(x))
 
 
@@ -131,17 +189,34 @@ def _sinc_grad(x, y):
 
 
 def sinc() -> Layer:
-    """Unnormalised ``sin(x) / x`` with ``sinc(0) = 1`` (``np.sinc`` is ``sin(pi x)/(pi x)``)."""
+    """Unnormalised ``sin(x) / x`` with ``sinc(0) = 1`` (``np.sinc`` is ``sin(pi x)/(pi x)``).
+
+    Near 0 the value and the derivative use Taylor series, so there is no cancellation.
+
+    >>> import numpy as np, fnn
+    >>> fnn.sinc().apply({}, np.array([[0.0, np.pi]])).round(6)
+    array([[1., 0.]])
+    """
     return elementwise("sinc", _sinc, _sinc_grad)
 
 
 def gaussian() -> Layer:
-    """``exp(-x**2)``."""
+    """``exp(-x**2)``: 1 at 0, vanishing on both sides.
+
+    >>> import numpy as np, fnn
+    >>> fnn.gaussian().apply({}, np.array([[0.0, 1.0]])).round(4)
+    array([[1.    , 0.3679]])
+    """
     return elementwise("gaussian", lambda x: np.exp(-x * x), lambda x, y: -2.0 * x * y)
 
 
 def elu(alpha: float = 1.0) -> Layer:
-    """``x`` for ``x > 0`` else ``alpha * (exp(x) - 1)``."""
+    """``x`` for ``x > 0`` else ``alpha * (exp(x) - 1)``.
+
+    >>> import numpy as np, fnn
+    >>> fnn.elu().apply({}, np.array([[-1.0, 2.0]])).round(4)
+    array([[-0.6321,  2.    ]])
+    """
     alpha = float(alpha)
     return elementwise(
         "elu",
@@ -160,7 +235,12 @@ def _gelu_inner(x):
 
 def gelu() -> Layer:
     """GELU, tanh approximation (PyTorch's ``approximate="tanh"``):
-    ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``."""
+    ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``.
+
+    >>> import numpy as np, fnn
+    >>> fnn.gelu().apply({}, np.array([[-1.0, 0.0, 1.0]])).round(4)
+    array([[-0.1588,  0.    ,  0.8412]])
+    """
 
     def grad(x, y):
         t = _gelu_inner(x)
@@ -180,14 +260,28 @@ def _log_softmax(x):
 
 
 def softmax() -> Layer:
-    """Softmax over the last axis (max-shifted, no overflow)."""
+    """Softmax over the last axis (max-shifted, no overflow): ``(N, ..., K)`` to the same shape,
+    each row non-negative and summing to 1. To train a classifier, prefer raw logits with
+    :func:`fnn.cross_entropy`.
+
+    >>> import numpy as np, fnn
+    >>> fnn.softmax().apply({}, np.array([[0.0, 0.0], [1000.0, 0.0]]))
+    array([[0.5, 0.5],
+           [1. , 0. ]])
+    """
     return parameter_free(
         "softmax", _softmax, lambda x, y, dy: y * (dy - (dy * y).sum(axis=-1, keepdims=True))
     )
 
 
 def log_softmax() -> Layer:
-    """``log(softmax(x))`` over the last axis, computed with log-sum-exp."""
+    """``log(softmax(x))`` over the last axis, computed with log-sum-exp; pair it with
+    :func:`fnn.nll`.
+
+    >>> import numpy as np, fnn
+    >>> fnn.log_softmax().apply({}, np.array([[0.0, 0.0]])).round(4)
+    array([[-0.6931, -0.6931]])
+    """
     return parameter_free(
         "log_softmax",
         _log_softmax,

@@ -147,12 +147,23 @@ def max_pool2d(kernel_size, stride=None, padding=0) -> Layer:
 
 
 def avg_pool1d(kernel_size: int, stride: int | None = None, padding=0) -> Layer:
-    """Mean over windows along L (zero padding counted): ``(N, L, C) -> (N, L_out, C)``."""
+    """Mean over windows along L (zero padding counted): ``(N, L, C) -> (N, L_out, C)``.
+
+    >>> import numpy as np, fnn
+    >>> fnn.avg_pool1d(2).apply({}, np.array([[[1.], [3.], [2.], [0.], [5.]]])).ravel()
+    array([2., 1.])
+    """
     return _pool("avg", 1, kernel_size, stride, padding)
 
 
 def avg_pool2d(kernel_size, stride=None, padding=0) -> Layer:
-    """Mean over ``kh × kw`` windows (zero padding counted): ``(N, H, W, C) -> (N, H_out, W_out, C)``."""
+    """Mean over ``kh × kw`` windows (zero padding counted): ``(N, H, W, C) -> (N, H_out, W_out, C)``.
+
+    >>> import numpy as np, fnn
+    >>> fnn.avg_pool2d(2).apply({}, np.arange(16.).reshape(1, 4, 4, 1))[0, :, :, 0]
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]])
+    """
     return _pool("avg", 2, kernel_size, stride, padding)
 
 
@@ -180,7 +191,12 @@ def _upsample(nd: int, factor, mode: str) -> Layer:
 
 
 def upsample1d(factor: int, mode: str = "nearest") -> Layer:
-    """Repeat every position ``factor`` times: ``(N, L, C) -> (N, L * factor, C)``."""
+    """Repeat every position ``factor`` times: ``(N, L, C) -> (N, L * factor, C)``.
+
+    >>> import numpy as np, fnn
+    >>> fnn.upsample1d(3).apply({}, np.array([[[1.], [2.]]])).ravel()
+    array([1., 1., 1., 2., 2., 2.])
+    """
     return _upsample(1, factor, mode)
 
 
@@ -199,7 +215,15 @@ def upsample2d(factor, mode: str = "nearest") -> Layer:
 
 
 def global_avg_pool() -> Layer:
-    """Mean over every spatial axis: ``(N, *spatial, C) -> (N, C)``."""
+    """Mean over every spatial axis: ``(N, *spatial, C) -> (N, C)``.
+
+    >>> import numpy as np, fnn
+    >>> layer = fnn.global_avg_pool()
+    >>> layer.init(None, (-1, 7, 7, 64))[0]
+    (-1, 64)
+    >>> layer.apply({}, np.ones((2, 7, 7, 3))).shape
+    (2, 3)
+    """
     label = "global_avg_pool"
 
     def forward(x):

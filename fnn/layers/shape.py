@@ -31,7 +31,14 @@ def _reshaping(label: str, name: str, target) -> Layer:
 
 
 def flatten() -> Layer:
-    """``(N, d1, d2, ...) -> (N, d1 * d2 * ...)``."""
+    """``(N, d1, d2, ...) -> (N, d1 * d2 * ...)``, e.g. between conv layers and a linear head.
+
+    >>> import numpy as np, fnn
+    >>> fnn.flatten().init(None, (-1, 7, 7, 64))[0]
+    (-1, 3136)
+    >>> fnn.flatten().apply({}, np.zeros((2, 3, 4, 5))).shape
+    (2, 60)
+    """
     return _reshaping("flatten", "flatten", lambda s: (math.prod(s),))
 
 

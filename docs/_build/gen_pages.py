@@ -1,0 +1,159 @@
+"""Generate the pages that come from the repository's data, at every build (mkdocs-gen-files).
+
+* ``reference/*.md``: one page per public module, one entry per name of its ``__all__``
+  (rendered by mkdocstrings from the docstrings), so no public name can be left out;
+* ``report/*.md``: each ``<!-- experiment: NAME -->`` marker in the hand-written pages becomes
+  the table of ``results/NAME/results.json`` (our number beside the report's) and its committed
+  figures; nothing is retyped, so the pages cannot drift from the runs;
+* ``performance.md``: the ``<!-- bench-table -->`` marker becomes the table of
+  ``benchmarks/results/*.json`` (the same code as ``python benchmarks/run_all.py --readme``);
+* ``notebooks/*.ipynb``: the notebooks, with their stored outputs (rendered by mkdocs-jupyter).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import json
+import re
+from pathlib import Path
+
+import mkdocs_gen_files
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+
+# ------------------------------------------------------------------------- API reference
+
+import fnn  # noqa: E402  (the docs build installs fnn[all]; importing gives the __all__ lists)
+
+SUBMODULES = {
+    "layers": "Layers: every constructor returns a `Layer(init, apply, vjp)`; shapes are "
+              "channels-last, batch first.",
+    "initializers": "Weight initialisers, by name or callable.",
+    "datasets": "Loaders (toy sets, digits, USPS, Fashion-MNIST, MNIST), noise, splits.",
+    "plot": "Figures: every function returns a matplotlib `Figure` (needs `fnn[plot]`).",
+    "threads": "Data parallelism over threads (batch shards).",
+    "tree": "The pytree helpers used everywhere (and useful in custom layers and optimisers).",
+    "checks": "Input validation and errors for layers, yours included.",
+}
+TOP_GROUPS = [  # fnn.<module> the name is defined in -> section title on the fnn page
+    ("fnn.core", "Layers, keys, combinators, gradients"),
+    ("fnn.training", "Training"),
+    ("fnn.losses", "Losses"),
+    ("fnn.optim", "Optimisers"),
+    ("fnn.io", "Files"),
+    ("fnn.gradient_check", "Gradient checks"),
+    ("fnn.logger", "Callbacks"),
+    ("fnn.checks", "Errors"),
+    ("fnn.tree", "Trees"),
+    ("fnn.memory", "Memory"),
+]
+
+
+def _entry(path: str) -> str:
+    return f"::: {path}\n"
+
+
+def _home(obj) -> str:
+    module = getattr(obj, "__module__", None) or type(obj).__module__
+    return module if module.startswith("fnn") else "fnn"
+
+
+def reference_pages() -> None:
+    layer_names = set(fnn.layers.__all__)
+    groups: dict[str, list[str]] = {}
+    modules = []
+    for name in fnn.__all__:
+        obj = getattr(fnn, name)
+        if inspect.ismodule(obj):
+            modules.append(name)
+        elif name not in layer_names:
+            home = _home(obj)
+            home = next((g for g, _ in TOP_GROUPS if home.startswith(g)), "other")
+            groups.setdefault(home, []).append(name)
+    lines = ["# `fnn`", "",
+             "Everything is re-exported at the top level: `import fnn` then `fnn.serial`, "
+             "`fnn.train`, ... The layer constructors (`fnn.linear`, `fnn.conv2d`, `fnn.relu`, "
+             "...) are documented on the [fnn.layers](layers.md) page; the submodules "
+             + ", ".join(f"[`fnn.{m}`]({m}.md)" for m in SUBMODULES if m in modules or
+                         m in ("tree", "checks"))
+             + " have their own pages.", ""]
+    for module, title in [*TOP_GROUPS, ("other", "Other")]:
+        if groups.get(module):
+            lines += [f"## {title}", ""]
+            lines += [_entry(f"fnn.{n}") + "    options:\n      heading_level: 3\n"
+                      for n in groups[module]]
+    with mkdocs_gen_files.open("reference/fnn.md", "w") as f:
+        f.write("\n".join(lines))
+
+    for name, blurb in SUBMODULES.items():
+        module = importlib.import_module(f"fnn.{name}")
+        lines = [f"# `fnn.{name}`", "", blurb, "",
+                 f"::: fnn.{name}\n    options:\n      members: false\n      show_root_heading: false\n"]
+        for member in module.__all__:
+            if not inspect.ismodule(getattr(module, member)):
+                lines.append(_entry(f"fnn.{name}.{member}"))
+        with mkdocs_gen_files.open(f"reference/{name}.md", "w") as f:
+            f.write("\n".join(lines))
+
+
+# ------------------------------------------------------------------------- report pages
+
+def _experiment(name: str) -> str:
+    folder = ROOT / "results" / name
+    payload_path = folder / "results.json"
+    if not payload_path.is_file():
+        raise FileNotFoundError(f"docs: {payload_path} is missing (run examples/{name}.py)")
+    exp = json.loads(payload_path.read_text())
+    out = [f"### `{name}`", "",
+           f"Measured by `{exp['command']}` on {exp['date']} ({exp.get('seconds') or '?'} s, "
+           f"{exp['machine']}).", ""]
+    rows = exp.get("rows") or []
+    if rows:
+        out += ["| what | measured (fnn) | the report |", "|---|---|---|"]
+        out += [f"| {r['what']} | {r['measured']} | {r.get('report') or '–'} |" for r in rows]
+        out.append("")
+    for png in sorted(folder.glob("*.png")):
+        target = f"report/figures/{name}/{png.name}"
+        with mkdocs_gen_files.open(target, "wb") as f:
+            f.write(png.read_bytes())
+        out += [f"![{name}/{png.stem}](figures/{name}/{png.name})",
+                f"/// caption\n`results/{name}/{png.name}`\n///", ""]
+    return "\n".join(out)
+
+
+def report_pages() -> None:
+    for page in sorted((DOCS / "report").glob("*.md")):
+        text = page.read_text()
+        new = re.sub(r"<!-- experiment: (\w+) -->", lambda m: _experiment(m.group(1)), text)
+        if new != text:
+            with mkdocs_gen_files.open(f"report/{page.name}", "w") as f:
+                f.write(new)
+
+
+# ------------------------------------------------------------------------- performance
+
+def performance_page() -> None:
+    spec = importlib.util.spec_from_file_location("fnn_bench_run_all",
+                                                  ROOT / "benchmarks" / "run_all.py")
+    run_all = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_all)
+    text = (DOCS / "performance.md").read_text()
+    with mkdocs_gen_files.open("performance.md", "w") as f:
+        f.write(text.replace("<!-- bench-table -->", run_all.table()))
+
+
+# ------------------------------------------------------------------------- notebooks
+
+def notebooks() -> None:
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        with mkdocs_gen_files.open(f"notebooks/{nb.name}", "wb") as f:
+            f.write(nb.read_bytes())
+
+
+reference_pages()
+report_pages()
+performance_page()
+notebooks()
