@@ -394,12 +394,14 @@ def train(
         writer = BackgroundWriter(checkpoint, checkpoint_keep)
         resumed = _resume(checkpoint, state, fingerprint)
         if resumed is not None:
-            state, best_state, loop = resumed
+            state, best_state, loop, path = resumed
             if loop.finished and (loop.history.stop_reason != "completed" or epochs <= loop.epoch):
                 writer.close()
                 return _result(state, best_state, loop, early_stopping)
             loop.finished = False
             loop.history.stop_reason, loop.history.message = "completed", ""
+            loop.history.resumed.append({"epoch": loop.epoch, "batch": loop.batch,
+                                         "step": loop.steps, "file": path.name})
     history = loop.history
     if not history.resumed:
         _check_monitor(early_stopping, _metric_names(eval_fn if eval_fn is not None else step_fn),
@@ -488,7 +490,8 @@ def train(
 
 
 def _resume(folder, template, fingerprint):
-    """``(state, best_state, progress)`` from the newest checkpoint in ``folder``, or None."""
+    """``(state, best_state, progress, path)`` from the newest checkpoint in ``folder``, or
+    None when there is none."""
     try:
         found = load_checkpoint(folder, like=template)
         path, saved = found.path, found.fingerprint
@@ -506,11 +509,7 @@ def _resume(folder, template, fingerprint):
             + "\n  ".join(differences or ["the trees of its state"])
             + f"\nuse a new checkpoint folder for this run, or delete {path.parent} "
               "to start it afresh")
-    loop = _Progress.restore(found.progress)
-    if not loop.finished:
-        loop.history.resumed.append({"epoch": loop.epoch, "batch": loop.batch,
-                                     "step": loop.steps, "file": found.path.name})
-    return found.state, found.best_state, loop
+    return found.state, found.best_state, _Progress.restore(found.progress), found.path
 
 
 def _end_of_epoch(loop: _Progress, state, eval_fn, callbacks,
