@@ -45,6 +45,7 @@ from fnn.optim import (
     sgd,
     step_decay,
 )
+from fnn.summary import summary
 from fnn.training import (
     Batches,
     EarlyStopping,
@@ -121,6 +122,7 @@ __all__ = [
     "sgd",
     "split",
     "step_decay",
+    "summary",
     "supervised_step",
     "sweep",
     "SweepResult",

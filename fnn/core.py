@@ -29,13 +29,35 @@ Key = np.random.SeedSequence
 
 class Layer(NamedTuple):
     """``(init, apply, vjp)`` plus a ``name`` used for params keys and error messages, and an
-    optional ``param_vjp`` (a ``vjp`` that skips the input's gradient, see the module doc)."""
+    optional ``param_vjp`` (a ``vjp`` that skips the input's gradient, see the module doc).
+
+    ``label`` is how the layer reads (``"linear(10)"``, its ``repr``); a combinator lists its
+    ``children`` and how they are wired (``flow``: ``"serial"``, ``"parallel"`` or
+    ``"residual"``), so a model can describe itself (:func:`fnn.summary`).
+
+    >>> import fnn
+    >>> model = fnn.serial(fnn.linear(128), fnn.tanh(), fnn.linear(10))
+    >>> model
+    serial(linear(128), tanh(), linear(10))
+    >>> [child.name for child in model.children]
+    ['linear', 'tanh', 'linear']
+    """
 
     init: Callable
     apply: Callable
     vjp: Callable
     name: str = "layer"
     param_vjp: Callable | None = None
+    label: str | None = None
+    children: tuple = ()
+    flow: str | None = None
+
+    def __repr__(self) -> str:
+        if self.flow is not None:
+            inner = ", ".join(repr(c) for c in self.children)
+            return f"{self.label or self.name}({inner})"
+        text = self.label or self.name
+        return text if "(" in text else f"{text}()"
 
 
 def input_free_vjp(layer: Layer) -> Callable:
@@ -196,7 +218,7 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
     def param_vjp(params, x, *, key=None):
         return forward(params, x, key, input_grad=False)
 
-    return Layer(init, apply, vjp, name, param_vjp)
+    return Layer(init, apply, vjp, name, param_vjp, name, tuple(layers), "serial")
 
 
 def parallel(*layers: Layer, name: str = "parallel") -> Layer:
@@ -248,7 +270,7 @@ def parallel(*layers: Layer, name: str = "parallel") -> Layer:
 
         return tuple(outs), pullback
 
-    return Layer(init, apply, vjp, name)
+    return Layer(init, apply, vjp, name, None, name, tuple(layers), "parallel")
 
 
 def _branch_shapes(layer: str, input_shape) -> tuple:
@@ -297,7 +319,7 @@ def concatenate(axis: int = -1) -> Layer:
 
         return y, pullback
 
-    return Layer(init, apply, vjp, "concatenate")
+    return Layer(init, apply, vjp, "concatenate", None, label)
 
 
 def add() -> Layer:
@@ -355,7 +377,7 @@ def residual(*layers: Layer) -> Layer:
 
         return x + fx, pullback
 
-    return Layer(init, apply, vjp, "residual")
+    return Layer(init, apply, vjp, "residual", None, "residual", tuple(layers), "residual")
 
 
 def value_and_grad(model: Layer, loss, *, threads: int = 1, chunk: int | None = None) -> Callable:

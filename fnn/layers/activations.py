@@ -69,7 +69,7 @@ def parameter_free(
         y = apply(params, x)
         return y, lambda dy: ({}, back(x, y, dy))
 
-    return Layer(init, apply, vjp, name)
+    return Layer(init, apply, vjp, name, None, label)
 
 
 def identity() -> Layer:

@@ -145,7 +145,7 @@ def _conv_layer(nd: int, out_channels: int, kernel_size, *, stride, padding, dil
 
         return y, pullback
 
-    return Layer(init, apply, vjp, name, functools.partial(vjp, input_grad=False))
+    return Layer(init, apply, vjp, name, functools.partial(vjp, input_grad=False), label)
 
 
 def conv1d(out_channels: int, kernel_size: int, *, stride: int = 1, padding="valid",

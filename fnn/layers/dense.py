@@ -81,4 +81,4 @@ def linear(
 
         return y, pullback
 
-    return Layer(init, apply, vjp, "linear", functools.partial(vjp, input_grad=False))
+    return Layer(init, apply, vjp, "linear", functools.partial(vjp, input_grad=False), label)

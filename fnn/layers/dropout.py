@@ -41,4 +41,4 @@ def dropout(rate: float) -> Layer:
         mask = mask.astype(x.dtype, copy=False)
         return x * mask, lambda dy: ({}, dy * mask)
 
-    return Layer(init, apply, vjp, "dropout")
+    return Layer(init, apply, vjp, "dropout", None, label)

@@ -55,7 +55,7 @@ def _spatial_layer(name: str, label: str, nd: int | None, out_sizes: Callable,
         y, back = forward_vjp(checked(params, x))
         return y, lambda dy: ({}, back(dy))
 
-    return Layer(init, apply, vjp, name)
+    return Layer(init, apply, vjp, name, None, label)
 
 
 def _pool(kind: str, nd: int, kernel_size, stride, padding) -> Layer:
@@ -123,7 +123,7 @@ def _with_relu_fusion(layer: Layer, label: str, nd: int, forward: Callable,
 
     apply.after_relu = lambda params, x: forward(checked(params, x), relu=True)
     vjp.after_relu = fused_vjp
-    return Layer(layer.init, apply, vjp, layer.name)
+    return Layer(layer.init, apply, vjp, layer.name, None, layer.label)
 
 
 def max_pool1d(kernel_size: int, stride: int | None = None, padding=0) -> Layer:
@@ -244,7 +244,7 @@ def global_avg_pool() -> Layer:
         out, params = layer.init(key, input_shape)
         return (out[0], out[-1]), params
 
-    return Layer(init, layer.apply, layer.vjp, label)
+    return Layer(init, layer.apply, layer.vjp, label, None, label)
 
 
 __all__ = ["avg_pool1d", "avg_pool2d", "global_avg_pool", "max_pool1d", "max_pool2d",

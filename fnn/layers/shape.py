@@ -27,7 +27,7 @@ def _reshaping(label: str, name: str, target) -> Layer:
         y = apply(params, x)
         return y, lambda dy: ({}, dy.reshape(x.shape))
 
-    return Layer(init, apply, vjp, name)
+    return Layer(init, apply, vjp, name, None, label)
 
 
 def flatten() -> Layer:

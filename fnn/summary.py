@@ -1,0 +1,87 @@
+"""``fnn.summary(model, input_shape)``: a model described layer by layer, as Keras'
+``model.summary()`` does — each layer's path in the params tree, what it is, its output shape
+and its parameter count, with totals and the kernels in use.
+
+>>> import fnn
+>>> model = fnn.serial(fnn.conv1d(32, 3), fnn.max_pool1d(2, 2), fnn.flatten(),
+...                    fnn.linear(100), fnn.relu(), fnn.linear(10))
+>>> rows = fnn.summary(model, (-1, 256, 1), print_fn=None)
+>>> [(r["path"], r["output_shape"], r["params"]) for r in rows[:2]]
+[('00_conv1d', (-1, 254, 32), 96), ('01_max_pool1d', (-1, 127, 32), 0)]
+>>> sum(r["params"] for r in rows)
+407606
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fnn.checks import fmt_shape
+from fnn.core import Layer, fold_in, key
+from fnn.tree import tree_leaves, tree_size
+
+__all__ = ["summary"]
+
+
+def _rows(layer: Layer, k, shape, path: str, depth: int, out: list) -> tuple:
+    """Append a row per leaf layer (and one per combinator) under ``layer``; return its
+    output shape."""
+    out_shape, params = layer.init(k, shape)
+    out.append({"path": path or "<model>", "layer": repr(layer) if not layer.children else
+                f"{layer.label or layer.name}", "output_shape": out_shape,
+                "params": tree_size(params) if not layer.children else 0,
+                "dtype": str(tree_leaves(params)[0].dtype) if tree_leaves(params) else "",
+                "depth": depth, "combinator": bool(layer.children)})
+    if not layer.children:
+        return out_shape
+    width = max(2, len(str(len(layer.children) - 1)))
+    names = [f"{i:0{width}d}_{child.name}" for i, child in enumerate(layer.children)]
+    inner = shape
+    for i, (name, child) in enumerate(zip(names, layer.children)):
+        child_path = f"{path}/{name}" if path else name
+        source = shape if layer.flow == "parallel" else inner
+        inner = _rows(child, fold_in(k, i), source, child_path, depth + 1, out)
+    return out_shape
+
+
+def summary(model: Layer, input_shape: tuple, *,
+            print_fn: Callable[[str], object] | None = print) -> list[dict]:
+    """Print (through ``print_fn``; None prints nothing) and return a table of ``model``:
+    one row per layer with its path in the params tree, the layer, its output shape for inputs
+    of ``input_shape`` (batch first, ``-1`` for any), and its parameter count; then the total
+    parameter count and the kernel backend in use (:func:`fnn.ops.backend`). Combinators get a
+    row of their own (params counted in their children's rows). Returns the rows as dicts
+    (``path``, ``layer``, ``output_shape``, ``params``, ``dtype``, ``depth``, ``combinator``)."""
+    if not isinstance(model, Layer):
+        raise TypeError(f"summary: expected an fnn.Layer, got {type(model).__name__}")
+    rows: list[dict] = []
+    _rows(model, key(0), tuple(input_shape), "", 0, rows)
+    if model.children:  # the model's own row adds nothing but its name
+        rows = [r for r in rows if r["path"] != "<model>"]
+        for r in rows:
+            r["depth"] -= 1
+    if print_fn is not None:
+        print_fn(render(model, input_shape, rows))
+    return rows
+
+
+def render(model: Layer, input_shape: tuple, rows: list[dict]) -> str:
+    """The text table :func:`summary` prints."""
+    from fnn.ops import backend
+
+    table = [("path", "layer", "output shape", "params")]
+    for r in rows:
+        table.append(("  " * r["depth"] + r["path"].rsplit("/", 1)[-1], r["layer"],
+                      fmt_shape(r["output_shape"]), f"{r['params']:,}" if not r["combinator"]
+                      else ""))
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    line = "  ".join("-" * w for w in widths)
+    text = [f"{model.name}: input {fmt_shape(tuple(input_shape))}", line]
+    for i, row in enumerate(table):
+        text.append("  ".join(cell.ljust(w) if j < 3 else cell.rjust(w)
+                              for j, (cell, w) in enumerate(zip(row, widths))))
+        if i == 0:
+            text.append(line)
+    total = sum(r["params"] for r in rows)
+    text += [line, f"total params: {total:,}   kernels: {backend()}"]
+    return "\n".join(text)
