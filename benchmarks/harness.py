@@ -1,7 +1,7 @@
 """Shared timing harness: fnn (both kernel backends), PyTorch CPU and JAX CPU timed in the same
 process, interleaved per repeat; medians, per-repeat ratio ranges, GFLOP/s, JSON.
 
-Importing it applies :func:`fnn.reuse_freed_memory` to the process, so every library runs
+Importing it applies :func:`fnn.perf.reuse_freed_memory` to the process, so every library runs
 under it (``FNN_BENCH_MALLOC=default`` keeps glibc's defaults; results then go to
 ``*_default_malloc.json``). Each benchmark builds zero-argument callables (one epoch / N steps
 of training, same model, data, batch size and optimiser in every library; :func:`fnn_trainer`,
@@ -34,14 +34,14 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def memory_setting() -> str:
-    """``"reused"``: :func:`fnn.reuse_freed_memory` applied to this process (so to every
+    """``"reused"``: :func:`fnn.perf.reuse_freed_memory` applied to this process (so to every
     library), the default; ``"default"``: glibc's own settings, when
     ``FNN_BENCH_MALLOC=default`` or on a platform where the call does nothing."""
     import fnn
 
     if os.environ.get("FNN_BENCH_MALLOC") == "default":
         return "default"
-    return "reused" if fnn.reuse_freed_memory() else "default"
+    return "reused" if fnn.perf.reuse_freed_memory() else "default"
 
 
 MEMORY = memory_setting()

@@ -4,7 +4,7 @@ write the performance tables into a Markdown file.
     python benchmarks/run_all.py               # all cores, then one thread; then the tables
     python benchmarks/run_all.py --threads 1   # only single-threaded runs
     python benchmarks/run_all.py --tables-only # only rewrite the tables from results/*.json
-    python benchmarks/run_all.py --default-malloc   # without fnn.reuse_freed_memory()
+    python benchmarks/run_all.py --default-malloc   # without fnn.perf.reuse_freed_memory()
     python benchmarks/run_all.py --print       # only print the tables from results/*.json
 
 Each thread count runs in its own process (numpy's BLAS and XLA read their thread settings
@@ -169,7 +169,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", default=f"{os.cpu_count() or 1},1",
                         help="comma-separated thread counts, one process each (default: all, 1)")
     parser.add_argument("--default-malloc", action="store_true",
-                        help="keep glibc's malloc settings (no fnn.reuse_freed_memory()); "
+                        help="keep glibc's malloc settings (no fnn.perf.reuse_freed_memory()); "
                              "results go to *_default_malloc.json")
     parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -9,7 +9,7 @@ function folded over batches. See README.md and DESIGN.md.
 
 from typing import TYPE_CHECKING
 
-from fnn import augment, initializers, layers, optim, threads
+from fnn import augment, initializers, layers, optim, perf, threads
 from fnn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fnn.checks import LayerError
 from fnn.core import (
@@ -33,7 +33,6 @@ from fnn.layers import *  # noqa: F403  (every layer constructor)
 from fnn.layers import __all__ as _layer_names
 from fnn.logger import LossLogger
 from fnn.losses import Loss, bce, bce_with_logits, cross_entropy, mse, nll
-from fnn.memory import reuse_freed_memory
 from fnn.optim import (
     Optimizer,
     adam,
@@ -110,10 +109,10 @@ __all__ = [
     "optim",
     "Optimizer",
     "parallel",
+    "perf",
     "plot",
     "predict",
     "residual",
-    "reuse_freed_memory",
     "rmsprop",
     "rng",
     "save",

@@ -1,4 +1,4 @@
-"""The layer triple, pure random keys, combinators and ``value_and_grad``.
+"""The layer triple, combinators and ``value_and_grad`` (random keys: :mod:`fnn.keys`).
 
 A :class:`Layer` is three pure functions plus a name::
 
@@ -22,10 +22,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from fnn.checks import LayerError, fmt_shape, no_params
+from fnn.keys import Key, fold_in, key, rng, split  # noqa: F401  (re-exported: fnn.core.key ...)
+from fnn.threads import chunked, sharded
 from fnn.tree import tree_leaves, tree_map
-
-Key = np.random.SeedSequence
-
 
 class Layer(NamedTuple):
     """``(init, apply, vjp)`` plus a ``name`` used for params keys and error messages, and an
@@ -63,29 +62,6 @@ class Layer(NamedTuple):
 def input_free_vjp(layer: Layer) -> Callable:
     """The layer's ``param_vjp`` if it has one, else its ``vjp`` (whose ``dx`` is then unused)."""
     return layer.param_vjp or layer.vjp
-
-
-def key(seed: int | None = 0) -> Key:
-    """An immutable random key: ``fnn.key(0)``. ``None`` draws fresh OS entropy."""
-    return np.random.SeedSequence(seed)
-
-
-def split(k: Key, n: int = 2) -> tuple[Key, ...]:
-    """``n`` independent child keys of ``k``; ``k`` itself is not changed (unlike ``spawn``)."""
-    if not isinstance(k, np.random.SeedSequence):
-        raise TypeError(f"split: expected a key from fnn.key(seed), got {type(k).__name__}")
-    return tuple(fold_in(k, i) for i in range(n))
-
-
-def fold_in(k: Key, i: int) -> Key:
-    """The ``i``-th child of ``k`` (``split(k, n)[i]`` without making the others); e.g. a
-    per-step dropout key ``fold_in(base, step)``."""
-    return np.random.SeedSequence(k.entropy, spawn_key=(*k.spawn_key, int(i)), pool_size=k.pool_size)
-
-
-def rng(k: Key) -> np.random.Generator:
-    """A numpy Generator seeded by ``k`` (use a fresh split for every draw)."""
-    return np.random.default_rng(k)
 
 
 def _keys(k: Key | None, n: int) -> Sequence[Key | None]:
@@ -404,9 +380,8 @@ def value_and_grad(model: Layer, loss, *, threads: int = 1, chunk: int | None = 
         grads, _ = pullback(dpred)
         return value, grads
 
+    value_and_grad_fn.loss = loss  # what fnn.threads.sharded / chunked check
     if threads == 1 and chunk is None:
         return value_and_grad_fn
-    from fnn.threads import chunked, sharded  # fnn.threads builds on this module
-
     fn = value_and_grad_fn if chunk is None else chunked(value_and_grad_fn, chunk)
     return fn if threads == 1 else sharded(fn, threads)

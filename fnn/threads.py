@@ -17,14 +17,36 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from fnn.core import fold_in
+from fnn.keys import fold_in
 from fnn.tree import tree_leaves, tree_map
 
 
-def sharded(value_and_grad_fn: Callable, threads: int) -> Callable:
+def _batch_mean(who: str, value_and_grad_fn: Callable, batch_mean: bool | None) -> None:
+    """Shards and chunks are combined weighted by their size: exact for a loss that is a mean
+    over the batch, wrong for any other. Refuse what is not known to be one."""
+    loss = getattr(value_and_grad_fn, "loss", None)
+    if loss is not None:
+        reduction = getattr(loss, "reduction", "mean")
+        if reduction != "mean":
+            raise ValueError(f"{who}: the loss {getattr(loss, 'name', loss)!r} is a {reduction} "
+                             "over the batch; shards are combined weighted by size, which is "
+                             "exact only for a batch mean")
+    elif not batch_mean:
+        raise TypeError(f"{who}: expects a function made by fnn.value_and_grad(model, loss) "
+                        "(its loss says whether it is a batch mean); for your own function, "
+                        "declare that its loss is a mean over the batch with batch_mean=True")
+
+
+def sharded(value_and_grad_fn: Callable, threads: int, *, batch_mean: bool | None = None) \
+        -> Callable:
     """Run ``value_and_grad_fn(params, x, y, *, key=None) -> (value, grads)`` on ``threads``
     shards of each batch (split along axis 0, sizes differing by at most one) at once, and
     combine them; a function with the same signature.
+
+    Valid only when the loss is a **mean over the batch**: the shards' values and gradients are
+    combined weighted by shard size. ``value_and_grad_fn`` from :func:`fnn.value_and_grad` says
+    so through its loss (``Loss.reduction``); a function of your own needs
+    ``batch_mean=True``; anything else is refused.
 
     >>> import numpy as np, fnn
     >>> model = fnn.serial(fnn.linear(4), fnn.tanh(), fnn.linear(2))
@@ -37,6 +59,7 @@ def sharded(value_and_grad_fn: Callable, threads: int) -> Callable:
     """
     if not isinstance(threads, int) or threads < 1:
         raise ValueError(f"sharded: threads must be a positive int, got {threads!r}")
+    _batch_mean("sharded", value_and_grad_fn, batch_mean)
     if threads == 1:
         return value_and_grad_fn
     pool: dict[str, Any] = {}  # created on first use: a pool and the BLAS thread controller
@@ -73,7 +96,8 @@ def sharded(value_and_grad_fn: Callable, threads: int) -> Callable:
     return run
 
 
-def chunked(value_and_grad_fn: Callable, size: int) -> Callable:
+def chunked(value_and_grad_fn: Callable, size: int, *, batch_mean: bool | None = None) \
+        -> Callable:
     """Run ``value_and_grad_fn(params, x, y, *, key=None) -> (value, grads)`` on consecutive
     chunks of each batch, at most ``size`` samples each (sizes differing by at most one), one
     after the other, and combine them as :func:`sharded` does; a function with the same
@@ -94,6 +118,7 @@ def chunked(value_and_grad_fn: Callable, size: int) -> Callable:
     """
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise ValueError(f"chunked: size must be a positive int, got {size!r}")
+    _batch_mean("chunked", value_and_grad_fn, batch_mean)
 
     def run(params, x, y, *, key=None):
         n = len(tree_leaves(x)[0])
@@ -112,6 +137,7 @@ def chunked(value_and_grad_fn: Callable, size: int) -> Callable:
                      else tree_map(lambda a, b, w=w: a + w * b, grads, g))
         return value, grads
 
+    run.loss = getattr(value_and_grad_fn, "loss", None)
     return run
 
 

@@ -89,10 +89,27 @@ def test_chunks_are_run_one_after_the_other_with_a_key_each():
         seen.append((len(x), key))
         return float(len(x)), {"w": np.full(2, float(len(x)))}
 
-    value, grads = fnn.threads.chunked(spy, 3)(None, np.zeros((7, 1)), np.zeros(7), key=fnn.key(1))
+    value, grads = fnn.threads.chunked(spy, 3, batch_mean=True)(None, np.zeros((7, 1)),
+                                                                np.zeros(7), key=fnn.key(1))
     assert [size for size, _ in seen] == [2, 2, 3]
     assert len({k.spawn_key for _, k in seen}) == 3
     assert value == pytest.approx((2 * 2 + 2 * 2 + 3 * 3) / 7)
     np.testing.assert_allclose(grads["w"], value)
     with pytest.raises(ValueError, match="positive int"):
-        fnn.threads.chunked(spy, 0)
+        fnn.threads.chunked(spy, 0, batch_mean=True)
+
+
+def test_shards_and_chunks_are_refused_for_losses_that_are_not_batch_means():
+    model = fnn.serial(fnn.linear(2))
+    _, params = model.init(fnn.key(0), (-1, 3))
+    summed = fnn.Loss(fnn.mse.value, fnn.mse.vjp, "summed_mse", reduction="sum")
+    for wrap in (lambda f: fnn.threads.sharded(f, 2), lambda f: fnn.threads.chunked(f, 4)):
+        with pytest.raises(ValueError, match="'summed_mse' is a sum over the batch"):
+            wrap(fnn.value_and_grad(model, summed))
+        with pytest.raises(TypeError, match="declare that its loss is a mean over the batch"):
+            wrap(lambda params, x, y, *, key=None: (0.0, params))
+    mine = fnn.threads.sharded(lambda p, x, y, *, key=None: (float(np.mean(x)), p), 2,
+                               batch_mean=True)
+    assert mine(params, np.arange(6.0).reshape(6, 1), np.zeros(6))[0] == pytest.approx(2.5)
+    with pytest.raises(ValueError, match="sum over the batch"):
+        fnn.value_and_grad(model, summed, threads=2)

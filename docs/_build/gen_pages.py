@@ -48,7 +48,7 @@ TOP_GROUPS = [  # fnn.<module> the name is defined in -> section title on the fn
     ("fnn.logger", "Callbacks"),
     ("fnn.checks", "Errors"),
     ("fnn.tree", "Trees"),
-    ("fnn.memory", "Memory"),
+    ("fnn.perf", "Performance switches"),
 ]
 
 

@@ -1,4 +1,6 @@
-"""One process-wide setting that makes numpy training loops faster on Linux: keep freed memory.
+"""Performance switches that are the application's business, not the library's API: here, one
+process-wide setting that makes numpy training loops faster on Linux, keeping freed memory.
+(The kernel backend has its own switch, :mod:`fnn.ops`.)
 
 numpy allocates a fresh array for every intermediate of every step. glibc's ``malloc`` serves
 large blocks (above an adaptive threshold of 128 KiB to 32 MiB) with ``mmap`` and trims freed
@@ -32,8 +34,8 @@ def reuse_freed_memory(max_block_mb: int = 1024, top_pad_mb: int = 256) -> bool:
     grows ``top_pad_mb`` at a time. Returns True when
     applied (Linux with glibc); False, changing nothing, anywhere else.
 
-    >>> import fnn
-    >>> fnn.reuse_freed_memory() in (True, False)
+    >>> import fnn.perf
+    >>> fnn.perf.reuse_freed_memory() in (True, False)
     True
     """
     if not sys.platform.startswith("linux"):
