@@ -163,7 +163,14 @@ def augmented(data, key: Key, *, shift: int = 2, degrees: float = 10.0,
     """Wrap ``data = fnn.batches(x, y, ...)`` (``x`` images ``(N, H, W, C)``) so every batch's
     images are rotated by up to ``degrees`` and shifted by up to ``shift`` pixels, with keys
     derived from ``key``, the epoch and the batch position: the same run every time, resumable
-    mid-epoch. Other arrays of the batch (labels) pass unchanged."""
+    mid-epoch. Other arrays of the batch (labels) pass unchanged.
+
+    >>> import numpy as np, fnn
+    >>> x = np.zeros((8, 6, 6, 1), np.float32)
+    >>> data = fnn.augment.augmented(fnn.batches(x, np.arange(8), batch_size=4), fnn.key(0))
+    >>> [xb.shape for xb, yb in data.epoch(0)]
+    [(4, 6, 6, 1), (4, 6, 6, 1)]
+    """
     if not isinstance(key, np.random.SeedSequence):
         raise TypeError(f"augmented: key must be an fnn key (fnn.key(seed)), got {key!r}")
     if not math.isfinite(float(degrees)):

@@ -19,8 +19,8 @@ for doing it by hand:
 >>> folder = tempfile.mkdtemp()
 >>> path = fnn.save_checkpoint(folder, state)
 >>> back = fnn.load_checkpoint(folder, like=fnn.TrainState.create(params, fnn.adam(1e-3)))
->>> type(back.state.opt_state).__name__, back.state.step, back.path.name
-('AdamState', 0, 'ckpt-000001.npz')
+>>> [type(s).__name__ for s in back.state.opt_state], back.state.step, back.path.name
+(['ScaleByAdamState', 'ScaleByLearningRateState'], 0, 'ckpt-000001.npz')
 
 Writing is atomic (temporary file, fsync, rename, fsync of the folder): a process killed at any
 moment leaves the previous checkpoints intact and at worst a temporary file, which the next
@@ -50,7 +50,16 @@ __all__ = ["Checkpoint", "checkpoints", "load_checkpoint", "save_checkpoint"]
 class Checkpoint(NamedTuple):
     """What :func:`load_checkpoint` read: the state rebuilt like the template, the file, and
     (for checkpoints written by :func:`fnn.train`) the loop's progress, the best state kept by
-    early stopping and the run's fingerprint."""
+    early stopping and the run's fingerprint.
+
+    >>> import tempfile, fnn
+    >>> _, params = fnn.linear(2).init(fnn.key(0), (-1, 3))
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = fnn.save_checkpoint(folder, fnn.TrainState.create(params, fnn.sgd(0.1)))
+    >>> found = fnn.load_checkpoint(folder, like=fnn.TrainState.create(params, fnn.sgd(0.1)))
+    >>> found.path.name, found.progress, found.best_state
+    ('ckpt-000001.npz', {}, None)
+    """
 
     state: Any
     path: Path
@@ -106,7 +115,15 @@ def save_checkpoint(directory: str | os.PathLike, state: Any, *, keep: int | Non
     """Write ``state`` (any pytree :func:`fnn.save` accepts, usually a :class:`fnn.TrainState`)
     as the next checkpoint in ``directory`` and keep only the newest ``keep`` (all when None).
     ``progress``, ``best_state`` and ``fingerprint`` are what :func:`fnn.train` records of its
-    loop. Returns the new file's path."""
+    loop. Returns the new file's path.
+
+    >>> import tempfile, fnn
+    >>> _, params = fnn.linear(2).init(fnn.key(0), (-1, 3))
+    >>> folder = tempfile.mkdtemp()
+    >>> paths = [fnn.save_checkpoint(folder, {"params": params}, keep=2) for _ in range(3)]
+    >>> [p.name for p in fnn.checkpoint.checkpoints(folder)]
+    ['ckpt-000002.npz', 'ckpt-000003.npz']
+    """
     if keep is not None and (not isinstance(keep, int) or keep < 1):
         raise ValueError(f"save_checkpoint: keep must be a positive int or None, got {keep!r}")
     payload = encode_checkpoint(state, progress=progress, best_state=best_state,
@@ -145,7 +162,16 @@ def load_checkpoint(directory: str | os.PathLike, like: Any) -> Checkpoint:
 
     A damaged newest file (it cannot happen through fnn's atomic writes, but disks fail) is
     skipped with a warning for the one before it. Raises ``FileNotFoundError`` when there is
-    no checkpoint and :class:`fnn.FnnFileError` when the files do not match ``like``."""
+    no checkpoint and :class:`fnn.FnnFileError` when the files do not match ``like``.
+
+    >>> import tempfile, fnn
+    >>> _, params = fnn.linear(2).init(fnn.key(0), (-1, 3))
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = fnn.save_checkpoint(folder, fnn.TrainState.create(params, fnn.adam(1e-3)))
+    >>> back = fnn.load_checkpoint(folder, like=fnn.TrainState.create(params, fnn.adam(1e-3)))
+    >>> type(back.state).__name__, back.state.step
+    ('TrainState', 0)
+    """
     target = Path(directory).expanduser()
     if target.is_file():
         return _read(target, like)

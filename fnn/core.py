@@ -26,6 +26,7 @@ from fnn.keys import Key, fold_in, key, rng, split  # noqa: F401  (re-exported: 
 from fnn.threads import chunked, sharded
 from fnn.tree import tree_leaves, tree_map
 
+
 class Layer(NamedTuple):
     """``(init, apply, vjp)`` plus a ``name`` used for params keys and error messages, and an
     optional ``param_vjp`` (a ``vjp`` that skips the input's gradient, see the module doc).
@@ -201,6 +202,12 @@ def parallel(*layers: Layer, name: str = "parallel") -> Layer:
     """Fan-out: feed the same input to every layer and return the tuple of outputs.
 
     Follow it with :func:`concatenate` or :func:`add` to merge the branches.
+
+    >>> import numpy as np, fnn
+    >>> model = fnn.serial(fnn.parallel(fnn.linear(3), fnn.identity()), fnn.concatenate())
+    >>> out_shape, params = model.init(fnn.key(0), (-1, 2))
+    >>> out_shape, sorted(params["00_parallel"])
+    ((-1, 5), ['00_linear', '01_identity'])
     """
     if not layers or not all(isinstance(layer, Layer) for layer in layers):
         raise TypeError(f"{name}: expects one or more fnn.Layer, got {layers!r:.200}")
@@ -265,7 +272,12 @@ def _branches(layer: str, xs) -> tuple:
 
 
 def concatenate(axis: int = -1) -> Layer:
-    """Merge a tuple of branches by concatenation along ``axis`` (default: features/channels)."""
+    """Merge a tuple of branches by concatenation along ``axis`` (default: features/channels).
+
+    >>> import numpy as np, fnn
+    >>> fnn.concatenate().apply({}, (np.zeros((2, 3)), np.ones((2, 1)))).shape
+    (2, 4)
+    """
     label = f"concatenate(axis={axis})"
 
     def init(k, input_shape):
@@ -299,7 +311,12 @@ def concatenate(axis: int = -1) -> Layer:
 
 
 def add() -> Layer:
-    """Merge a tuple of same-shaped branches by summing them."""
+    """Merge a tuple of same-shaped branches by summing them.
+
+    >>> import numpy as np, fnn
+    >>> fnn.add().apply({}, (np.ones((1, 2)), np.full((1, 2), 2.0)))
+    array([[3., 3.]])
+    """
     label = "add"
 
     def init(k, input_shape):
@@ -329,7 +346,15 @@ def add() -> Layer:
 def residual(*layers: Layer) -> Layer:
     """``y = x + f(x)`` with ``f = serial(*layers)``; ``f`` must keep the shape of ``x``.
 
-    Params are those of ``serial(*layers)`` (keys ``"00_..."``)."""
+    Params are those of ``serial(*layers)`` (keys ``"00_..."``).
+
+    >>> import numpy as np, fnn
+    >>> block = fnn.residual(fnn.linear(4), fnn.tanh())
+    >>> _, params = block.init(fnn.key(0), (-1, 4))
+    >>> x = np.ones((2, 4), np.float32)
+    >>> bool(np.allclose(block.apply(params, x), x + np.tanh(x @ params["00_linear"]["w"])))
+    True
+    """
     body = serial(*layers, name="residual")
 
     def init(k, input_shape):

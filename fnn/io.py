@@ -6,7 +6,7 @@ numpy or Python scalars and random keys. Arrays are members ``"tree/<path>.npy"`
 (``"tree/00_linear/w"``); a small JSON manifest (member ``"meta/manifest"``) records the
 structure, so the tree comes back whole: empty dicts (layers without params), Python ints,
 keys, the order of tuples. ``load(path, like=template)`` rebuilds the template's own types
-(``AdamState``, ``TrainState``) and names every key, shape and dtype that differs; without a
+(``ScaleByAdamState``, ``TrainState``) and names every key, shape and dtype that differs; without a
 template NamedTuples come back as look-alike namedtuples of the same name and fields.
 
 >>> import tempfile, os, fnn
@@ -48,7 +48,17 @@ __all__ = ["FnnFileError", "load", "save"]
 
 
 class FnnFileError(ValueError):
-    """A file that is not an fnn ``.npz``, is damaged, or does not match the expected tree."""
+    """A file that is not an fnn ``.npz``, is damaged, or does not match the expected tree.
+
+    >>> import os, tempfile, numpy as np, fnn
+    >>> path = os.path.join(tempfile.mkdtemp(), "plain.npz")
+    >>> np.savez(path, w=np.ones(2))
+    >>> try:
+    ...     fnn.load(path)
+    ... except fnn.FnnFileError as err:
+    ...     print(str(err).split(" (")[0].endswith("is not an fnn file"))
+    True
+    """
 
 
 # --------------------------------------------------------------------------- encoding
@@ -356,7 +366,14 @@ def _old_manifest(members: dict) -> tuple[dict, dict]:
 def save(path: str | os.PathLike, tree: Any) -> None:
     """Write a pytree (params, a model state, an optimiser state, a :class:`fnn.TrainState`)
     to ``path`` (``~`` expanded), atomically. Refuses what it could not give back exactly:
-    keys containing ``/``, ``None`` values in dicts or lists, non-numeric arrays."""
+    keys containing ``/``, ``None`` values in dicts or lists, non-numeric arrays.
+
+    >>> import os, tempfile, numpy as np, fnn
+    >>> path = os.path.join(tempfile.mkdtemp(), "state.npz")
+    >>> fnn.save(path, {"params": {"w": np.ones((2, 3), np.float32)}, "step": 7})
+    >>> sorted(np.load(path).files)
+    ['meta/manifest', 'tree/params/w']
+    """
     spec, arrays = encode(tree)
     write_npz(path, {"format": FORMAT, "tree": spec}, arrays)
 
@@ -366,7 +383,16 @@ def load(path: str | os.PathLike, like: Any = None) -> Any:
 
     With ``like`` (a template of the same structure, e.g. from ``model.init`` or
     ``TrainState.create``) the result has the template's types, and every missing or unexpected
-    key, shape or dtype mismatch is named in one :class:`FnnFileError`."""
+    key, shape or dtype mismatch is named in one :class:`FnnFileError`.
+
+    >>> import os, tempfile, fnn
+    >>> opt = fnn.adam(1e-3)
+    >>> _, params = fnn.linear(2).init(fnn.key(0), (-1, 3))
+    >>> path = os.path.join(tempfile.mkdtemp(), "opt.npz")
+    >>> fnn.save(path, opt.init(params))
+    >>> [type(s).__name__ for s in fnn.load(path, like=opt.init(params))]
+    ['ScaleByAdamState', 'ScaleByLearningRateState']
+    """
     path = Path(path).expanduser()
     manifest, arrays = read_npz(path)
     if manifest.get("format") != FORMAT or "tree" not in manifest:

@@ -51,7 +51,13 @@ def summary(model: Layer, input_shape: tuple, *,
     of ``input_shape`` (batch first, ``-1`` for any), and its parameter count; then the total
     parameter count and the kernel backend in use (:func:`fnn.ops.backend`). Combinators get a
     row of their own (params counted in their children's rows). Returns the rows as dicts
-    (``path``, ``layer``, ``output_shape``, ``params``, ``dtype``, ``depth``, ``combinator``)."""
+    (``path``, ``layer``, ``output_shape``, ``params``, ``dtype``, ``depth``, ``combinator``).
+
+    >>> import fnn
+    >>> rows = fnn.summary(fnn.serial(fnn.linear(4), fnn.relu()), (-1, 3), print_fn=None)
+    >>> [(r["path"], r["layer"], r["output_shape"], r["params"]) for r in rows]
+    [('00_linear', 'linear(4)', (-1, 4), 16), ('01_relu', 'relu()', (-1, 4), 0)]
+    """
     if not isinstance(model, Layer):
         raise TypeError(f"summary: expected an fnn.Layer, got {type(model).__name__}")
     rows: list[dict] = []

@@ -50,7 +50,19 @@ class TrainingError(RuntimeError):
     Nothing is lost: ``state`` is the last good training state (the one the failing step was
     given, or the epoch's final state when evaluation or a callback failed), ``history`` the
     history up to it (``stop_reason == "error"``), ``checkpoint`` the file written first when
-    checkpointing was on. The original exception is ``__cause__``."""
+    checkpointing was on. The original exception is ``__cause__``.
+
+    >>> import numpy as np, fnn
+    >>> def failing_step(state, batch):
+    ...     if state == 3:
+    ...         raise RuntimeError("malformed batch")
+    ...     return state + 1, {"loss": 0.0}
+    >>> try:
+    ...     fnn.train(failing_step, [(np.zeros(1),)] * 2, 0, epochs=5, progress=False)
+    ... except fnn.TrainingError as err:
+    ...     print(err.state, err.history.epochs, err.history.stop_reason)
+    3 1 error
+    """
 
     def __init__(self, message: str, state: Any, history: History, checkpoint=None):
         super().__init__(message)
@@ -125,7 +137,13 @@ def _json_int(x):
 
 def batches(*arrays, batch_size: int, shuffle: bool = True, rng: int | Key = 0,
             drop_last: bool = False) -> Batches:
-    """Mini-batches of aligned arrays (see :class:`Batches`)."""
+    """Mini-batches of aligned arrays (see :class:`Batches`).
+
+    >>> import numpy as np, fnn
+    >>> data = fnn.batches(np.zeros((10, 3)), np.arange(10), batch_size=4, drop_last=True)
+    >>> [x.shape for x, y in data.epoch(0)]
+    [(4, 3), (4, 3)]
+    """
     return Batches(*arrays, batch_size=batch_size, shuffle=shuffle, rng=rng, drop_last=drop_last)
 
 
@@ -137,7 +155,14 @@ class History:
     ``stop_reason``: ``"completed"``, ``"early_stopping"``, ``"callback"``, ``"diverged"``,
     ``"interrupted"`` or ``"error"`` (then ``error`` is the exception). ``resumed`` lists the
     checkpoints the run continued from (``{"epoch", "batch", "step", "file"}``, epoch and batch
-    counted from 0)."""
+    counted from 0).
+
+    >>> import fnn
+    >>> _, hist = fnn.train(lambda s, b: (s + 1, {"loss": 1.0 / (s + 1)}), [(1,), (2,)], 0,
+    ...                     epochs=2, progress=False)
+    >>> hist.epochs, [round(v, 4) for v in hist.train["loss"]], hist.stop_reason
+    (2, [0.75, 0.2917], 'completed')
+    """
 
     train: dict[str, list[float]] = field(default_factory=dict)
     eval: dict[str, list[float]] = field(default_factory=dict)

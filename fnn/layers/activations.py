@@ -98,7 +98,12 @@ def tanh() -> Layer:
 
 def sigmoid() -> Layer:
     """The textbook ``1 / (1 + exp(-x))``; ``exp`` may overflow to inf for very negative ``x``
-    (silenced, the limit 0 is exact). See :func:`stable_sigmoid` for the overflow-free form."""
+    (silenced, the limit 0 is exact). See :func:`stable_sigmoid` for the overflow-free form.
+
+    >>> import numpy as np, fnn
+    >>> fnn.sigmoid().apply({}, np.array([[-2.0, 0.0, 2.0]])).round(4)
+    array([[0.1192, 0.5   , 0.8808]])
+    """
     return parameter_free("sigmoid", ops.sigmoid, lambda x, y, dy: ops.sigmoid_vjp(y, dy))
 
 
