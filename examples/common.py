@@ -75,12 +75,13 @@ def _plain(value):
 
 def write_results(name: str, out: Path, args: argparse.Namespace, metrics: dict, *,
                   report: dict | None = None, rows: list[dict] | None = None,
-                  started: float | None = None) -> dict:
+                  started: float | None = None, experiment: str | None = None) -> dict:
     """Write ``out/results.json``: the metrics, the command that produced them, the report's
-    numbers beside them (``report``), and optional table ``rows`` for RESULTS.md."""
+    numbers beside them (``report``), and optional table ``rows`` for RESULTS.md.
+    ``experiment`` (default ``name``) names the RESULTS.md section, for a variant of a script."""
     argv = [a for a in sys.argv[1:]] if sys.argv and sys.argv[0].endswith(f"{name}.py") else []
     payload = {
-        "experiment": name,
+        "experiment": experiment or name,
         "command": "python " + shlex.join([f"examples/{name}.py", *argv]),
         "quick": bool(args.quick),
         "seed": args.seed,

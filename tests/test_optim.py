@@ -119,6 +119,23 @@ def test_float32_stays_float32(make):
         assert all(u.dtype == np.float32 for u in optree.tree_leaves(updates))
 
 
+def test_apply_updates_keeps_each_params_dtype():
+    params = {"a": np.ones(2, np.float32), "b": np.ones(2)}
+    out = fnn.apply_updates(params, {"a": np.full(2, 0.5), "b": np.full(2, 0.5, np.float32)})
+    assert (out["a"].dtype, out["b"].dtype) == (np.float32, np.float64)
+    assert out["a"].tolist() == [1.5, 1.5]
+
+
+def test_adam_does_not_touch_its_inputs():
+    opt = fnn.adam(0.1)
+    state = opt.init(P)
+    _, state = opt.update(G, state, P)
+    kept = optree.tree_map(np.copy, (G, state))
+    opt.update(G, state, P)
+    for a, b in zip(optree.tree_leaves((G, state)), optree.tree_leaves(kept)):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_old_call_sites_keep_working():
     for opt in (fnn.sgd(0.1, weight_decay=0.1), fnn.momentum(0.1, 0.9, nesterov=True, weight_decay=0.1),
                 fnn.adam(1e-3, 0.9, 0.999, 1e-8, weight_decay=0.1), fnn.sgd(fnn.step_decay(0.1, 0.5, 2)),
