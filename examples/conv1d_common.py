@@ -44,7 +44,7 @@ LR = 0.1  # plain SGD at batch 32; chosen in usps_conv1d.py's docstring
 OPTIMIZERS = ("sgd", "adamw")
 # AdamW defaults (--lr, --weight-decay, --warmup-epochs, --decay-epochs), chosen on the re-split's
 # validation set; see usps_conv1d.py's docstring
-ADAMW = {"lr": 1e-3, "weight_decay": 0.1, "warmup_epochs": 2, "decay_epochs": 20}
+ADAMW = {"lr": 3e-3, "weight_decay": 0.01, "warmup_epochs": 2, "decay_epochs": 20}
 SPLITS = ("resplit", "standard")
 SPLIT_TITLES = {"resplit": "USPS re-split", "standard": "USPS standard split"}
 QUICK_ROWS = (600, 300)  # train (before the validation hold-out) / test rows in quick mode
