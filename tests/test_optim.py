@@ -281,6 +281,26 @@ def test_stats_reports_lr_and_grad_norm():
     assert optim.stats(fnn.sgd(0.1).init(params)).keys() == {"lr"}
 
 
+def test_stats_in_a_training_history():
+    """What ``supervised_step`` will do: merge ``stats`` into each step's metrics, so the
+    History holds each epoch's mean lr (and gradient norm)."""
+    x = np.linspace(-1, 1, 40, dtype=np.float32).reshape(-1, 1)
+    model = fnn.serial(fnn.linear(1))
+    _, params = model.init(fnn.key(0), x.shape)
+    lr = optim.in_epochs(optim.piecewise([0.1, 0.01], [2]), steps_per_epoch=4, per_step=False)
+    opt = optim.chain(optim.clip_by_global_norm(10.0), fnn.sgd(lr))
+    step = fnn.supervised_step(model, fnn.mse, opt)
+
+    def step_with_stats(state, batch):
+        state, metrics = step(state, batch)
+        return state, {**metrics, **optim.stats(state.opt_state)}
+
+    _, history = fnn.train(step_with_stats, fnn.batches(x, 2 * x, batch_size=10, rng=fnn.key(1)),
+                           fnn.TrainState.create(params, opt), epochs=4, progress=False)
+    assert history.train["lr"] == pytest.approx([0.1, 0.1, 0.01, 0.01])
+    assert len(history.train["grad_norm"]) == 4 and all(g > 0 for g in history.train["grad_norm"])
+
+
 # ----------------------------------------------------------------------------- schedules
 
 def test_schedules():

@@ -334,7 +334,12 @@ def scale_by_stddev(decay: float = 0.99, eps: float = 1e-8) -> Optimizer:
 
 
 def global_norm(tree) -> float:
-    """``sqrt(sum of squares of every entry of every leaf)`` as a Python float."""
+    """``sqrt(sum of squares of every entry of every leaf)`` as a Python float.
+
+    >>> import numpy as np
+    >>> global_norm({"a": np.array([3.0]), "b": {"w": np.array([[4.0]], np.float32)}})
+    5.0
+    """
     return math.sqrt(sum(float(np.vdot(x, x)) for x in tree_leaves(tree)))
 
 
