@@ -329,8 +329,10 @@ def test_in_epochs():
     assert [s(t) for t in (0, 19, 20, 39, 40)] == pytest.approx([1.0, 1.0, 0.1, 0.1, 0.01])
     s = optim.in_epochs(optim.linear(0.0, 1.0, 1), 4, per_step=False)
     assert [s(t) for t in (0, 3, 4)] == [0.0, 0.0, 1.0]
-    with pytest.raises(ValueError, match="in_epochs: steps_per_epoch"):
-        optim.in_epochs(optim.constant(1.0), 0)
+    assert optim.in_epochs(optim.linear(0.0, 1.0, 1), np.int64(4))(2) == 0.5
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="in_epochs: steps_per_epoch must be an int > 0"):
+            optim.in_epochs(optim.constant(1.0), bad)
 
 
 @pytest.mark.parametrize("build, match", [
