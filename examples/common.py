@@ -157,13 +157,15 @@ def _plain(value):
 
 def write_results(name: str, out: Path, args: argparse.Namespace, metrics: dict, *,
                   report: dict | None = None, rows: list[dict] | None = None,
-                  started: float | None = None, sweeps: list | None = None) -> dict:
+                  started: float | None = None, sweeps: list | None = None,
+                  experiment: str | None = None) -> dict:
     """Write ``out/results.json``: the metrics, the command that produced them, the report's
     numbers beside them (``report``), optional table ``rows`` for RESULTS.md, and ``sweeps``
-    (the ``fnn.SweepResult`` s the runs came from: where they ran, how many, wall clock)."""
+    (the ``fnn.SweepResult`` s the runs came from: where they ran, how many, wall clock).
+    ``experiment`` (default ``name``) names the RESULTS.md section, for a variant of a script."""
     argv = [a for a in sys.argv[1:]] if sys.argv and sys.argv[0].endswith(f"{name}.py") else []
     payload = {
-        "experiment": name,
+        "experiment": experiment or name,
         "command": "python " + shlex.join([f"examples/{name}.py", *argv]),
         "quick": bool(args.quick),
         "seed": args.seed,

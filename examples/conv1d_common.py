@@ -14,8 +14,9 @@ over seeds, their summary, and the figures both scripts draw.
   The conv layers have no bias and no activation, as in the report's net (max-pooling is the
   only non-linearity between stacked conv layers; a bias before it would be absorbed by the
   next layer).
-* Training: cross-entropy on logits, plain SGD (``--lr``), batch 32 (the last partial batch of
-  each epoch dropped, see :data:`DROP_LAST`), at most 50 epochs, early stopping on the
+* Training: cross-entropy on logits, plain SGD (``--lr``) or, with ``--optimizer adamw``, AdamW
+  with a linear warm-up then a cosine decay (:func:`make_optimizer`), batch 32 (the last partial
+  batch of each epoch dropped, see :data:`DROP_LAST`), at most 50 epochs, early stopping on the
   validation loss with patience 5 that restores the best epoch's params; the epoch count is the
   number of epochs run (best epoch + patience unless the limit came first), as Keras'
   ``len(history.epoch)``.
@@ -47,6 +48,10 @@ from sklearn.model_selection import train_test_split
 import fnn
 
 LR = 0.1  # plain SGD at batch 32; chosen in usps_conv1d.py's docstring
+OPTIMIZERS = ("sgd", "adamw")
+# AdamW defaults (--lr, --weight-decay, --warmup-epochs, --decay-epochs), chosen on the re-split's
+# validation set; see usps_conv1d.py's docstring
+ADAMW = {"lr": 3e-3, "weight_decay": 0.01, "warmup_epochs": 2, "decay_epochs": 20}
 SPLITS = ("resplit", "standard")
 SPLIT_TITLES = {"resplit": "USPS re-split", "standard": "USPS standard split"}
 QUICK_ROWS = (600, 300)  # train (before the validation hold-out) / test rows in quick mode
@@ -78,7 +83,16 @@ def add_arguments(p: argparse.ArgumentParser, *, repeats: int) -> argparse.Argum
     p.add_argument("--patience", type=int, default=5, help="early-stopping patience (epochs)")
     p.add_argument("--monitor", choices=("loss", "accuracy"), default="loss",
                    help="validation metric watched by early stopping")
-    p.add_argument("--lr", type=float, default=LR, help="SGD learning rate")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd",
+                   help="plain SGD, or AdamW with linear warm-up and cosine decay")
+    p.add_argument("--lr", type=float, default=None,
+                   help=f"learning rate (AdamW: the peak) [sgd {LR}, adamw {ADAMW['lr']}]")
+    p.add_argument("--weight-decay", type=float, default=None,
+                   help=f"AdamW's decoupled weight decay, kernels only [{ADAMW['weight_decay']}]")
+    p.add_argument("--warmup-epochs", type=float, default=None,
+                   help=f"AdamW: linear warm-up from 0 over these epochs [{ADAMW['warmup_epochs']}]")
+    p.add_argument("--decay-epochs", type=float, default=None,
+                   help=f"AdamW: the cosine reaches 0 at this epoch [{ADAMW['decay_epochs']}]")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="stratified share of the training rows held out for early stopping")
@@ -88,10 +102,39 @@ def add_arguments(p: argparse.ArgumentParser, *, repeats: int) -> argparse.Argum
 
 
 def quick(args: argparse.Namespace, repeats: int = 1) -> argparse.Namespace:
-    """Shrink the run in quick mode (smoke test): 2 epochs, ``repeats`` repeats."""
+    """Fill the optimiser's defaults (:data:`LR`, :data:`ADAMW`) where no option was given, and
+    shrink the run in quick mode (smoke test): 2 epochs, ``repeats`` repeats."""
+    adamw = args.optimizer == "adamw"
+    if args.lr is None:
+        args.lr = ADAMW["lr"] if adamw else LR
+    for k in ("weight_decay", "warmup_epochs", "decay_epochs"):
+        if not adamw and getattr(args, k) is not None:
+            raise SystemExit(f"--{k.replace('_', '-')} is an AdamW option (--optimizer adamw)")
+        if adamw and getattr(args, k) is None:
+            setattr(args, k, ADAMW[k])
     if args.quick:
         args.epochs, args.repeats = 2, repeats
     return args
+
+
+def make_optimizer(args: argparse.Namespace, steps_per_epoch: int) -> fnn.Optimizer:
+    """``--optimizer sgd``: ``fnn.sgd(lr)``. ``adamw``: ``fnn.adamw`` (decoupled weight decay
+    on the kernels, not the biases) whose learning rate rises linearly from 0 to ``lr`` over
+    ``warmup_epochs``, then follows a cosine down to 0 at ``decay_epochs`` (and stays 0), the
+    schedule written in epochs and fed fractional epochs (``steps / steps_per_epoch``)."""
+    if args.optimizer == "sgd":
+        return fnn.sgd(args.lr)
+    schedule = fnn.optim.warmup_cosine_decay(args.lr, args.warmup_epochs, args.decay_epochs)
+    return fnn.adamw(fnn.optim.in_epochs(schedule, steps_per_epoch),
+                     weight_decay=args.weight_decay)
+
+
+def describe_optimizer(args: argparse.Namespace) -> str:
+    """``"SGD lr 0.1"`` or ``"AdamW lr 0.001 (...), weight decay 0.1 ..."``."""
+    if args.optimizer == "sgd":
+        return f"SGD lr {args.lr:g}"
+    return (f"AdamW lr {args.lr:g} (linear warm-up over {args.warmup_epochs:g} epochs, cosine to 0 "
+            f"at epoch {args.decay_epochs:g}), weight decay {args.weight_decay:g} on kernels")
 
 
 def load(split: str, args: argparse.Namespace) -> Data:
@@ -165,7 +208,7 @@ class Run:
 
 def train_run(model: fnn.Layer, data: Data, args: argparse.Namespace, *, seed: int | fnn.Key,
               batch_size: int | None = None) -> Run:
-    """SGD on cross-entropy with early stopping on the validation set (best params restored);
+    """SGD (or AdamW, :func:`make_optimizer`) on cross-entropy with early stopping on the validation set (best params restored);
     then the accuracy of those params on train, validation and test.
 
     As ``fnn.fit`` (init key ``fold_in(key(seed), 0)``, batch order ``fold_in(key(seed), 1)``;
@@ -175,7 +218,8 @@ def train_run(model: fnn.Layer, data: Data, args: argparse.Namespace, *, seed: i
     bs = batch_size or args.batch_size
     key = seed if isinstance(seed, np.random.SeedSequence) else fnn.key(seed)
     _, params = model.init(fnn.fold_in(key, 0), (-1, *data.x_train.shape[1:]))
-    opt = fnn.sgd(args.lr)
+    drop_last = DROP_LAST and len(data.x_train) >= bs
+    opt = make_optimizer(args, len(data.x_train) // bs if drop_last else -(-len(data.x_train) // bs))
     stop = fnn.EarlyStopping(args.monitor, patience=args.patience,
                              mode="min" if args.monitor == "loss" else "max")
     with warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -183,7 +227,7 @@ def train_run(model: fnn.Layer, data: Data, args: argparse.Namespace, *, seed: i
         state, history = fnn.train(
             fnn.supervised_step(model, fnn.cross_entropy, opt),
             fnn.batches(data.x_train, data.y_train, batch_size=bs, rng=fnn.fold_in(key, 1),
-                        drop_last=DROP_LAST and len(data.x_train) >= bs),
+                        drop_last=drop_last),
             fnn.TrainState.create(params, opt), epochs=args.epochs,
             eval_fn=fnn.evaluator(model, data.x_val, data.y_val, loss=fnn.cross_entropy,
                                   accuracy=True),
@@ -286,7 +330,10 @@ def settings(args: argparse.Namespace) -> dict:
     """What the runs used, for results.json."""
     keys = ("repeats", "epochs", "patience", "monitor", "lr", "batch_size", "val_fraction",
             "data_seed")
-    return {**{k: getattr(args, k) for k in keys}, "optimizer": "sgd", "loss": "cross_entropy",
+    adamw = {k: getattr(args, k) for k in ("weight_decay", "warmup_epochs", "decay_epochs")
+             if args.optimizer == "adamw"}
+    return {**{k: getattr(args, k) for k in keys}, "optimizer": args.optimizer, **adamw,
+            "optimizer_description": describe_optimizer(args), "loss": "cross_entropy",
             "early_stopping": f"validation {args.monitor}, restore best"}
 
 

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ["init_schemes", "learning_rate", "activations", "usps_conv1d", "usps_conv1d_sweeps",
+ORDER = ["init_schemes", "learning_rate", "activations", "usps_conv1d", "usps_conv1d_adamw",
+         "usps_conv1d_sweeps",
          "fashion_autoencoders", "latent_tsne", "denoising", "conv_autoencoder",
          "fashion_classifier"]
 

@@ -119,6 +119,23 @@ def test_float32_stays_float32(make):
         assert all(u.dtype == np.float32 for u in optree.tree_leaves(updates))
 
 
+def test_apply_updates_keeps_each_params_dtype():
+    params = {"a": np.ones(2, np.float32), "b": np.ones(2)}
+    out = fnn.apply_updates(params, {"a": np.full(2, 0.5), "b": np.full(2, 0.5, np.float32)})
+    assert (out["a"].dtype, out["b"].dtype) == (np.float32, np.float64)
+    assert out["a"].tolist() == [1.5, 1.5]
+
+
+def test_adam_does_not_touch_its_inputs():
+    opt = fnn.adam(0.1)
+    state = opt.init(P)
+    _, state = opt.update(G, state, P)
+    kept = optree.tree_map(np.copy, (G, state))
+    opt.update(G, state, P)
+    for a, b in zip(optree.tree_leaves((G, state)), optree.tree_leaves(kept)):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_old_call_sites_keep_working():
     for opt in (fnn.sgd(0.1, weight_decay=0.1), fnn.momentum(0.1, 0.9, nesterov=True, weight_decay=0.1),
                 fnn.adam(1e-3, 0.9, 0.999, 1e-8, weight_decay=0.1), fnn.sgd(fnn.step_decay(0.1, 0.5, 2)),
@@ -264,6 +281,26 @@ def test_stats_reports_lr_and_grad_norm():
     assert optim.stats(fnn.sgd(0.1).init(params)).keys() == {"lr"}
 
 
+def test_stats_in_a_training_history():
+    """What ``supervised_step`` will do: merge ``stats`` into each step's metrics, so the
+    History holds each epoch's mean lr (and gradient norm)."""
+    x = np.linspace(-1, 1, 40, dtype=np.float32).reshape(-1, 1)
+    model = fnn.serial(fnn.linear(1))
+    _, params = model.init(fnn.key(0), x.shape)
+    lr = optim.in_epochs(optim.piecewise([0.1, 0.01], [2]), steps_per_epoch=4, per_step=False)
+    opt = optim.chain(optim.clip_by_global_norm(10.0), fnn.sgd(lr))
+    step = fnn.supervised_step(model, fnn.mse, opt)
+
+    def step_with_stats(state, batch):
+        state, metrics = step(state, batch)
+        return state, {**metrics, **optim.stats(state.opt_state)}
+
+    _, history = fnn.train(step_with_stats, fnn.batches(x, 2 * x, batch_size=10, rng=fnn.key(1)),
+                           fnn.TrainState.create(params, opt), epochs=4, progress=False)
+    assert history.train["lr"] == pytest.approx([0.1, 0.1, 0.01, 0.01])
+    assert len(history.train["grad_norm"]) == 4 and all(g > 0 for g in history.train["grad_norm"])
+
+
 # ----------------------------------------------------------------------------- schedules
 
 def test_schedules():
@@ -292,8 +329,10 @@ def test_in_epochs():
     assert [s(t) for t in (0, 19, 20, 39, 40)] == pytest.approx([1.0, 1.0, 0.1, 0.1, 0.01])
     s = optim.in_epochs(optim.linear(0.0, 1.0, 1), 4, per_step=False)
     assert [s(t) for t in (0, 3, 4)] == [0.0, 0.0, 1.0]
-    with pytest.raises(ValueError, match="in_epochs: steps_per_epoch"):
-        optim.in_epochs(optim.constant(1.0), 0)
+    assert optim.in_epochs(optim.linear(0.0, 1.0, 1), np.int64(4))(2) == 0.5
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="in_epochs: steps_per_epoch must be an int > 0"):
+            optim.in_epochs(optim.constant(1.0), bad)
 
 
 @pytest.mark.parametrize("build, match", [

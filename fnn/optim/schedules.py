@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import bisect
 import math
+import numbers
 from collections.abc import Callable, Sequence
 
 from fnn.optim.transforms import Schedule, _non_negative, _positive, _real
 
 
 def _count(who: str, name: str, v) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) and not (hasattr(v, "__index__")):
-        raise ValueError(f"{who}: {name} must be an int > 0, got {v!r}")
-    if int(v) <= 0:
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0:
         raise ValueError(f"{who}: {name} must be an int > 0, got {v!r}")
     return int(v)
 

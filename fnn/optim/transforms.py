@@ -258,15 +258,31 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Opti
     def init(params):
         return ScaleByAdamState(0, tree_map(np.zeros_like, params), tree_map(np.zeros_like, params))
 
+    def first(m, g):  # b1 m + (1 - b1) g; in place on fresh arrays only (fewer temporaries)
+        out = np.multiply(g, 1.0 - b1)
+        out += b1 * m
+        return out
+
+    def second(v, g):  # b2 v + (1 - b2) g**2
+        out = np.multiply(g, g)
+        out *= 1.0 - b2
+        out += b2 * v
+        return out
+
     def update(updates, state, params=None):
         t = int(state.count) + 1
-        mu = tree_map(lambda m, g: b1 * m + (1.0 - b1) * g, state.mu, updates)
-        nu = tree_map(lambda v, g: b2 * v + (1.0 - b2) * (g * g), state.nu, updates)
+        mu = tree_map(first, state.mu, updates)
+        nu = tree_map(second, state.nu, updates)
         # both bias corrections folded into one factor and eps: one multiply per leaf
         root_c2 = math.sqrt(1.0 - b2**t)
         c, eps_hat = root_c2 / (1.0 - b1**t), eps * root_c2
-        out = tree_map(lambda m, v: c * m / (np.sqrt(v) + eps_hat), mu, nu)
-        return out, ScaleByAdamState(t, mu, nu)
+
+        def direction(m, v):  # c m / (sqrt(v) + eps_hat)
+            den = np.asarray(np.sqrt(v))  # an array also for 0-d leaves (out= needs one)
+            den += eps_hat
+            return np.divide(c * m, den, out=den)
+
+        return tree_map(direction, mu, nu), ScaleByAdamState(t, mu, nu)
 
     return Optimizer(init, update)
 
@@ -318,7 +334,12 @@ def scale_by_stddev(decay: float = 0.99, eps: float = 1e-8) -> Optimizer:
 
 
 def global_norm(tree) -> float:
-    """``sqrt(sum of squares of every entry of every leaf)`` as a Python float."""
+    """``sqrt(sum of squares of every entry of every leaf)`` as a Python float.
+
+    >>> import numpy as np
+    >>> global_norm({"a": np.array([3.0]), "b": {"w": np.array([[4.0]], np.float32)}})
+    5.0
+    """
     return math.sqrt(sum(float(np.vdot(x, x)) for x in tree_leaves(tree)))
 
 
