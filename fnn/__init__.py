@@ -12,23 +12,11 @@ from typing import TYPE_CHECKING
 from fnn import augment, initializers, layers, optim, perf, threads
 from fnn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fnn.checks import LayerError
-from fnn.core import (
-    Key,
-    Layer,
-    add,
-    concatenate,
-    fold_in,
-    key,
-    parallel,
-    residual,
-    rng,
-    serial,
-    split,
-    value_and_grad,
-)
+from fnn.core import Layer, add, concatenate, parallel, residual, serial, value_and_grad
 from fnn.experiments import SweepResult, grid, load_sweep, sweep, trial_key
 from fnn.gradient_check import assert_gradients_close, gradcheck
 from fnn.io import FnnFileError, load, save
+from fnn.keys import Key, fold_in, key, rng, split
 from fnn.layers import *  # noqa: F403  (every layer constructor)
 from fnn.layers import __all__ as _layer_names
 from fnn.logger import LossLogger

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from fnn.core import Key, fold_in, rng
+from fnn.keys import Key, fold_in, rng
 
 __all__ = ["augmented", "random_rotations", "random_shifts", "rotate", "shift"]
 

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from fnn.checks import LayerError, fmt_shape, no_params
-from fnn.keys import Key, fold_in, key, rng, split  # noqa: F401  (re-exported: fnn.core.key ...)
+from fnn.keys import Key, split
 from fnn.threads import chunked, sharded
 from fnn.tree import tree_leaves, tree_map
 

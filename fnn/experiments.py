@@ -63,7 +63,6 @@ import json
 import math
 import os
 import socket
-import tempfile
 import time
 import traceback
 import uuid
@@ -74,8 +73,9 @@ from typing import Any
 
 import numpy as np
 
-from fnn.core import Key, fold_in
-from fnn.core import key as make_key
+from fnn.io import atomic_write
+from fnn.keys import Key, fold_in
+from fnn.keys import key as make_key
 
 KEY_SCHEMES = ("per_trial", "per_repeat")
 RECORD_FORMAT = "fnn-trial/1"
@@ -259,42 +259,11 @@ def _run_trial(trial: Callable, config: dict, repeat: int, seed: int, keys: str,
 
 # ----------------------------------------------------------------------------- result files
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, write: Callable) -> None:
-    """``write(file)`` into a temporary file beside ``path``, fsync, rename over ``path``,
-    fsync the folder; the file ends up 0644."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
 def _write_trial(folder: Path, record: dict, arrays: dict | None) -> None:
     if arrays:  # arrays first: a trial counts as finished once its .json exists
-        _atomic_write(folder / f"{record['id']}.npz", lambda f: np.savez(f, **arrays))
+        atomic_write(folder / f"{record['id']}.npz", lambda f: np.savez(f, **arrays), where="sweep")
     text = json.dumps(record, indent=1, allow_nan=True) + "\n"
-    _atomic_write(folder / f"{record['id']}.json", lambda f: f.write(text.encode()))
+    atomic_write(folder / f"{record['id']}.json", lambda f: f.write(text.encode()), where="sweep")
 
 
 def _read_record(path: Path) -> dict | None:

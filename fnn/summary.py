@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fnn.checks import fmt_shape
-from fnn.core import Layer, fold_in, key
+from fnn.core import Layer
+from fnn.keys import fold_in, key
 from fnn.tree import tree_leaves, tree_size
 
 __all__ = ["summary"]

@@ -37,8 +37,9 @@ from fnn.checkpoint import (
     load_checkpoint,
     tree_signature,
 )
-from fnn.core import Key, Layer, fold_in, value_and_grad
+from fnn.core import Layer, value_and_grad
 from fnn.io import FnnFileError, read_npz
+from fnn.keys import Key, fold_in
 from fnn.optim import Optimizer, apply_updates
 from fnn.optim import stats as optimizer_stats
 from fnn.tree import flatten_with_paths

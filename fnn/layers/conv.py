@@ -28,7 +28,8 @@ import numpy as np
 
 from fnn import initializers
 from fnn.checks import LayerError, as_shape, float_input, fmt_shape, param, param_keys
-from fnn.core import Layer, split
+from fnn.core import Layer
+from fnn.keys import split
 from fnn.layers.windows import geometry, int_tuple, layout, padding_arg
 from fnn.ops.conv import (  # noqa: F401  (the kernels, re-exported for existing imports)
     adjoint_by_taps,

@@ -8,7 +8,8 @@ import numpy as np
 
 from fnn import initializers
 from fnn.checks import LayerError, as_shape, float_input, fmt_shape, param, param_keys
-from fnn.core import Layer, split
+from fnn.core import Layer
+from fnn.keys import split
 
 
 def linear(
