@@ -17,6 +17,8 @@ ORDER = ["init_schemes", "learning_rate", "activations", "usps_conv1d", "usps_co
          "usps_conv1d_sweeps",
          "fashion_autoencoders", "latent_tsne", "denoising", "conv_autoencoder",
          "fashion_classifier"]
+# a variant run -> the run it varies: its section also gets a table of its rows beside the base's
+COMPARE = {"usps_conv1d_adamw": "usps_conv1d"}
 
 
 def load_all(results: Path) -> list[dict]:
@@ -37,6 +39,25 @@ def sweep_line(s: dict) -> str:
             f"{s['where']}, {s['seconds']:.1f} s wall clock.")
 
 
+def optimizer(exp: dict) -> str:
+    """The optimiser a run used, from its settings (``"SGD lr 0.1"`` when it says no more)."""
+    settings = exp.get("metrics", {}).get("settings", {})
+    return settings.get("optimizer_description") or \
+        f"{settings.get('optimizer', '?').upper()} lr {settings.get('lr', '?')}"
+
+
+def beside(exp: dict, base: dict) -> list[str]:
+    """Table lines: the variant's measured numbers beside the base run's, row for row."""
+    rows, base_rows = exp.get("rows") or [], base.get("rows") or []
+    if not rows or len(rows) != len(base_rows):
+        return []
+    lines = [f"Beside `{base['experiment']}` (same protocol and seeds):", "",
+             f"| what | {base['experiment']}: {optimizer(base)} | {exp['experiment']}: "
+             f"{optimizer(exp)} |", "|---|---|---|"]
+    lines += [f"| {b['what']} | {b['measured']} | {r['measured']} |" for b, r in zip(base_rows, rows)]
+    return lines + [""]
+
+
 def render(experiments: list[dict]) -> str:
     lines = [
         "# Results",
@@ -51,6 +72,7 @@ def render(experiments: list[dict]) -> str:
     ]
     if not experiments:
         lines.append("_No full run has been recorded yet._")
+    by_name = {exp["experiment"]: exp for exp in experiments}
     for exp in experiments:
         lines += [f"## {exp['experiment']}", "",
                   f"`{exp['command']}` — {exp['date']}, {exp.get('seconds') or '?'} s, {exp['machine']}",
@@ -63,6 +85,8 @@ def render(experiments: list[dict]) -> str:
             for r in rows:
                 lines.append(f"| {r['what']} | {r['measured']} | {r.get('report', '') or ''} |")
             lines.append("")
+        if COMPARE.get(exp["experiment"]) in by_name:
+            lines += beside(exp, by_name[COMPARE[exp["experiment"]]])
         figures = sorted(p.name for p in (ROOT / "results" / exp["experiment"]).glob("*.png"))
         if figures:
             lines.append("Figures: " + ", ".join(
