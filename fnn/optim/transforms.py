@@ -40,7 +40,14 @@ Mask = Callable[[str], bool] | Any  # a predicate on the "/"-joined params path,
 
 class Optimizer(NamedTuple):
     """A gradient transformation: ``state = init(params)``;
-    ``updates, state = update(grads, state, params=None)``."""
+    ``updates, state = update(grads, state, params=None)``.
+
+    >>> import numpy as np, fnn
+    >>> halve = fnn.Optimizer(init=lambda params: (), update=lambda g, s, p=None: (
+    ...     fnn.tree.tree_map(lambda x: -0.5 * x, g), s))
+    >>> halve.update({"w": np.ones(2)}, halve.init(None))[0]
+    {'w': array([-0.5, -0.5])}
+    """
 
     init: Callable[[Any], Any]
     update: Callable[..., tuple[Any, Any]]
@@ -91,39 +98,109 @@ def _learning_rate(who: str, lr: Any) -> float | Schedule:
 # ----------------------------------------------------------------------------- states
 
 class EmptyState(NamedTuple):
-    """The state of a transformation that keeps nothing."""
+    """The state of a transformation that keeps nothing.
+
+    >>> import numpy as np, fnn
+    >>> fnn.optim.scale(-0.1).init({"w": np.ones(2)})
+    EmptyState()
+    """
 
 
 class ScaleByLearningRateState(NamedTuple):
+    """:func:`scale_by_learning_rate`'s state: updates done and the last learning rate used.
+
+    >>> import numpy as np, fnn
+    >>> t = fnn.optim.scale_by_learning_rate(0.1)
+    >>> _, state = t.update({"w": np.ones(2)}, t.init({"w": np.ones(2)}))
+    >>> state
+    ScaleByLearningRateState(count=1, lr=0.1)
+    """
+
     count: int  # updates done; the schedule's next step
     lr: float  # the learning rate the last update used (nan before the first)
 
 
 class TraceState(NamedTuple):
+    """:func:`trace`'s (momentum's) state: updates done and the momentum buffer.
+
+    >>> import numpy as np, fnn
+    >>> t = fnn.optim.trace(0.9)
+    >>> _, state = t.update({"w": np.ones(2)}, t.init({"w": np.zeros(2)}))
+    >>> state.count, state.trace["w"]
+    (1, array([1., 1.]))
+    """
+
     count: int
     trace: Any  # momentum buffer, params-shaped
 
 
 class ScaleByAdamState(NamedTuple):
+    """:func:`scale_by_adam`'s state: updates done, first and second moment estimates.
+
+    >>> import numpy as np, fnn
+    >>> t = fnn.optim.scale_by_adam()
+    >>> _, state = t.update({"w": np.full(2, 2.0)}, t.init({"w": np.zeros(2)}))
+    >>> state.count, state.mu["w"].round(3), state.nu["w"].round(3)
+    (1, array([0.2, 0.2]), array([0.004, 0.004]))
+    """
+
     count: int
     mu: Any  # first moment, params-shaped
     nu: Any  # second moment, params-shaped
 
 
 class ScaleByRmsState(NamedTuple):
+    """:func:`scale_by_rms`'s state: the running mean of the squared gradients.
+
+    >>> import numpy as np, fnn
+    >>> t = fnn.optim.scale_by_rms(decay=0.9)
+    >>> _, state = t.update({"w": np.full(2, 2.0)}, t.init({"w": np.zeros(2)}))
+    >>> state.nu["w"].round(3)
+    array([0.4, 0.4])
+    """
+
     nu: Any  # running mean of g**2, params-shaped
 
 
 class ScaleByStddevState(NamedTuple):
+    """:func:`scale_by_stddev`'s (centred RMSprop's) state: running means of the gradients
+    and of their squares.
+
+    >>> import numpy as np, fnn
+    >>> t = fnn.optim.scale_by_stddev(decay=0.9)
+    >>> _, state = t.update({"w": np.full(2, 2.0)}, t.init({"w": np.zeros(2)}))
+    >>> state.mu["w"].round(3), state.nu["w"].round(3)
+    (array([0.2, 0.2]), array([0.4, 0.4]))
+    """
+
     mu: Any  # running mean of g
     nu: Any  # running mean of g**2
 
 
 class ClipByGlobalNormState(NamedTuple):
+    """:func:`clip_by_global_norm`'s state: the global norm of the last gradients, before
+    clipping (what :func:`stats` reports as ``"grad_norm"``).
+
+    >>> import numpy as np, fnn
+    >>> t = fnn.optim.clip_by_global_norm(1.0)
+    >>> _, state = t.update({"w": np.array([3.0, 4.0])}, t.init({"w": np.zeros(2)}))
+    >>> state
+    ClipByGlobalNormState(grad_norm=5.0)
+    """
+
     grad_norm: float  # global L2 norm of the last gradients, before clipping (nan before any)
 
 
 class MaskedState(NamedTuple):
+    """:func:`masked`'s state: the inner transformation's state over the selected leaves.
+
+    >>> import numpy as np, fnn
+    >>> t = fnn.optim.masked(fnn.optim.trace(0.9), lambda path: path.endswith("w"))
+    >>> state = t.init({"w": np.zeros(2), "b": np.zeros(1)})
+    >>> type(state).__name__, type(state.inner).__name__
+    ('MaskedState', 'TraceState')
+    """
+
     inner: Any  # the inner transformation's state over the masked leaves only
 
 
