@@ -88,7 +88,14 @@ def reference_pages() -> None:
     with mkdocs_gen_files.open("reference/fnn.md", "w") as f:
         f.write("\n".join(lines))
 
-    for name, blurb in SUBMODULES.items():
+    # every public submodule gets a page, those added later too (fnn.__all__ names them; add
+    # the page to mkdocs.yml's nav, which the strict build asks for)
+    pages = dict(SUBMODULES)
+    for name in modules:
+        if name not in pages:
+            doc = inspect.getdoc(getattr(fnn, name)) or ""
+            pages[name] = doc.split("\n\n")[0].replace("\n", " ")
+    for name, blurb in pages.items():
         module = importlib.import_module(f"fnn.{name}")
         lines = [f"# `fnn.{name}`", "", blurb, "",
                  f"::: fnn.{name}\n    options:\n      members: false\n      show_root_heading: false\n"]
