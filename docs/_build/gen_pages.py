@@ -88,13 +88,27 @@ def reference_pages() -> None:
     with mkdocs_gen_files.open("reference/fnn.md", "w") as f:
         f.write("\n".join(lines))
 
-    for name, blurb in SUBMODULES.items():
+    # every public submodule gets a page, those added later too (fnn.__all__ names them; add
+    # the page to mkdocs.yml's nav, which the strict build asks for)
+    pages = dict(SUBMODULES)
+    for name in modules:
+        if name not in pages:
+            doc = inspect.getdoc(getattr(fnn, name)) or ""
+            pages[name] = doc.split("\n\n")[0].replace("\n", " ")
+    for name, blurb in pages.items():
         module = importlib.import_module(f"fnn.{name}")
         lines = [f"# `fnn.{name}`", "", blurb, "",
                  f"::: fnn.{name}\n    options:\n      members: false\n      show_root_heading: false\n"]
         for member in module.__all__:
-            if not inspect.ismodule(getattr(module, member)):
-                lines.append(_entry(f"fnn.{name}.{member}"))
+            obj = getattr(module, member)
+            if inspect.ismodule(obj):
+                continue
+            path = f"fnn.{name}.{member}"
+            if hasattr(module, "__path__") and importlib.util.find_spec(path) is not None:
+                # a function named like its submodule (fnn.layers.dropout): griffe would show
+                # the module, so document the function where it is defined
+                path = f"{obj.__module__}.{member}"
+            lines.append(_entry(path))
         with mkdocs_gen_files.open(f"reference/{name}.md", "w") as f:
             f.write("\n".join(lines))
 
