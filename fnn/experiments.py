@@ -548,6 +548,18 @@ def sweep(trial: Callable[[dict, Key], Mapping], configs: Mapping[str, Sequence]
     return result
 
 
+def _failed_task(fut) -> dict:
+    """The record of a task that did not finish (its worker died too often, or it was
+    cancelled): status ``"error"`` with Dask's exception."""
+    try:
+        exc = fut.exception()
+        tb = "".join(traceback.format_exception(exc))
+    except Exception as e:  # cancelled
+        exc, tb = e, traceback.format_exc()
+    return {"status": "error", "metrics": None, "error": f"{type(exc).__name__}: {exc}",
+            "traceback": tb, "seconds": None, "started": None, "worker": None, "arrays": []}
+
+
 def _run_on_dask(trial, pending, seed, keys, blas_threads, client, workers, ship, retries,
                  finish, result) -> None:
     from distributed import Client, LocalCluster, as_completed
@@ -575,22 +587,18 @@ def _run_on_dask(trial, pending, seed, keys, blas_threads, client, workers, ship
                                 key=f"fnn-trial-{tid}-{run}", pure=False, retries=retries)
             futures[fut.key] = (fut, tid, config, r)
         try:
-            for fut in as_completed([f for f, *_ in futures.values()]):
-                _, tid, config, r = futures.pop(fut.key)
-                if fut.status == "finished":
-                    record, arrays = fut.result()
-                else:  # e.g. KilledWorker: the task killed its worker too often
-                    try:
-                        exc = fut.exception()
-                        tb = "".join(traceback.format_exception(exc))
-                    except Exception as e:  # cancelled
-                        exc, tb = e, traceback.format_exc()
-                    record = {"status": "error", "metrics": None,
-                              "error": f"{type(exc).__name__}: {exc}", "traceback": tb,
-                              "seconds": None, "started": None, "worker": None, "arrays": []}
-                    arrays = None
-                fut.release()
-                finish(tid, config, r, record, arrays)
+            # results in batches: one gather (one round trip) for whatever finished meanwhile
+            for batch in as_completed([f for f, *_ in futures.values()]).batches():
+                done = [f for f in batch if f.status == "finished"]
+                values = dict(zip((f.key for f in done), client.gather(done))) if done else {}
+                for fut in batch:
+                    _, tid, config, r = futures.pop(fut.key)
+                    if fut.key in values:
+                        record, arrays = values[fut.key]
+                    else:  # e.g. KilledWorker: the task killed its worker too often
+                        record, arrays = _failed_task(fut), None
+                    fut.release()
+                    finish(tid, config, r, record, arrays)
         finally:
             for fut, *_ in futures.values():  # interrupted: stop what is left
                 fut.cancel()
