@@ -69,6 +69,8 @@ def test_inline_resume_failures_and_files(tmp_path):
     assert "ValueError: x=2 is not allowed" in bad["error"]
     assert "raise ValueError" in bad["traceback"]
     assert [row["x2"]["mean"] for row in r1.summary() if row["n"]] == [1.0, 9.0]
+    assert r1.table().splitlines()[0] == "| x | n | x2 |"
+    assert r1.curves("x", "x2")[1]["x2"][::2] == [1.0, 9.0]
     # files: one JSON per trial, 0644, no temporary leftovers
     files = sorted(folder.iterdir())
     assert len(files) == 6 and all(p.suffix == ".json" for p in files)
