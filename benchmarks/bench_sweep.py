@@ -90,6 +90,9 @@ def overhead(trials: int) -> dict:
 
 
 def usps(extra: list[str], keep: bool) -> dict:
+    shared = ROOT.parent / "shared" / "data"  # the Makefile's default
+    if not os.environ.get("FNN_DATA") and shared.is_dir():
+        os.environ["FNN_DATA"] = str(shared)
     out = {"command": shlex.join(["examples/usps_conv1d_sweeps.py", "--no-progress", *extra])}
     for workers in (1, 2):
         with tempfile.TemporaryDirectory() as scratch:
