@@ -89,21 +89,28 @@ def overhead(trials: int) -> dict:
     return out
 
 
-def usps(extra: list[str]) -> dict:
+def usps(extra: list[str], keep: bool) -> dict:
+    shared = ROOT.parent / "shared" / "data"  # the Makefile's default
+    if not os.environ.get("FNN_DATA") and shared.is_dir():
+        os.environ["FNN_DATA"] = str(shared)
     out = {"command": shlex.join(["examples/usps_conv1d_sweeps.py", "--no-progress", *extra])}
     for workers in (1, 2):
-        with tempfile.TemporaryDirectory() as tmp:
-            cmd = [sys.executable, str(ROOT / "examples" / "usps_conv1d_sweeps.py"),
-                   "--no-progress", "--out", tmp, "--workers", str(workers), *extra]
+        with tempfile.TemporaryDirectory() as scratch:
+            # --keep-results: the 2-worker run is the experiment's full run (RESULTS.md)
+            tmp = "results/usps_conv1d_sweeps" if keep and workers == 2 else scratch
+            cmd = [sys.executable, "examples/usps_conv1d_sweeps.py", "--no-progress",
+                   "--workers", str(workers), "--fresh", *extra]
+            if tmp == scratch:
+                cmd[3:3] = ["--out", tmp]
             before = loadavg()
             t0 = time.perf_counter()
-            log = Path(tmp, "log.txt")
+            log = Path(scratch, "log.txt")
             with open(log, "w") as f:
                 code = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
             seconds = time.perf_counter() - t0
             if code:
                 raise SystemExit(f"{shlex.join(cmd)} failed:\n{log.read_text()[-3000:]}")
-            payload = json.loads(Path(tmp, "results.json").read_text())
+            payload = json.loads((ROOT / tmp / "results.json").read_text())
             sweep = payload["sweeps"][0]
             out[f"workers_{workers}"] = {"script_s": round(seconds, 1),
                                          "sweep_s": sweep["seconds"], "where": sweep["where"],
@@ -124,6 +131,8 @@ def main(argv=None) -> dict:
     p.add_argument("--trials", type=int, default=200)
     p.add_argument("--skip-usps", action="store_true", help="only the overhead part")
     p.add_argument("--usps-args", default="", help="extra options of usps_conv1d_sweeps.py")
+    p.add_argument("--keep-results", action="store_true",
+                   help="write the 2-worker run to results/usps_conv1d_sweeps (its full run)")
     p.add_argument("--out", type=Path, default=RESULTS / "sweep.json")
     args = p.parse_args(argv)
     result = {"benchmark": "sweep", "date": time.strftime("%Y-%m-%d %H:%M"),
@@ -137,7 +146,7 @@ def main(argv=None) -> dict:
           f"start-up {o['cluster_startup_s']:.1f} s; load {o['load_before']} -> {o['load_after']}",
           flush=True)
     if not args.skip_usps:
-        result["usps_conv1d_sweeps"] = usps(shlex.split(args.usps_args))
+        result["usps_conv1d_sweeps"] = usps(shlex.split(args.usps_args), args.keep_results)
         u = result["usps_conv1d_sweeps"]
         print(f"usps_conv1d_sweeps: 2 workers {u['speedup_script']}x faster than in-process "
               f"(sweep alone {u['speedup_sweep']}x)", flush=True)

@@ -352,11 +352,11 @@ class SweepResult:
         """One dict per config: its columns, ``n`` (finished repeats), ``failed``, and for every
         numeric top-level metric (or those named) ``{"mean", "std", "n", "values"}`` over the
         finished repeats (``std`` with ddof=1, 0 for one repeat)."""
+        names = list(metrics) if metrics is not None else list(dict.fromkeys(
+            k for r in self.ok for k, v in r["metrics"].items() if _is_number(v)))
         out = []
         for config, recs in self.by_config():
             good = [r for r in recs if r["status"] == "ok"]
-            names = metrics if metrics is not None else [
-                k for k, v in (good[0]["metrics"] if good else {}).items() if _is_number(v)]
             row = {**config, "n": len(good), "failed": len(recs) - len(good)}
             for m in names:
                 values = [r["metrics"][m] for r in good
@@ -364,6 +364,35 @@ class SweepResult:
                 row[m] = _mean_std([math.nan if v is None else v for v in values])
             out.append(row)
         return out
+
+    def curves(self, x: str, metric: str, by: str | None = None) \
+            -> tuple[list, dict[str, list[float]], dict[str, list[float]]]:
+        """``(values, series, errors)`` for ``fnn.plot.sweep(values, series, errors=errors)``:
+        the mean and std over the repeats of ``metric`` against the config column ``x``, one
+        series per value of the column ``by`` (or one series named ``metric``). Every config
+        must be told apart by ``x`` and ``by``.
+
+        >>> r = SweepResult([{"config": {"lr": lr, "act": a}, "repeat": 0, "status": "ok",
+        ...                   "metrics": {"acc": lr * k}, "seconds": 0.0}
+        ...                  for k, a in ((1, "tanh"), (2, "relu")) for lr in (0.1, 1.0)])
+        >>> r.curves("lr", "acc", by="act")
+        ([0.1, 1.0], {'tanh': [0.1, 1.0], 'relu': [0.2, 2.0]}, {'tanh': [0.0, 0.0], 'relu': [0.0, 0.0]})
+        """
+        rows = self.summary([metric])
+        values = list(dict.fromkeys(row[x] for row in rows))
+        names = list(dict.fromkeys(str(row[by]) for row in rows)) if by else [metric]
+        series = {n: [math.nan] * len(values) for n in names}
+        errors = {n: [math.nan] * len(values) for n in names}
+        filled = set()
+        for row in rows:
+            n, i = (str(row[by]) if by else metric), values.index(row[x])
+            if (n, i) in filled:
+                raise ValueError(f"curves: several configs at {x}={row[x]!r}"
+                                 + (f", {by}={row[by]!r}" if by else "")
+                                 + "; select the records of one value of the other columns")
+            filled.add((n, i))
+            series[n][i], errors[n][i] = row[metric]["mean"], row[metric]["std"]
+        return values, series, errors
 
     def table(self, metrics: Sequence[str] | None = None, digits: int = 4) -> str:
         """The summary as a Markdown table: config columns, then ``mean ± std`` per metric."""
@@ -509,12 +538,26 @@ def sweep(trial: Callable[[dict, Key], Mapping], configs: Mapping[str, Sequence]
         elif pending:
             _run_on_dask(trial, pending, seed, keys, blas_threads, client, workers, ship,
                          retries, finish, result)
+        else:
+            result.where, result.workers = "nowhere: every trial was in the folder", 0
     finally:
         bar.close()
     result.records = [records[tid] for tid in todo if tid in records]
     result._arrays = kept_arrays
     result.seconds = time.perf_counter() - t_start
     return result
+
+
+def _failed_task(fut) -> dict:
+    """The record of a task that did not finish (its worker died too often, or it was
+    cancelled): status ``"error"`` with Dask's exception."""
+    try:
+        exc = fut.exception()
+        tb = "".join(traceback.format_exception(exc))
+    except Exception as e:  # cancelled
+        exc, tb = e, traceback.format_exc()
+    return {"status": "error", "metrics": None, "error": f"{type(exc).__name__}: {exc}",
+            "traceback": tb, "seconds": None, "started": None, "worker": None, "arrays": []}
 
 
 def _run_on_dask(trial, pending, seed, keys, blas_threads, client, workers, ship, retries,
@@ -544,22 +587,18 @@ def _run_on_dask(trial, pending, seed, keys, blas_threads, client, workers, ship
                                 key=f"fnn-trial-{tid}-{run}", pure=False, retries=retries)
             futures[fut.key] = (fut, tid, config, r)
         try:
-            for fut in as_completed([f for f, *_ in futures.values()]):
-                _, tid, config, r = futures.pop(fut.key)
-                if fut.status == "finished":
-                    record, arrays = fut.result()
-                else:  # e.g. KilledWorker: the task killed its worker too often
-                    try:
-                        exc = fut.exception()
-                        tb = "".join(traceback.format_exception(exc))
-                    except Exception as e:  # cancelled
-                        exc, tb = e, traceback.format_exc()
-                    record = {"status": "error", "metrics": None,
-                              "error": f"{type(exc).__name__}: {exc}", "traceback": tb,
-                              "seconds": None, "started": None, "worker": None, "arrays": []}
-                    arrays = None
-                fut.release()
-                finish(tid, config, r, record, arrays)
+            # results in batches: one gather (one round trip) for whatever finished meanwhile
+            for batch in as_completed([f for f, *_ in futures.values()]).batches():
+                done = [f for f in batch if f.status == "finished"]
+                values = dict(zip((f.key for f in done), client.gather(done))) if done else {}
+                for fut in batch:
+                    _, tid, config, r = futures.pop(fut.key)
+                    if fut.key in values:
+                        record, arrays = values[fut.key]
+                    else:  # e.g. KilledWorker: the task killed its worker too often
+                        record, arrays = _failed_task(fut), None
+                    fut.release()
+                    finish(tid, config, r, record, arrays)
         finally:
             for fut, *_ in futures.values():  # interrupted: stop what is left
                 fut.cancel()

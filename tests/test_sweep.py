@@ -69,6 +69,8 @@ def test_inline_resume_failures_and_files(tmp_path):
     assert "ValueError: x=2 is not allowed" in bad["error"]
     assert "raise ValueError" in bad["traceback"]
     assert [row["x2"]["mean"] for row in r1.summary() if row["n"]] == [1.0, 9.0]
+    assert r1.table().splitlines()[0] == "| x | n | x2 |"
+    assert r1.curves("x", "x2")[1]["x2"][::2] == [1.0, 9.0]
     # files: one JSON per trial, 0644, no temporary leftovers
     files = sorted(folder.iterdir())
     assert len(files) == 6 and all(p.suffix == ".json" for p in files)
@@ -258,3 +260,36 @@ def test_killing_the_driver_and_rerunning_runs_only_unfinished_trials(tmp_path):
     assert sorted(r["config"]["i"] for r in result.records) == list(range(12))
     assert not result.failed
     assert {r["format"] for r in result.records} == {experiments.RECORD_FORMAT}
+
+
+# ----------------------------------------------------------------------------- the examples
+
+EXAMPLES = TESTS.parent / "examples"
+
+
+def test_example_script_on_a_cluster_equals_in_process(client, tmp_path, monkeypatch):
+    """init_schemes (toy set only, quick) via --scheduler gives the in-process numbers; a rerun
+    finds every run in <out>/trials and runs nothing."""
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    import importlib
+
+    init_schemes = importlib.import_module("init_schemes")
+    base = ["--quick", "--no-progress", "--datasets", "xor"]
+    remote = init_schemes.main([*base, "--out", str(tmp_path / "a"), "--scheduler",
+                                client.scheduler.address])
+    local = init_schemes.main([*base, "--out", str(tmp_path / "b"), "--workers", "1"])
+    assert remote["results"] == local["results"] or _same_but_seconds(remote["results"],
+                                                                      local["results"])
+    payload = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert payload["sweeps"][0]["where"].startswith("scheduler tcp://127.0.0.1")
+    assert payload["sweeps"][0]["ran"] == 8
+    init_schemes.main([*base, "--out", str(tmp_path / "a"), "--workers", "1"])
+    again = json.loads((tmp_path / "a" / "results.json").read_text())["sweeps"][0]
+    assert (again["ran"], again["skipped"]) == (0, 8)
+
+
+def _same_but_seconds(a, b) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(k == "seconds" or _same_but_seconds(a[k], b[k])
+                                            for k in a)
+    return a == b
