@@ -1,6 +1,6 @@
 """numba implementations of the memory-bound kernels, behind the signatures of the numpy ones
-in :mod:`fnn.ops.windows`, :mod:`fnn.ops.conv`, :mod:`fnn.ops.pool` and
-:mod:`fnn.ops.elementwise` (which call them when the compiled backend is chosen; see
+in :mod:`fnn.ops.windows`, :mod:`fnn.ops.pool`, :mod:`fnn.ops.elementwise` and
+:mod:`fnn.ops.losses` (which call them when the compiled backend is chosen; see
 :func:`fnn.ops.use`). Importing this module imports numba (~0.3-0.5 s), so nothing imports it
 before a kernel first runs.
 
@@ -209,3 +209,35 @@ def sigmoid_vjp(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     out = np.empty_like(dy)
     _sigmoid_vjp(_flat(y), _flat(dy), _flat(out))
     return out
+
+
+# --- losses --------------------------------------------------------------------------------------
+
+@_jit
+def _softmax_cross_entropy(z, labels, grad, d):
+    n, c = z.shape
+    inv_n = z.dtype.type(1.0 / n)
+    total = 0.0
+    for i in range(n):
+        m = z[i, 0]
+        for j in range(1, c):
+            if z[i, j] > m:
+                m = z[i, j]
+        s = z.dtype.type(0)
+        for j in range(c):
+            s += np.exp(z[i, j] - m)
+        log_s = np.log(s)
+        total -= z[i, labels[i]] - m - log_s
+        if grad:
+            for j in range(c):
+                d[i, j] = np.exp(z[i, j] - m - log_s) * inv_n
+            d[i, labels[i]] -= inv_n
+    return total / n
+
+
+def softmax_cross_entropy(z: np.ndarray, labels: np.ndarray,
+                          grad: bool = True) -> tuple[float, np.ndarray | None]:
+    """:func:`fnn.ops.losses.softmax_cross_entropy` in one pass over the logits."""
+    d = np.empty_like(z) if grad else np.empty((0, 0), dtype=z.dtype)
+    value = _softmax_cross_entropy(z, labels.astype(np.int64, copy=False), grad, d)
+    return float(value), (d if grad else None)
