@@ -13,7 +13,8 @@ once. GEMMs stay in BLAS.
 Each kernel is one pass over memory: padding is handled by bounds checks instead of a padded
 copy, relu is fused into the max-pool that follows it, a vjp reads its inputs once. 1-D
 inputs run the 2-D kernels as height-1 images (a reshape, no copy). Arithmetic is done in the
-arrays' dtype (constants are made in that dtype), so float32 results match numpy's.
+arrays' dtype (constants are made in that dtype), so float32 results match numpy's: to the
+bit where no ``exp`` is involved and sums run in the same order, else to float rounding.
 
 Not compiled, because numpy measured as fast or faster here (``benchmarks/micro.py`` times
 both backends): the patch matrix (numpy's pad + one strided copy runs at memcpy speed; a numba
@@ -37,7 +38,7 @@ def _image(a: np.ndarray) -> np.ndarray:
     return a if a.ndim == 4 else a.reshape(a.shape[0], 1, *a.shape[1:])
 
 
-# --- patches and fold ----------------------------------------------------------------------------
+# --- fold ----------------------------------------------------------------------------------------
 
 @_jit
 def _fold2d(dwin, n, h, w, c, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow, out):
