@@ -4,7 +4,7 @@ A layer is ``(init, apply, vjp)``; params are nested dicts of arrays; training i
 function folded over batches. See README.md and DESIGN.md.
 """
 
-from fnn import datasets, initializers, layers, plot, threads
+from fnn import datasets, initializers, layers, ops, plot, threads
 from fnn.checks import LayerError
 from fnn.core import (
     Key,
@@ -51,7 +51,7 @@ __all__ = [
     "LossLogger", "Optimizer", "TrainState", "accuracy", "adam", "add", "apply_updates", "batches",
     "bce", "bce_with_logits", "concatenate", "cosine_decay", "cross_entropy", "datasets",
     "evaluator", "fit", "fold_in", "gradcheck", "initializers", "key", "layers", "load", "momentum", "mse",
-    "nll", "parallel", "plot", "predict", "residual", "reuse_freed_memory", "rng", "save",
+    "nll", "ops", "parallel", "plot", "predict", "residual", "reuse_freed_memory", "rng", "save",
     "serial", "sgd", "split",
     "step_decay", "supervised_step", "threads", "train", "tree_size", "value_and_grad",
 ]
