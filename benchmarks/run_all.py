@@ -171,12 +171,15 @@ def main(argv=None) -> int:
     parser.add_argument("--default-malloc", action="store_true",
                         help="keep glibc's malloc settings (no fnn.perf.reuse_freed_memory()); "
                              "results go to *_default_malloc.json")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="repeats per benchmark (default: each benchmark's own)")
     parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.in_process:
         sys.path.insert(0, str(HERE))
         for name in BENCHMARKS:
-            importlib.import_module(name).main([])
+            importlib.import_module(name).main([] if args.repeats is None
+                                               else ["--repeats", str(args.repeats)])
         return 0
     if not args.tables_only:
         for n in dict.fromkeys(int(t) for t in args.threads.split(",")):
@@ -188,7 +191,9 @@ def main(argv=None) -> int:
                                             "intra_op_parallelism_threads=1")
             if args.default_malloc:
                 env["FNN_BENCH_MALLOC"] = "default"
-            subprocess.run([sys.executable, __file__, "--in-process"], env=env, check=True)
+            repeats = [] if args.repeats is None else ["--repeats", str(args.repeats)]
+            subprocess.run([sys.executable, __file__, "--in-process", *repeats], env=env,
+                           check=True)
     if args.target is not None:
         write_tables(args.target)
     else:

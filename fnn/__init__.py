@@ -9,7 +9,7 @@ function folded over batches. See README.md and DESIGN.md.
 
 from typing import TYPE_CHECKING
 
-from fnn import augment, initializers, layers, optim, perf, threads
+from fnn import augment, initializers, layers, ops, optim, perf, threads
 from fnn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fnn.checks import LayerError
 from fnn.core import Layer, add, concatenate, parallel, residual, serial, value_and_grad
@@ -94,6 +94,7 @@ __all__ = [
     "momentum",
     "mse",
     "nll",
+    "ops",
     "optim",
     "Optimizer",
     "parallel",

@@ -24,6 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fnn.checks import LayerError
+from fnn.ops.losses import softmax_cross_entropy
 
 
 class Loss(NamedTuple):
@@ -161,6 +162,8 @@ def _nll_of_logp(name: str, logp: np.ndarray, target: np.ndarray) -> tuple[float
 def _cross_entropy(y_pred, y_true, grad):
     z = _pred("cross_entropy", y_pred)
     target = _class_targets("cross_entropy", z, y_true)
+    if target.ndim == 1:  # integer labels: one kernel (fnn.ops.losses; numpy or compiled)
+        return softmax_cross_entropy(z, target, grad)
     shifted = z - z.max(axis=-1, keepdims=True)
     logp = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
     value, d_logp = _nll_of_logp("cross_entropy", logp, target)

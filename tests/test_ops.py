@@ -13,6 +13,7 @@ import pytest
 import fnn
 from fnn.ops import _backend, pool, windows
 from fnn.ops import elementwise as ew
+from fnn.ops import losses as _losses  # noqa: F401  (fnn.ops.losses)
 
 needs_numba = pytest.mark.skipif(not fnn.ops.available(), reason="numba is not installed")
 RNG = np.random.default_rng(0)
@@ -157,6 +158,21 @@ def test_elementwise_vjps_agree(kernel, dtype):
     ref, out = both(kernel, a, dy)
     assert_close(ref, out, dtype)
     assert_close(*both(kernel, a[:, ::2], dy[:, ::2]), dtype)  # strided: the numpy code
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_cross_entropy_agrees(dtype):
+    z = (RNG.standard_normal((33, 10)) * 5).astype(dtype)
+    z[0] = 80.0  # large logits: no overflow on either backend
+    labels = RNG.integers(0, 10, 33)
+    (v0, d0), (v1, d1) = both(fnn.ops.losses.softmax_cross_entropy, z, labels)
+    assert v1 == pytest.approx(v0, rel=1e-6 if dtype == np.float32 else 1e-12)
+    assert_close(d0, d1, dtype)
+    assert both(fnn.ops.losses.softmax_cross_entropy, z, labels, False)[1][1] is None
+    (v0, g0), (v1, g1) = both(fnn.cross_entropy.vjp, z, labels)
+    assert v1 == pytest.approx(v0, rel=1e-6) and g0.dtype == g1.dtype == dtype
+    assert_close(g0, g1, dtype)
 
 
 # --- layers: apply and vjp on both backends ------------------------------------------------------

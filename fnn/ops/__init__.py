@@ -4,7 +4,8 @@
 * :mod:`fnn.ops.conv` — patch matrices, convolution and its adjoints, kernel/bias gradients;
 * :mod:`fnn.ops.pool` — max-pool with arg-max (optionally fused with a preceding relu),
   average pool, their backward passes;
-* :mod:`fnn.ops.elementwise` — activations and their vector-Jacobian products.
+* :mod:`fnn.ops.elementwise` — activations and their vector-Jacobian products;
+* :mod:`fnn.ops.losses` — a loss's value and gradient in one call (softmax cross-entropy).
 
 Each kernel has a numpy implementation, the reference, and a compiled one (numba, in
 :mod:`fnn.ops.compiled`) behind the same signature for the memory-bound parts; matrix products

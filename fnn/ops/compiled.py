@@ -1,6 +1,6 @@
 """numba implementations of the memory-bound kernels, behind the signatures of the numpy ones
-in :mod:`fnn.ops.windows`, :mod:`fnn.ops.conv`, :mod:`fnn.ops.pool` and
-:mod:`fnn.ops.elementwise` (which call them when the compiled backend is chosen; see
+in :mod:`fnn.ops.windows`, :mod:`fnn.ops.pool`, :mod:`fnn.ops.elementwise` and
+:mod:`fnn.ops.losses` (which call them when the compiled backend is chosen; see
 :func:`fnn.ops.use`). Importing this module imports numba (~0.3-0.5 s), so nothing imports it
 before a kernel first runs.
 
@@ -13,7 +13,8 @@ once. GEMMs stay in BLAS.
 Each kernel is one pass over memory: padding is handled by bounds checks instead of a padded
 copy, relu is fused into the max-pool that follows it, a vjp reads its inputs once. 1-D
 inputs run the 2-D kernels as height-1 images (a reshape, no copy). Arithmetic is done in the
-arrays' dtype (constants are made in that dtype), so float32 results match numpy's.
+arrays' dtype (constants are made in that dtype), so float32 results match numpy's: to the
+bit where no ``exp`` is involved and sums run in the same order, else to float rounding.
 
 Not compiled, because numpy measured as fast or faster here (``benchmarks/micro.py`` times
 both backends): the patch matrix (numpy's pad + one strided copy runs at memcpy speed; a numba
@@ -37,7 +38,7 @@ def _image(a: np.ndarray) -> np.ndarray:
     return a if a.ndim == 4 else a.reshape(a.shape[0], 1, *a.shape[1:])
 
 
-# --- patches and fold ----------------------------------------------------------------------------
+# --- fold ----------------------------------------------------------------------------------------
 
 @_jit
 def _fold2d(dwin, n, h, w, c, kh, kw, sh, sw, dh, dw, ph, pw, oh, ow, out):
@@ -209,3 +210,35 @@ def sigmoid_vjp(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     out = np.empty_like(dy)
     _sigmoid_vjp(_flat(y), _flat(dy), _flat(out))
     return out
+
+
+# --- losses --------------------------------------------------------------------------------------
+
+@_jit
+def _softmax_cross_entropy(z, labels, grad, d):
+    n, c = z.shape
+    inv_n = z.dtype.type(1.0 / n)
+    total = 0.0
+    for i in range(n):
+        m = z[i, 0]
+        for j in range(1, c):
+            if z[i, j] > m:
+                m = z[i, j]
+        s = z.dtype.type(0)
+        for j in range(c):
+            s += np.exp(z[i, j] - m)
+        log_s = np.log(s)
+        total -= z[i, labels[i]] - m - log_s
+        if grad:
+            for j in range(c):
+                d[i, j] = np.exp(z[i, j] - m - log_s) * inv_n
+            d[i, labels[i]] -= inv_n
+    return total / n
+
+
+def softmax_cross_entropy(z: np.ndarray, labels: np.ndarray,
+                          grad: bool = True) -> tuple[float, np.ndarray | None]:
+    """:func:`fnn.ops.losses.softmax_cross_entropy` in one pass over the logits."""
+    d = np.empty_like(z) if grad else np.empty((0, 0), dtype=z.dtype)
+    value = _softmax_cross_entropy(z, labels.astype(np.int64, copy=False), grad, d)
+    return float(value), (d if grad else None)
