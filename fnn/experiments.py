@@ -306,7 +306,16 @@ class SweepResult:
     Each record is the trial's JSON: ``id``, ``trial``, ``config``, ``repeat``, ``seed``,
     ``keys``, ``status`` (``"ok"``/``"error"``), ``metrics``, ``error``, ``traceback``,
     ``seconds``, ``worker``, ``arrays`` (names in the ``.npz``) and ``cached`` (found in the
-    folder rather than run now; not stored)."""
+    folder rather than run now; not stored).
+
+    >>> import fnn
+    >>> def trial(config, key):
+    ...     return {"loss": config["lr"] * (1 + fnn.rng(key).random())}
+    >>> result = fnn.sweep(trial, {"lr": [0.1, 1.0]}, repeats=2, client="inline",
+    ...                    progress=False)
+    >>> [(row["lr"], row["loss"]["n"]) for row in result.summary()]
+    [(0.1, 2), (1.0, 2)]
+    """
 
     records: list[dict]
     folder: Path | None = None
@@ -446,7 +455,16 @@ class SweepResult:
 
 def load_sweep(folder: str | os.PathLike) -> SweepResult:
     """Every trial recorded in ``folder`` (finished or failed), sorted by config then repeat.
-    Reading never unpickles."""
+    Reading never unpickles.
+
+    >>> import tempfile, fnn
+    >>> def trial(config, key):
+    ...     return {"twice": 2 * config["x"]}
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = fnn.sweep(trial, {"x": [1, 2]}, folder=folder, client="inline", progress=False)
+    >>> [r["metrics"]["twice"] for r in fnn.load_sweep(folder).records]
+    [2, 4]
+    """
     folder = Path(folder)
     records = [r for p in sorted(folder.glob("*.json")) if (r := _read_record(p)) is not None]
     for r in records:
@@ -478,7 +496,18 @@ def sweep(trial: Callable[[dict, Key], Mapping], configs: Mapping[str, Sequence]
     whose execution raised outside the trial (the trial's own exceptions are recorded, not
     retried). ``blas_threads``: BLAS threads during each trial (``None``: leave as is).
     ``on_result(record)`` is called in this process after each trial is written.
-    Duplicate configs are run once."""
+    Duplicate configs are run once.
+
+    >>> import fnn
+    >>> def trial(config, key):  # module-level in real use, so Dask workers can import it
+    ...     return {"draw": float(fnn.rng(key).random()) * config["scale"]}
+    >>> a = fnn.sweep(trial, {"scale": [1, 10]}, repeats=2, seed=3, client="inline",
+    ...               progress=False)
+    >>> b = fnn.sweep(trial, [{"scale": 10}, {"scale": 1}], repeats=2, seed=3, client="inline",
+    ...               progress=False)
+    >>> sorted(r["metrics"]["draw"] for r in a.records) == sorted(r["metrics"]["draw"] for r in b.records)
+    True
+    """
     if keys not in KEY_SCHEMES:
         raise ValueError(f"keys must be one of {', '.join(KEY_SCHEMES)}; got {keys!r}")
     if repeats < 1:

@@ -38,6 +38,8 @@ SUBMODULES = {
     "optim": "Optimisers as composable gradient transformations, schedules, aliases.",
     "augment": "Seeded data augmentation of image batches (shifts, rotations).",
     "perf": "Performance switches kept out of the top-level API.",
+    "ops": "The array kernels under the layers, and which implementation runs them (numpy or "
+           "compiled).",
     "tree": "The pytree helpers used everywhere (and useful in custom layers and optimisers).",
     "checks": "Input validation and errors for layers, yours included.",
 }

@@ -15,7 +15,12 @@ _state: dict = {"name": None, "kernels": None}
 
 
 def available() -> bool:
-    """Whether the compiled kernels can run here (numba is importable; not imported here)."""
+    """Whether the compiled kernels can run here (numba is importable; not imported here).
+
+    >>> import fnn
+    >>> fnn.ops.available() in (True, False)
+    True
+    """
     return importlib.util.find_spec("numba") is not None
 
 
@@ -30,7 +35,12 @@ def _check(name: str, source: str) -> str:
 
 def backend() -> str:
     """The backend in use: set by :func:`use`, else the environment variable ``FNN_BACKEND``
-    (``numpy`` | ``compiled``), else ``"compiled"`` when numba is installed, else ``"numpy"``."""
+    (``numpy`` | ``compiled``), else ``"compiled"`` when numba is installed, else ``"numpy"``.
+
+    >>> import fnn
+    >>> fnn.ops.backend() in ("numpy", "compiled")
+    True
+    """
     name = _state["name"]
     if name is None:
         env = os.environ.get(ENV, "").strip().lower()
@@ -41,7 +51,14 @@ def backend() -> str:
 
 def use(name: str) -> str:
     """Switch every kernel to ``name`` (``"numpy"`` | ``"compiled"``) for the whole process;
-    returns the previous backend. Raises ImportError for ``"compiled"`` without numba."""
+    returns the previous backend. Raises ImportError for ``"compiled"`` without numba.
+
+    >>> import fnn
+    >>> previous = fnn.ops.use("numpy")
+    >>> fnn.ops.backend()
+    'numpy'
+    >>> _ = fnn.ops.use(previous)
+    """
     previous = backend()
     _state["name"] = _check(name, "fnn.ops.use")
     return previous
@@ -49,7 +66,14 @@ def use(name: str) -> str:
 
 @contextlib.contextmanager
 def using(name: str) -> Iterator[str]:
-    """``with fnn.ops.using("numpy"): ...``: :func:`use` for a block, restored after it."""
+    """``with fnn.ops.using("numpy"): ...``: :func:`use` for a block, restored after it.
+
+    >>> import numpy as np, fnn
+    >>> with fnn.ops.using("numpy"):
+    ...     y = fnn.relu().apply({}, np.array([[-1.0, 2.0]]))
+    >>> y
+    array([[0., 2.]])
+    """
     previous = use(name)
     try:
         yield name
@@ -74,7 +98,12 @@ def kernels() -> ModuleType:
 
 
 def describe() -> dict:
-    """What runs the kernels: backend, and numba's version when it is loaded or chosen."""
+    """What runs the kernels: backend, and numba's version when it is loaded or chosen.
+
+    >>> import fnn
+    >>> sorted(fnn.ops.describe())
+    ['backend', 'numba']
+    """
     info = {"backend": backend(), "numba": None}
     if info["backend"] == "compiled":
         import numba
