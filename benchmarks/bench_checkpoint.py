@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import tempfile
@@ -23,22 +22,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from harness import cpu_model
 from threadpoolctl import threadpool_limits
 
 import fnn
 
 RESULTS = Path(__file__).resolve().parent / "results"
 N, L, C, BATCH, LR = 7291, 256, 10, 32, 0.05
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv=None) -> dict:

@@ -2,15 +2,7 @@
 (kernel sizes, strides, padding), and :func:`geometry` with the layer's label. The numerics
 (geometry, padding, windows, fold) live in :mod:`fnn.ops.windows` and are re-exported here.
 
-For one spatial axis of size ``L`` with kernel ``k``, dilation ``d``, stride ``s`` and padding
-``(lo, hi)``, the effective kernel is ``k_eff = d * (k - 1) + 1`` and the output size is::
-
-    L_out = (L + lo + hi - k_eff) // s + 1          (floor: trailing rows that do not fill a
-                                                      whole window are dropped, as in PyTorch)
-
-``padding="same"`` picks ``lo + hi = max((ceil(L / s) - 1) * s + k_eff - L, 0)`` with the odd
-unit at the end (``hi``), so ``L_out = ceil(L / s)`` (TensorFlow's rule; ``L_out = L`` at
-stride 1). ``padding="valid"`` is ``(0, 0)``.
+The output-size formula and ``padding="same"``'s rule are in :mod:`fnn.ops.windows`.
 """
 
 from __future__ import annotations
