@@ -89,12 +89,12 @@ def overhead(trials: int) -> dict:
     return out
 
 
-def usps(extra: list[str], keep: bool) -> dict:
+def usps(extra: list[str], keep: bool, counts: tuple[int, ...] = (1, 2)) -> dict:
     shared = ROOT.parent / "shared" / "data"  # the Makefile's default
     if not os.environ.get("FNN_DATA") and shared.is_dir():
         os.environ["FNN_DATA"] = str(shared)
     out = {"command": shlex.join(["examples/usps_conv1d_sweeps.py", "--no-progress", *extra])}
-    for workers in (1, 2):
+    for workers in counts:
         with tempfile.TemporaryDirectory() as scratch:
             # --keep-results: the 2-worker run is the experiment's full run (RESULTS.md)
             tmp = "results/usps_conv1d_sweeps" if keep and workers == 2 else scratch
@@ -119,10 +119,11 @@ def usps(extra: list[str], keep: bool) -> dict:
             print(f"usps_conv1d_sweeps --workers {workers}: {seconds:.1f} s "
                   f"(sweep {sweep['seconds']:.1f} s, {sweep['trials']} runs, {sweep['where']}; "
                   f"load {before} -> {loadavg()})", flush=True)
-    one, two = out["workers_1"], out["workers_2"]
-    out["speedup_script"] = round(one["script_s"] / two["script_s"], 2)
-    out["speedup_sweep"] = round(one["sweep_s"] / two["sweep_s"], 2)
     out["target_speedup"] = 1.8
+    if "workers_1" in out and "workers_2" in out:
+        one, two = out["workers_1"], out["workers_2"]
+        out["speedup_script"] = round(one["script_s"] / two["script_s"], 2)
+        out["speedup_sweep"] = round(one["sweep_s"] / two["sweep_s"], 2)
     return out
 
 
@@ -130,6 +131,9 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--trials", type=int, default=200)
     p.add_argument("--skip-usps", action="store_true", help="only the overhead part")
+    p.add_argument("--skip-overhead", action="store_true", help="only the usps part")
+    p.add_argument("--usps-workers", default="1,2",
+                   help="worker counts to time usps_conv1d_sweeps with (1: in-process)")
     p.add_argument("--usps-args", default="", help="extra options of usps_conv1d_sweeps.py")
     p.add_argument("--keep-results", action="store_true",
                    help="write the 2-worker run to results/usps_conv1d_sweeps (its full run)")
@@ -138,18 +142,22 @@ def main(argv=None) -> dict:
     result = {"benchmark": "sweep", "date": time.strftime("%Y-%m-%d %H:%M"),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}",
               "command": "python " + shlex.join(["benchmarks/bench_sweep.py", *(argv or sys.argv[1:])])}
-    result["overhead"] = overhead(args.trials)
-    o = result["overhead"]
-    print(f"overhead per trial ({args.trials} trivial trials): in-process {o['inline_files_ms']:.2f}"
-          f" ms with files ({o['inline_memory_ms']:.2f} without); 2-worker LocalCluster "
-          f"{o['cluster_files_ms']:.2f} ms with files ({o['cluster_memory_ms']:.2f} without), "
-          f"start-up {o['cluster_startup_s']:.1f} s; load {o['load_before']} -> {o['load_after']}",
-          flush=True)
+    if not args.skip_overhead:
+        result["overhead"] = overhead(args.trials)
+        o = result["overhead"]
+        print(f"overhead per trial ({args.trials} trivial trials): in-process {o['inline_files_ms']:.2f}"
+              f" ms with files ({o['inline_memory_ms']:.2f} without); 2-worker LocalCluster "
+              f"{o['cluster_files_ms']:.2f} ms with files ({o['cluster_memory_ms']:.2f} without), "
+              f"start-up {o['cluster_startup_s']:.1f} s; load {o['load_before']} -> "
+              f"{o['load_after']}", flush=True)
     if not args.skip_usps:
-        result["usps_conv1d_sweeps"] = usps(shlex.split(args.usps_args), args.keep_results)
+        counts = tuple(int(n) for n in args.usps_workers.split(","))
+        result["usps_conv1d_sweeps"] = usps(shlex.split(args.usps_args), args.keep_results,
+                                            counts)
         u = result["usps_conv1d_sweeps"]
-        print(f"usps_conv1d_sweeps: 2 workers {u['speedup_script']}x faster than in-process "
-              f"(sweep alone {u['speedup_sweep']}x)", flush=True)
+        if "speedup_script" in u:
+            print(f"usps_conv1d_sweeps: 2 workers {u['speedup_script']}x faster than "
+                  f"in-process (sweep alone {u['speedup_sweep']}x)", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
