@@ -2,7 +2,8 @@
 conv2d(64,3,same) -> relu -> max_pool2d(2) -> flatten -> linear(128) -> relu -> linear(10)`` on
 28 x 28 x 1 float32 images, batch 64, cross-entropy; fnn (both kernel backends), PyTorch CPU
 (channels-first) and JAX CPU (one jitted SGD step, channels-last) in the same run.
-Then the cost per sample at batch 16, 64 and 256 (the same number of samples each).
+Then the cost per sample at batch 16, 64 and 256 (the same samples each; every library at
+every batch size timed in one interleaved loop).
 Targets: compiled fnn / torch and / JAX <= 1.0; numpy fnn / torch <= 1.3 (1 thread).
 On several cores fnn runs each batch as one shard per core (``fnn.value_and_grad(...,
 threads=n)``) while torch and XLA run each op on every core; each shard runs as chunks of
@@ -13,6 +14,8 @@ at most ``CHUNK`` samples (``chunk=``), so its activations stay in cache.
 
 from __future__ import annotations
 
+import statistics
+
 import numpy as np
 from harness import (
     backends,
@@ -20,6 +23,7 @@ from harness import (
     conv_flops,
     dense_flops,
     fnn_trainer,
+    interleaved,
     jax_losses,
     jax_trainer,
     load_jax,
@@ -92,15 +96,21 @@ def main(argv=None):
     x = rng.random((STEPS * BATCH, 28, 28, 1), dtype=np.float32)
     y = rng.integers(0, C, len(x))
     torch, jax = load_torch(), load_jax()
-    sweep = {}
-    for batch in SWEEP_BATCHES:
-        xs, ys = x[:SWEEP_SAMPLES], y[:SWEEP_SAMPLES]
-        r = compare(f"lenet_batch_{batch}", f"LeNet, {SWEEP_SAMPLES} samples, batch {batch}",
-                    runs_for(xs, ys, batch, None, torch, jax),
-                    flops=training_flops(FORWARD_FLOPS, SWEEP_SAMPLES),
-                    repeats=max(3, repeats // 2), save=False)
-        sweep[batch] = {lib: {"us_per_sample": v["median_s"] / SWEEP_SAMPLES * 1e6,
-                              "gflops": v["gflops"]} for lib, v in r["libraries"].items()}
+    # every library at every batch size in one interleaved loop: load drifts hit all alike
+    xs, ys = x[:SWEEP_SAMPLES], y[:SWEEP_SAMPLES]
+    sweep_runs = {(batch, lib): fn for batch in SWEEP_BATCHES
+                  for lib, fn in runs_for(xs, ys, batch, None, torch, jax).items()
+                  if fn is not None}
+    sweep_times = interleaved(sweep_runs, max(3, repeats // 2))
+    sweep: dict = {}
+    for (batch, lib), ts in sweep_times.items():
+        median = statistics.median(ts)
+        sweep.setdefault(batch, {})[lib] = {
+            "us_per_sample": median / SWEEP_SAMPLES * 1e6, "times_s": ts,
+            "gflops": training_flops(FORWARD_FLOPS, SWEEP_SAMPLES) / median / 1e9}
+    for batch, libs in sweep.items():
+        print(f"lenet batch {batch} ({threads()}t): " + ", ".join(
+            f"{lib} {v['us_per_sample']:.0f} us/sample" for lib, v in libs.items()), flush=True)
     return compare(
         "lenet_100_steps",
         f"{STEPS} SGD steps, LeNet-style conv2d(32)-pool-conv2d(64)-pool-128-10 on 28x28x1, "

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import json
 import os
 import platform
@@ -127,11 +128,10 @@ def blas_info() -> dict:
     """The BLAS numpy calls: library, kernel (``internal_api``), ``architecture``, threads."""
     from threadpoolctl import threadpool_info
 
-    for info in threadpool_info():
-        if info.get("user_api") == "blas":
-            return {k: info.get(k) for k in ("internal_api", "architecture", "version",
-                                              "num_threads", "filepath")}
-    return {}
+    blas = [info for info in threadpool_info() if info.get("user_api") == "blas"]
+    blas.sort(key=lambda info: "numpy" not in (info.get("filepath") or ""))  # numpy's first
+    keys = ("internal_api", "architecture", "version", "num_threads", "filepath")
+    return {k: blas[0].get(k) for k in keys} if blas else {}
 
 
 _PEAK: dict = {}
@@ -153,8 +153,10 @@ def machine() -> dict:
 
     versions = {"numpy": np.__version__, "fnn_backend_default": fnn.ops.backend()}
     for name in ("numba", "torch", "jax"):
-        module = __import__("sys").modules.get(name)
-        versions[name] = getattr(module, "__version__", None)
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
     return {"cpu": cpu_model(), "cores": os.cpu_count(), "platform": platform.platform(),
             "blas": blas_info(), "gemm_peak_gflops": gemm_peak_gflops(), "versions": versions,
             "loadavg_before": _loadavg()}
