@@ -203,10 +203,29 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def _run_until_done(script, folder, out, threads, opt, kills, rng):
-    """Run the child, SIGKILL it at random moments (some inside a checkpoint write) until
-    ``kills`` kills have landed after it was ready, then let it finish. Returns the number of
-    kills and how many of them hit a checkpoint write."""
+def _reference(script, folder, out, threads, opt) -> tuple[float, int]:
+    """Run the child once, uninterrupted; return its training time (from "ready" to "done")
+    and how many fsync calls its checkpoint writes made."""
+    proc = subprocess.Popen([sys.executable, script, str(folder), str(out), str(threads), opt],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    start, fsyncs = None, 0
+    for line in proc.stdout:
+        line = line.strip()
+        if line == "ready":
+            start = time.monotonic()
+        fsyncs += line == "fsync"
+        if line == "done":
+            seconds = time.monotonic() - start
+    _, stderr = proc.communicate()
+    assert proc.returncode == 0, stderr
+    return seconds, fsyncs
+
+
+def _run_until_done(script, folder, out, threads, opt, kills, rng, seconds, fsyncs):
+    """Run the child, SIGKILL it ``kills`` times at random moments of its run — after a random
+    share of a fifteenth of its training time, or in the middle of one of its next checkpoint
+    writes — re-running it each time, then let it finish. Returns the number of kills and how
+    many of them hit a checkpoint write."""
     landed = during_write = attempts = 0
     while True:
         attempts += 1
@@ -216,12 +235,12 @@ def _run_until_done(script, folder, out, threads, opt, kills, rng):
         lines = []
         if landed < kills:
             lines.append(proc.stdout.readline().strip())
-            writing = rng.random() < 0.3
-            if writing:  # wait for a checkpoint write to start, then kill it
-                while lines[-1] not in ("fsync", "done", ""):
+            if rng.random() < 0.3:  # wait for the k-th fsync of a checkpoint write, then kill
+                k = rng.randint(1, max(1, fsyncs // 15))
+                while lines[-1] not in ("done", "") and (lines.count("fsync") < k):
                     lines.append(proc.stdout.readline().strip())
             else:
-                time.sleep(rng.uniform(0.0, 0.25))
+                time.sleep(rng.uniform(0.0, seconds / 15))
             proc.send_signal(signal.SIGKILL)
         stdout, stderr = proc.communicate()
         if proc.returncode == 0 and "done" in stdout.split() + lines:
@@ -245,10 +264,10 @@ def test_sigkill_anywhere_then_rerun_is_bitwise_an_uninterrupted_run(tmp_path):
         threads, opt = config
         run = tmp_path / f"{threads}-{opt}"
         run.mkdir()
-        subprocess.run([sys.executable, str(script), str(run / "ref_ckpt"), str(run / "reference"),
-                        str(threads), opt], check=True, capture_output=True)
+        seconds, fsyncs = _reference(script, run / "ref_ckpt", run / "reference", threads, opt)
         kills = _run_until_done(script, run / "ckpt", run / "killed", threads, opt, kills=20,
-                                rng=random.Random(threads * 10 + len(opt)))
+                                rng=random.Random(threads * 10 + len(opt)), seconds=seconds,
+                                fsyncs=fsyncs)
         return run, kills
 
     with ThreadPoolExecutor(len(CONFIGS)) as pool:
