@@ -13,7 +13,6 @@ from fnn import augment, initializers, layers, ops, optim, perf, threads
 from fnn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fnn.checks import LayerError
 from fnn.core import Layer, add, concatenate, parallel, residual, serial, value_and_grad
-from fnn.experiments import SweepResult, grid, load_sweep, sweep, trial_key
 from fnn.gradient_check import assert_gradients_close, gradcheck
 from fnn.io import FnnFileError, load, save
 from fnn.keys import Key, fold_in, key, rng, split
@@ -51,6 +50,7 @@ from fnn.tree import tree_size
 
 if TYPE_CHECKING:  # loaded lazily, on first use: see __getattr__ at the end
     from fnn import datasets, plot
+    from fnn.experiments import SweepResult, grid, load_sweep, sweep, trial_key
 
 __version__ = "0.1.0"
 
@@ -127,6 +127,9 @@ __all__ = [
 # `fnn.datasets` is only needed by users who load data. Keep these names out of the eager imports
 # above; tests/test_install.py checks that `import fnn` loads no matplotlib/sklearn/scipy.
 _LAZY_SUBMODULES = ("datasets", "plot")
+# fnn.sweep & co. live in fnn.experiments (hashing, sockets, Dask on use): loaded on first use
+_LAZY_NAMES = {name: "fnn.experiments"
+               for name in ("SweepResult", "grid", "load_sweep", "sweep", "trial_key")}
 
 
 def __getattr__(name: str):
@@ -136,8 +139,14 @@ def __getattr__(name: str):
         module = importlib.import_module(f"fnn.{name}")
         globals()[name] = module
         return module
+    if name in _LAZY_NAMES:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY_NAMES[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'fnn' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY_SUBMODULES})
+    return sorted({*globals(), *_LAZY_SUBMODULES, *_LAZY_NAMES})

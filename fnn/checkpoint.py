@@ -32,13 +32,15 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from fnn.io import FnnFileError, decode, encode, read_npz, write_npz
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 FORMAT = "fnn-checkpoint-1"
 _NAME = re.compile(r"^ckpt-(\d{6,})\.npz$")
@@ -221,6 +223,8 @@ class BackgroundWriter:
         payload = encode_checkpoint(state, **kwargs)
         self.wait()
         if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor  # on first use: light import
+
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="fnn-checkpoint")
         self._pending = self._pool.submit(write_checkpoint, self.directory, payload,
                                           keep=self.keep)

@@ -30,12 +30,14 @@ import collections
 import json
 import math
 import os
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # zipfile is imported where files are read: `import fnn` stays light
+    import zipfile
 
 FORMAT = "fnn-tree-2"
 _OLD_FORMAT = "fnn-params-1"  # params-only files written before the manifest (still read)
@@ -271,6 +273,8 @@ def write_npz(path: str | os.PathLike, manifest: dict, arrays: dict[str, np.ndar
 
 
 def _check_member(path: Path, info: zipfile.ZipInfo, file_size: int) -> None:
+    import zipfile
+
     declared, stored = info.file_size, info.compress_size
     limit = stored if info.compress_type == zipfile.ZIP_STORED else max(_SMALL, _MAX_RATIO * stored)
     if declared > limit or stored > file_size:
@@ -311,6 +315,8 @@ def _read_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.n
 def read_npz(path: str | os.PathLike, *, where: str = "load") -> tuple[dict, dict[str, np.ndarray]]:
     """``(manifest, arrays)`` of a file written by :func:`write_npz` (or an ``fnn-params-1``
     file, whose manifest is rebuilt); every member checked before it is read."""
+    import zipfile
+
     path = Path(path).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"{where}: no such file: {path}")

@@ -28,7 +28,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
-from tqdm import tqdm
 
 from fnn.checkpoint import (
     BackgroundWriter,
@@ -443,6 +442,8 @@ def train(
             return writer.write_now(st, **kw)
         writer.submit(st, **kw)
         return None
+
+    from tqdm import tqdm  # here, not at import: `import fnn` stays light
 
     bar = tqdm(total=steps_per_epoch * epochs if steps_per_epoch else None,
                initial=min(loop.steps, steps_per_epoch * epochs) if steps_per_epoch else loop.steps,
