@@ -19,6 +19,7 @@ from harness import (
     compare,
     conv_flops,
     fnn_trainer,
+    jax_conv_relu_pool,
     jax_losses,
     jax_trainer,
     load_jax,
@@ -63,13 +64,11 @@ def jax_predict(jax):
     convolution it adjoins: ``lax.conv_transpose(..., transpose_kernel=True)`` takes it as is;
     padding ``(k - 1 - p, k - 1 - p + output_padding)`` on the dilated input is PyTorch's
     ``padding=p, output_padding``."""
-    jnp, lax = jax.numpy, jax.lax
+    lax = jax.lax
     dims = ("NHWC", "HWIO", "NHWC")
 
     def conv_relu_pool(h, p):
-        h = lax.conv_general_dilated(h, p["w"], (1, 1), "SAME", dimension_numbers=dims) + p["b"]
-        return lax.reduce_window(jax.nn.relu(h), -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1),
-                                 "VALID")
+        return jax_conv_relu_pool(jax, h, p)
 
     def up(h, p):
         return lax.conv_transpose(h, p["w"], (2, 2), ((1, 2), (1, 2)), dimension_numbers=dims,

@@ -24,6 +24,7 @@ from harness import (
     dense_flops,
     fnn_trainer,
     interleaved,
+    jax_conv_relu_pool,
     jax_losses,
     jax_trainer,
     load_jax,
@@ -62,13 +63,8 @@ def build(torch=None):
 
 
 def jax_predict(jax):
-    jnp, lax = jax.numpy, jax.lax
-    dims = ("NHWC", "HWIO", "NHWC")
-
     def conv_relu_pool(h, p):
-        h = lax.conv_general_dilated(h, p["w"], (1, 1), "SAME", dimension_numbers=dims) + p["b"]
-        return lax.reduce_window(jax.nn.relu(h), -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1),
-                                 "VALID")
+        return jax_conv_relu_pool(jax, h, p)
 
     def predict(p, x):
         h = conv_relu_pool(conv_relu_pool(x, p["00_conv2d"]), p["03_conv2d"])

@@ -277,6 +277,16 @@ def jax_losses(jax) -> dict:
     return {"cross_entropy": cross_entropy, "bce": bce}
 
 
+def jax_conv_relu_pool(jax, h, p):
+    """JAX's equivalent of fnn's ``conv2d(..., padding="same", bias=True), relu(),
+    max_pool2d(2)`` on NHWC images with an HWIO kernel (shared by the conv benchmarks)."""
+    jnp, lax = jax.numpy, jax.lax
+    h = lax.conv_general_dilated(h, p["w"], (1, 1), "SAME",
+                                 dimension_numbers=("NHWC", "HWIO", "NHWC")) + p["b"]
+    return lax.reduce_window(jax.nn.relu(h), -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1),
+                             "VALID")
+
+
 # --- timing --------------------------------------------------------------------------------------
 
 def timings(fn: Callable[[], object], repeats: int, warmup: int = 1) -> list[float]:
