@@ -3,15 +3,23 @@
 A :class:`Layer` is three pure functions plus a name::
 
     init(key, input_shape) -> (output_shape, params)
-    apply(params, x) -> y                           # inference
-    vjp(params, x, *, key=None) -> (y, pullback)    # training; pullback(dy) -> (dparams, dx)
+    apply(params, x) -> y                                           # inference
+    vjp(params, x, *, key=None, input_grad=True) -> (y, pullback)    # training
+    pullback(dy) -> (dparams, dx)            # dx is None when input_grad=False
 
-and, optionally, ``param_vjp``: ``vjp`` for an input nobody differentiates (the data fed to a
-model's first layer), whose pullback returns ``(dparams, None)`` without computing ``dx``.
-:func:`value_and_grad` uses it; a layer without one falls back to ``vjp``.
+A layer with **state** (running statistics: :func:`fnn.batch_norm`; ``layer.stateful``) has a
+third value everywhere: ``init`` returns ``(output_shape, params, state)``,
+``apply(params, x, *, state)``, and ``vjp(params, x, *, key=None, state, input_grad=True)``
+returns ``(y, pullback, new_state)``. State is its own tree beside params: never
+differentiated, never seen by optimisers. A combinator has state when one of its children
+has; its state is a dict holding only those children's, under their params keys.
+
+``input_grad=False``: nobody needs ``dx`` (the data fed to a model's first layer), so the
+pullback skips it; :func:`serial` asks it of every layer before the first one with params.
 
 Combinators (:func:`serial`, :func:`parallel`, :func:`concatenate`, :func:`add`,
-:func:`residual`) return Layers too, so models nest.
+:func:`residual`) return Layers too, so models nest. Build your own layers with
+:func:`fnn.layer` (params, state) or :func:`fnn.layers.parameter_free`.
 """
 
 from __future__ import annotations
@@ -28,29 +36,29 @@ from fnn.tree import tree_leaves, tree_map
 
 
 class Layer(NamedTuple):
-    """``(init, apply, vjp)`` plus a ``name`` used for params keys and error messages, and an
-    optional ``param_vjp`` (a ``vjp`` that skips the input's gradient, see the module doc).
+    """``(init, apply, vjp)`` plus a ``name`` used for params keys and error messages.
 
     ``label`` is how the layer reads (``"linear(10)"``, its ``repr``); a combinator lists its
     ``children`` and how they are wired (``flow``: ``"serial"``, ``"parallel"`` or
-    ``"residual"``), so a model can describe itself (:func:`fnn.summary`).
+    ``"residual"``), so a model can describe itself (:func:`fnn.summary`). ``stateful``: the
+    layer carries a state tree (see the module doc).
 
     >>> import fnn
     >>> model = fnn.serial(fnn.linear(128), fnn.tanh(), fnn.linear(10))
     >>> model
     serial(linear(128), tanh(), linear(10))
-    >>> [child.name for child in model.children]
-    ['linear', 'tanh', 'linear']
+    >>> [child.name for child in model.children], model.stateful
+    (['linear', 'tanh', 'linear'], False)
     """
 
     init: Callable
     apply: Callable
     vjp: Callable
     name: str = "layer"
-    param_vjp: Callable | None = None
     label: str | None = None
     children: tuple = ()
     flow: str | None = None
+    stateful: bool = False
 
     def __repr__(self) -> str:
         if self.flow is not None:
@@ -60,9 +68,44 @@ class Layer(NamedTuple):
         return text if "(" in text else f"{text}()"
 
 
-def input_free_vjp(layer: Layer) -> Callable:
-    """The layer's ``param_vjp`` if it has one, else its ``vjp`` (whose ``dx`` is then unused)."""
-    return layer.param_vjp or layer.vjp
+def init(model: Layer, key: Key, input_shape) -> tuple[Any, Any, Any]:
+    """``(output_shape, params, state)`` for any model: ``state`` is ``{}`` when it has none.
+
+    >>> import fnn
+    >>> shape, params, state = fnn.init(fnn.serial(fnn.linear(4), fnn.batch_norm()),
+    ...                                 fnn.key(0), (-1, 3))
+    >>> shape, sorted(state["01_batch_norm"])
+    ((-1, 4), ['mean', 'var'])
+    """
+    out = model.init(key, input_shape)
+    return out if model.stateful else (*out, {})
+
+
+def _init(layer: Layer, key, shape) -> tuple:
+    return init(layer, key, shape)
+
+
+def _apply(layer: Layer, p, x, s):
+    return layer.apply(p, x, state=s) if layer.stateful else layer.apply(p, x)
+
+
+def _vjp(layer: Layer, p, x, s, key, input_grad) -> tuple:
+    """``(y, pullback, new_state)`` of any layer (``new_state`` None when it has none)."""
+    if layer.stateful:
+        return layer.vjp(p, x, key=key, state=s, input_grad=input_grad)
+    return (*layer.vjp(p, x, key=key, input_grad=input_grad), None)
+
+
+def _child_state(combinator: str, state: Any, names: list[str], layers) -> list:
+    """Each child's state (None for those without) from a combinator's state dict."""
+    wanted = [n for n, layer in zip(names, layers) if layer.stateful]
+    if state is None:
+        raise LayerError(f"{combinator}: has state (layers {wanted} keep running statistics): "
+                         "pass state=, the third value of init")
+    if not isinstance(state, dict) or set(state) != set(wanted):
+        got = sorted(state) if isinstance(state, dict) else type(state).__name__
+        raise LayerError(f"{combinator}: state should be a dict with keys {wanted}, got {got}")
+    return [state.get(n) for n in names]
 
 
 def _keys(k: Key | None, n: int) -> Sequence[Key | None]:
@@ -109,10 +152,31 @@ def _pass_on(dy):
     return {}, dy
 
 
+def _stateful(layers: Sequence[Layer]) -> bool:
+    return any(layer.stateful for layer in layers)
+
+
+def _init_children(combinator: str, names, layers, key, shape, *, chain: bool):
+    """Init each child (one after the other when ``chain``, else all on ``shape``):
+    ``(shapes, params, state)``."""
+    shapes, params, state = [], {}, {}
+    for child, layer, sub in zip(names, layers, split(key, len(layers))):
+        try:
+            out, params[child], s = _init(layer, sub, shape)
+        except LayerError as err:
+            raise err.within(child) from None
+        if layer.stateful:
+            state[child] = s
+        shapes.append(out)
+        shape = out if chain else shape
+    return shapes, params, state
+
+
 def serial(*layers: Layer, name: str = "serial") -> Layer:
     """Compose layers left to right: ``serial(linear(100), tanh(), linear(10))``.
 
-    Params are a dict keyed ``"{i:02d}_{layer.name}"`` so they sort in order::
+    Params are a dict keyed ``"{i:02d}_{layer.name}"`` so they sort in order (state, if any
+    layer has some, is keyed the same)::
 
         >>> import fnn
         >>> model = fnn.serial(fnn.linear(3), fnn.relu())
@@ -126,52 +190,49 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
     if not layers or not all(isinstance(layer, Layer) for layer in layers):
         raise TypeError(f"{name}: expects one or more fnn.Layer, got {layers!r:.200}")
     names = _child_names(layers)
-    pairs = list(zip(names, layers))
-
-    def init(k, input_shape):
-        params, shape = {}, input_shape
-        for (child, layer), sub in zip(pairs, split(k, len(layers))):
-            try:
-                shape, params[child] = layer.init(sub, shape)
-            except LayerError as err:
-                raise err.within(child) from None
-        return shape, params
-
+    stateful = _stateful(layers)
     fused = _fusions(layers)
 
-    def apply(params, x):
+    def init(k, input_shape):
+        shapes, params, state = _init_children(name, names, layers, k, input_shape, chain=True)
+        return (shapes[-1], params, state) if stateful else (shapes[-1], params)
+
+    def apply(params, x, *, state=None):
         child = names[0]
         ps = _child_params(name, params, names)
+        ss = _child_state(name, state, names, layers) if stateful else [None] * len(layers)
         try:
-            for i, ((child, layer), p) in enumerate(zip(pairs, ps)):
+            for i, (child, layer, p, s) in enumerate(zip(names, layers, ps, ss)):
                 if i in fused:  # relu + max-pool in one (the next layer's turn is skipped)
                     no_params(f"{layer.name}", p)
                     child = names[i + 1]
                     x = layers[i + 1].apply.after_relu(ps[i + 1], x)
                 elif i - 1 not in fused:
-                    x = layer.apply(p, x)
+                    x = _apply(layer, p, x, s)
         except LayerError as err:
             raise err.within(child, input_from_model=child != names[0]) from None
         return x
 
-    def forward(params, x, key, input_grad: bool):
-        """The vjp; without ``input_grad``, layers before the first one with params skip the
-        gradient of their input (none of it is needed)."""
-        steps = []
+    def vjp(params, x, *, key=None, state=None, input_grad=True):
+        steps, new_state = [], {}
         child = names[0]
         ps = _child_params(name, params, names)
+        ss = _child_state(name, state, names, layers) if stateful else [None] * len(layers)
         try:
-            for i, ((child, layer), p, sub) in enumerate(zip(pairs, ps, _keys(key, len(layers)))):
-                if i - 1 in fused:  # run with the relu before it
+            for i, (child, layer, p, s, sub) in enumerate(
+                    zip(names, layers, ps, ss, _keys(key, len(layers)))):
+                if i - 1 in fused:  # ran with the relu before it
                     continue
                 if i in fused:  # relu + max-pool in one: the relu's pullback passes dy on
                     no_params(f"{layer.name}", p)
                     steps.append((child, _pass_on, p, input_grad))
                     child = names[i + 1]
-                    x, pullback = layers[i + 1].vjp.after_relu(ps[i + 1], x)
+                    x, pullback = layers[i + 1].vjp.after_relu(ps[i + 1], x, input_grad)
                     steps.append((child, pullback, ps[i + 1], input_grad))
                     continue
-                x, pullback = (layer.vjp if input_grad else input_free_vjp(layer))(p, x, key=sub)
+                x, pullback, s = _vjp(layer, p, x, s, sub, input_grad)
+                if layer.stateful:
+                    new_state[child] = s
                 steps.append((child, pullback, p, input_grad))
                 input_grad = input_grad or bool(tree_leaves(p))
         except LayerError as err:
@@ -187,15 +248,26 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
                 dy = dy if needs_dx else None
             return dict(sorted(grads.items())), dy
 
-        return x, pullback
+        return (x, pullback, new_state) if stateful else (x, pullback)
 
-    def vjp(params, x, *, key=None):
-        return forward(params, x, key, input_grad=True)
+    if not stateful:  # the plain contract: no state= keyword
+        apply = _without_state(apply)
+        vjp = _without_state(vjp)
+    return Layer(init, apply, vjp, name, name, tuple(layers), "serial", stateful)
 
-    def param_vjp(params, x, *, key=None):
-        return forward(params, x, key, input_grad=False)
 
-    return Layer(init, apply, vjp, name, param_vjp, name, tuple(layers), "serial")
+def _without_state(fn: Callable) -> Callable:
+    """``fn`` for a combinator none of whose children has state: ``state=`` is refused."""
+    def stateless(params, x, **kwargs):
+        if "state" in kwargs:
+            if kwargs["state"] not in (None, {}):
+                raise LayerError("this model has no state (no layer keeps statistics); "
+                                 f"got state={kwargs['state']!r:.80}")
+            del kwargs["state"]
+        return fn(params, x, **kwargs)
+
+    stateless.__wrapped__ = fn
+    return stateless
 
 
 def parallel(*layers: Layer, name: str = "parallel") -> Layer:
@@ -212,35 +284,34 @@ def parallel(*layers: Layer, name: str = "parallel") -> Layer:
     if not layers or not all(isinstance(layer, Layer) for layer in layers):
         raise TypeError(f"{name}: expects one or more fnn.Layer, got {layers!r:.200}")
     names = _child_names(layers)
+    stateful = _stateful(layers)
 
     def init(k, input_shape):
-        shapes, params = [], {}
-        for child, layer, sub in zip(names, layers, split(k, len(layers))):
-            try:
-                shape, params[child] = layer.init(sub, input_shape)
-            except LayerError as err:
-                raise err.within(child) from None
-            shapes.append(shape)
-        return tuple(shapes), params
+        shapes, params, state = _init_children(name, names, layers, k, input_shape, chain=False)
+        return (tuple(shapes), params, state) if stateful else (tuple(shapes), params)
 
-    def apply(params, x):
+    def apply(params, x, *, state=None):
+        ps = _child_params(name, params, names)
+        ss = _child_state(name, state, names, layers) if stateful else [None] * len(layers)
         outs = []
-        for child, layer, p in zip(names, layers, _child_params(name, params, names)):
+        for child, layer, p, s in zip(names, layers, ps, ss):
             try:
-                outs.append(layer.apply(p, x))
+                outs.append(_apply(layer, p, x, s))
             except LayerError as err:
                 raise err.within(child) from None
         return tuple(outs)
 
-    def vjp(params, x, *, key=None):
-        outs, pullbacks = [], []
-        for child, layer, p, sub in zip(
-            names, layers, _child_params(name, params, names), _keys(key, len(layers))
-        ):
+    def vjp(params, x, *, key=None, state=None, input_grad=True):
+        ps = _child_params(name, params, names)
+        ss = _child_state(name, state, names, layers) if stateful else [None] * len(layers)
+        outs, pullbacks, new_state = [], [], {}
+        for child, layer, p, s, sub in zip(names, layers, ps, ss, _keys(key, len(layers))):
             try:
-                y, back = layer.vjp(p, x, key=sub)
+                y, back, s = _vjp(layer, p, x, s, sub, input_grad)
             except LayerError as err:
                 raise err.within(child) from None
+            if layer.stateful:
+                new_state[child] = s
             outs.append(y)
             pullbacks.append(back)
 
@@ -248,12 +319,16 @@ def parallel(*layers: Layer, name: str = "parallel") -> Layer:
             grads, dx = {}, None
             for child, back, dy in zip(names, pullbacks, dys):
                 grads[child], dxi = back(dy)
-                dx = dxi if dx is None else dx + dxi
+                if dxi is not None:
+                    dx = dxi if dx is None else dx + dxi
             return grads, dx
 
-        return tuple(outs), pullback
+        return (tuple(outs), pullback, new_state) if stateful else (tuple(outs), pullback)
 
-    return Layer(init, apply, vjp, name, None, name, tuple(layers), "parallel")
+    if not stateful:
+        apply = _without_state(apply)
+        vjp = _without_state(vjp)
+    return Layer(init, apply, vjp, name, name, tuple(layers), "parallel", stateful)
 
 
 def _branch_shapes(layer: str, input_shape) -> tuple:
@@ -271,6 +346,24 @@ def _branches(layer: str, xs) -> tuple:
     return tuple(xs)
 
 
+def _merge(label: str, shape: Callable, fn: Callable, back: Callable) -> Layer:
+    """A parameter-free layer merging a tuple of branches: ``y = fn(xs)``, the branches'
+    gradients ``back(xs, dy)``, output shape ``shape(branch_shapes)``."""
+
+    def init(k, input_shape):
+        return shape(_branch_shapes(label, input_shape)), {}
+
+    def apply(params, xs):
+        no_params(label, params)
+        return fn(_branches(label, xs))
+
+    def vjp(params, xs, *, key=None, input_grad=True):
+        y = apply(params, xs)
+        return y, lambda dy: ({}, back(xs, dy) if input_grad else None)
+
+    return Layer(init, apply, vjp, label.split("(")[0], label)
+
+
 def concatenate(axis: int = -1) -> Layer:
     """Merge a tuple of branches by concatenation along ``axis`` (default: features/channels).
 
@@ -280,8 +373,7 @@ def concatenate(axis: int = -1) -> Layer:
     """
     label = f"concatenate(axis={axis})"
 
-    def init(k, input_shape):
-        shapes = _branch_shapes(label, input_shape)
+    def shape(shapes):
         rank = len(shapes[0])
         ax = axis % rank
         others = {tuple(d for i, d in enumerate(s) if i not in (0, ax)) for s in shapes}
@@ -291,23 +383,12 @@ def concatenate(axis: int = -1) -> Layer:
             )
         out = list(shapes[0])
         out[ax] = sum(s[ax] for s in shapes)
-        return tuple(out), {}
+        return tuple(out)
 
-    def apply(params, xs):
-        no_params(label, params)
-        return np.concatenate(_branches(label, xs), axis=axis)
+    def back(xs, dy):
+        return tuple(np.split(dy, np.cumsum([x.shape[axis] for x in xs])[:-1], axis=axis))
 
-    def vjp(params, xs, *, key=None):
-        xs = _branches(label, xs)
-        y = apply(params, xs)
-        bounds = np.cumsum([x.shape[axis] for x in xs])[:-1]
-
-        def pullback(dy):
-            return {}, tuple(np.split(dy, bounds, axis=axis))
-
-        return y, pullback
-
-    return Layer(init, apply, vjp, "concatenate", None, label)
+    return _merge(label, shape, lambda xs: np.concatenate(xs, axis=axis), back)
 
 
 def add() -> Layer:
@@ -317,36 +398,27 @@ def add() -> Layer:
     >>> fnn.add().apply({}, (np.ones((1, 2)), np.full((1, 2), 2.0)))
     array([[3., 3.]])
     """
-    label = "add"
 
-    def init(k, input_shape):
-        shapes = _branch_shapes(label, input_shape)
+    def shape(shapes):
         if len({s[1:] for s in shapes}) != 1:
-            raise LayerError(f"{label}: branches must have equal shapes, got {fmt_shape(shapes)}")
-        return shapes[0], {}
+            raise LayerError(f"add: branches must have equal shapes, got {fmt_shape(shapes)}")
+        return shapes[0]
 
-    def apply(params, xs):
-        no_params(label, params)
-        xs = _branches(label, xs)
+    def total(xs):
         out = xs[0]
         for x in xs[1:]:
             if x.shape != out.shape:
-                raise LayerError(f"{label}: branch shapes differ: {[x.shape for x in xs]}")
+                raise LayerError(f"add: branch shapes differ: {[x.shape for x in xs]}")
             out = out + x
         return out
 
-    def vjp(params, xs, *, key=None):
-        y = apply(params, xs)
-        n = len(xs)
-        return y, lambda dy: ({}, (dy,) * n)
-
-    return Layer(init, apply, vjp, label)
+    return _merge("add", shape, total, lambda xs, dy: (dy,) * len(xs))
 
 
 def residual(*layers: Layer) -> Layer:
     """``y = x + f(x)`` with ``f = serial(*layers)``; ``f`` must keep the shape of ``x``.
 
-    Params are those of ``serial(*layers)`` (keys ``"00_..."``).
+    Params (and state) are those of ``serial(*layers)`` (keys ``"00_..."``).
 
     >>> import numpy as np, fnn
     >>> block = fnn.residual(fnn.linear(4), fnn.tanh())
@@ -358,37 +430,40 @@ def residual(*layers: Layer) -> Layer:
     body = serial(*layers, name="residual")
 
     def init(k, input_shape):
-        out_shape, params = body.init(k, input_shape)
-        if tuple(out_shape[1:]) != tuple(input_shape[1:]):
+        out = body.init(k, input_shape)
+        if tuple(out[0][1:]) != tuple(input_shape[1:]):
             raise LayerError(
-                f"residual: the body maps {fmt_shape(input_shape)} to {fmt_shape(out_shape)}; "
+                f"residual: the body maps {fmt_shape(input_shape)} to {fmt_shape(out[0])}; "
                 "it must keep the shape"
             )
-        return input_shape, params
+        return (input_shape, *out[1:])
 
-    def apply(params, x):
-        return x + body.apply(params, x)
+    def apply(params, x, **state):
+        return x + body.apply(params, x, **state)
 
-    def vjp(params, x, *, key=None):
-        fx, back = body.vjp(params, x, key=key)
+    def vjp(params, x, *, key=None, input_grad=True, **state):
+        fx, back, *new_state = body.vjp(params, x, key=key, input_grad=True, **state)
 
         def pullback(dy):
             grads, dx = back(dy)
-            return grads, dx + dy
+            return grads, (dx + dy if input_grad else None)
 
-        return x + fx, pullback
+        return (x + fx, pullback, *new_state)
 
-    return Layer(init, apply, vjp, "residual", None, "residual", tuple(layers), "residual")
+    return Layer(init, apply, vjp, "residual", "residual", tuple(layers), "residual",
+                 body.stateful)
 
 
 def value_and_grad(model: Layer, loss, *, threads: int = 1, chunk: int | None = None) -> Callable:
-    """Glue a model and a loss: ``f(params, x, y, *, key=None) -> (loss_value, grads)``.
+    """Glue a model and a loss: ``f(params, x, y, *, key=None) -> (loss_value, grads)``; for a
+    model with state, ``f(params, x, y, *, key=None, state) -> (loss_value, grads, new_state)``.
 
     ``threads > 1`` splits every batch into that many shards run at once on as many cores
-    (:func:`fnn.threads.sharded`: same result up to float rounding, one dropout key per shard).
-    ``chunk``: each shard (or the batch) runs as consecutive chunks of at most that many
-    samples (:func:`fnn.threads.chunked`: same result up to rounding; a conv net's
-    activations then stay in cache, so large batches cost no more per sample).
+    (:func:`fnn.threads.sharded`: same result up to float rounding, one dropout key per shard;
+    batch statistics are those of the whole batch). ``chunk``: each shard (or the batch) runs
+    as consecutive chunks of at most that many samples (:func:`fnn.threads.chunked`: same
+    result up to rounding; a conv net's activations then stay in cache, so large batches cost
+    no more per sample; not for models with batch statistics).
 
     >>> import numpy as np, fnn
     >>> model = fnn.serial(fnn.linear(2))
@@ -398,14 +473,20 @@ def value_and_grad(model: Layer, loss, *, threads: int = 1, chunk: int | None = 
     >>> grads["00_linear"]["w"].shape
     (3, 2)
     """
-
-    def value_and_grad_fn(params, x, y, *, key=None):
-        pred, pullback = input_free_vjp(model)(params, x, key=key)
-        value, dpred = loss.vjp(pred, y)
-        grads, _ = pullback(dpred)
-        return value, grads
+    if model.stateful:
+        def value_and_grad_fn(params, x, y, *, key=None, state=None):
+            pred, pullback, new_state = model.vjp(params, x, key=key, state=state,
+                                                  input_grad=False)
+            value, dpred = loss.vjp(pred, y)
+            return value, pullback(dpred)[0], new_state
+    else:
+        def value_and_grad_fn(params, x, y, *, key=None):
+            pred, pullback = model.vjp(params, x, key=key, input_grad=False)
+            value, dpred = loss.vjp(pred, y)
+            return value, pullback(dpred)[0]
 
     value_and_grad_fn.loss = loss  # what fnn.threads.sharded / chunked check
+    value_and_grad_fn.stateful = model.stateful
     if threads == 1 and chunk is None:
         return value_and_grad_fn
     fn = value_and_grad_fn if chunk is None else chunked(value_and_grad_fn, chunk)

@@ -43,13 +43,16 @@ def gradcheck(
     y: Any = None,
     *,
     key=None,
+    state: Any = None,
     eps: float = 1e-6,
     seed: int = 0,
 ) -> dict[str, float]:
     """Relative error per leaf, keyed ``"params/<path>"``, ``"x"`` (or ``"x/<i>"`` for tuple
     inputs) — for a layer ``gradcheck(layer, params, x)``, for a loss
-    ``gradcheck(loss, None, y_pred, y_true)``. A layer with a ``param_vjp`` also gets
-    ``"param_vjp/<path>"``: its params gradient against ``vjp``'s.
+    ``gradcheck(loss, None, y_pred, y_true)``. Also ``"no_dx/<path>"``: the params gradient
+    of ``vjp(..., input_grad=False)`` (whose pullback must return ``dx = None``) against
+    ``vjp``'s. A layer with state (``layer.stateful``) needs ``state=`` (the training pass's
+    batch statistics are what is differentiated).
 
     Shapes: ``x`` is whatever the layer takes (``(N, ...)``, or a tuple for multi-input
     layers); ``params`` the layer's tree. Errors below ~1e-6 mean the pullback is right;
@@ -61,7 +64,7 @@ def gradcheck(
     >>> x = np.random.default_rng(0).normal(size=(2, 8, 1))
     >>> errors = fnn.gradcheck(conv, params, x)
     >>> sorted(errors)
-    ['param_vjp/w', 'params/w', 'x']
+    ['no_dx/w', 'params/w', 'x']
     >>> max(errors.values()) < 1e-6
     True
     >>> loss_errors = fnn.gradcheck(fnn.cross_entropy, None, x[:, :, 0], np.array([1, 3]))
@@ -76,13 +79,20 @@ def gradcheck(
     if not isinstance(fn, Layer):
         raise TypeError(f"gradcheck: expected an fnn.Layer or loss, got {type(fn).__name__}")
     params = _f64(params if params is not None else {})
-    out, pullback = fn.vjp(params, x, key=key)
+    if fn.stateful and state is None:
+        raise TypeError(f"gradcheck: {fn.name} has state; pass state= (the third value of init)")
+    extra = {"state": _f64(state)} if fn.stateful else {}
+
+    def vjp(p, xx, input_grad=True):
+        return fn.vjp(p, xx, key=key, input_grad=input_grad, **extra)[:2]
+
+    out, pullback = vjp(params, x)
     rng = np.random.default_rng(seed)
     cotangent = optree.tree_map(lambda o: rng.standard_normal(np.shape(o)), out)
     dparams, dx = pullback(cotangent)
 
     def scalar(p, xx):
-        o, _ = fn.vjp(p, xx, key=key)
+        o, _ = vjp(p, xx)
         return sum(float(np.vdot(a, r)) for a, r in zip(optree.tree_leaves(o),
                                                           optree.tree_leaves(cotangent)))
 
@@ -109,19 +119,18 @@ def gradcheck(
         errors["x" + ("/" + path_str(path) if path else "")] = _relative(
             np.asarray(grad), _numeric(f_x, leaf, eps)
         )
-    if fn.param_vjp is not None:  # the input-free vjp must give the same params gradient
-        _, param_pullback = fn.param_vjp(params, x, key=key)
-        param_grads, no_dx = param_pullback(cotangent)
-        if no_dx is not None:
-            raise AssertionError(f"gradcheck: {fn.name}.param_vjp's pullback returned a dx")
-        for path, grad, same in zip(paths, dleaves, optree.tree_leaves(param_grads)):
-            errors["param_vjp/" + path_str(path)] = _relative(np.asarray(same), np.asarray(grad))
+    _, params_only = vjp(params, x, input_grad=False)  # skipping dx changes no params gradient
+    param_grads, no_dx = params_only(cotangent)
+    if no_dx is not None:
+        raise AssertionError(f"gradcheck: {fn.name}'s pullback returned a dx with input_grad=False")
+    for path, grad, same in zip(paths, dleaves, optree.tree_leaves(param_grads)):
+        errors["no_dx/" + path_str(path)] = _relative(np.asarray(same), np.asarray(grad))
     return errors
 
 
 def assert_gradients_close(fn: Layer | Loss, params: Any = None, x: Any = None, y: Any = None,
-                           *, tol: float = 1e-6, key=None, eps: float = 1e-6,
-                           seed: int = 0) -> dict[str, float]:
+                           *, tol: float = 1e-6, key=None, state: Any = None,
+                           eps: float = 1e-6, seed: int = 0) -> dict[str, float]:
     """:func:`gradcheck` as a pass/fail: an ``AssertionError`` naming every leaf whose relative
     error exceeds ``tol`` (with the error), else the errors. ``1e-6`` suits smooth layers in
     float64; kinks (relu at 0, max-pool ties) need inputs away from them, not a looser ``tol``.
@@ -131,9 +140,9 @@ def assert_gradients_close(fn: Layer | Loss, params: Any = None, x: Any = None, 
     >>> _, params = layer.init(fnn.key(0), (-1, 4))
     >>> errors = fnn.assert_gradients_close(layer, params, np.ones((2, 4)))
     >>> sorted(errors)
-    ['param_vjp/b', 'param_vjp/w', 'params/b', 'params/w', 'x']
+    ['no_dx/b', 'no_dx/w', 'params/b', 'params/w', 'x']
     """
-    errors = gradcheck(fn, params, x, y, key=key, eps=eps, seed=seed)
+    errors = gradcheck(fn, params, x, y, key=key, state=state, eps=eps, seed=seed)
     bad = {k: v for k, v in errors.items() if not v <= tol}
     if bad:
         name = getattr(fn, "name", type(fn).__name__)

@@ -23,12 +23,38 @@ Every name in :data:`NAMES` is also accepted as a string wherever an initialiser
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
 Initializer = Callable[..., np.ndarray]
+_SHAPES_ONLY = contextvars.ContextVar("fnn_initializers_shapes_only", default=False)
+
+
+@contextlib.contextmanager
+def shapes_only() -> Iterator[None]:
+    """Inside, fnn's initialisers return read-only zero-strided zeros of the right shape and
+    dtype, drawing nothing and allocating nothing: how :func:`fnn.layer` learns the params
+    shapes ``init`` gives for an input, even for a layer of millions of weights.
+
+    >>> import fnn
+    >>> with fnn.initializers.shapes_only():
+    ...     w = fnn.initializers.get("he_normal")(fnn.key(0), (4096, 4096))
+    >>> w.shape, w.strides
+    ((4096, 4096), (0, 0))
+    """
+    token = _SHAPES_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _SHAPES_ONLY.reset(token)
+
+
+def _placeholder(shape, dtype) -> np.ndarray | None:
+    return np.broadcast_to(np.zeros((), dtype), tuple(shape)) if _SHAPES_ONLY.get() else None
 
 
 def fans(shape: tuple) -> tuple[int, int]:
@@ -48,6 +74,9 @@ def fans(shape: tuple) -> tuple[int, int]:
 
 def _draw(kind: str, scale: Callable[[int, int], float]) -> Initializer:
     def init(key, shape, dtype=np.float32):
+        fake = _placeholder(shape, dtype)
+        if fake is not None:
+            return fake
         s = scale(*fans(tuple(shape)))
         gen = np.random.default_rng(key)
         if kind == "normal":
@@ -89,7 +118,8 @@ def constant(value: float) -> Initializer:
     array([0.1, 0.1], dtype=float32)
     """
     def init(key, shape, dtype=np.float32):
-        return np.full(shape, value, dtype=dtype)
+        fake = _placeholder(shape, dtype)
+        return np.full(shape, value, dtype=dtype) if fake is None else fake
 
     return init
 
@@ -203,5 +233,5 @@ def get(init: str | Initializer) -> Initializer:
 
 __all__ = [
     "NAMES", "Initializer", "constant", "fans", "get", "he_normal", "he_uniform", "lecun_normal",
-    "normal", "ones", "uniform", "xavier_normal", "xavier_uniform", "zeros",
+    "normal", "ones", "shapes_only", "uniform", "xavier_normal", "xavier_uniform", "zeros",
 ]

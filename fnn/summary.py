@@ -1,6 +1,7 @@
 """``fnn.summary(model, input_shape)``: a model described layer by layer, as Keras'
-``model.summary()`` does — each layer's path in the params tree, what it is, its output shape
-and its parameter count, with totals and the kernels in use.
+``model.summary()`` does — each layer's path in the params tree, what it is, its output shape,
+its parameter count and the size of its state (running statistics), with totals and the
+kernels in use.
 
 >>> import fnn
 >>> model = fnn.serial(fnn.conv1d(32, 3), fnn.max_pool1d(2, 2), fnn.flatten(),
@@ -17,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fnn.checks import fmt_shape
-from fnn.core import Layer
+from fnn.core import Layer, init
 from fnn.keys import fold_in, key
 from fnn.tree import tree_leaves, tree_size
 
@@ -27,10 +28,11 @@ __all__ = ["summary"]
 def _rows(layer: Layer, k, shape, path: str, depth: int, out: list) -> tuple:
     """Append a row per leaf layer (and one per combinator) under ``layer``; return its
     output shape."""
-    out_shape, params = layer.init(k, shape)
+    out_shape, params, state = init(layer, k, shape)
     out.append({"path": path or "<model>", "layer": repr(layer) if not layer.children else
                 f"{layer.label or layer.name}", "output_shape": out_shape,
                 "params": tree_size(params) if not layer.children else 0,
+                "state": tree_size(state) if not layer.children else 0,
                 "dtype": str(tree_leaves(params)[0].dtype) if tree_leaves(params) else "",
                 "depth": depth, "combinator": bool(layer.children)})
     if not layer.children:
@@ -49,10 +51,11 @@ def summary(model: Layer, input_shape: tuple, *,
             print_fn: Callable[[str], object] | None = print) -> list[dict]:
     """Print (through ``print_fn``; None prints nothing) and return a table of ``model``:
     one row per layer with its path in the params tree, the layer, its output shape for inputs
-    of ``input_shape`` (batch first, ``-1`` for any), and its parameter count; then the total
-    parameter count and the kernel backend in use (:func:`fnn.ops.backend`). Combinators get a
-    row of their own (params counted in their children's rows). Returns the rows as dicts
-    (``path``, ``layer``, ``output_shape``, ``params``, ``dtype``, ``depth``, ``combinator``).
+    of ``input_shape`` (batch first, ``-1`` for any), its parameter count and its state size
+    (numbers in its state tree: batch-norm's running statistics); then the totals and the
+    kernel backend in use (:func:`fnn.ops.backend`). Combinators get a row of their own
+    (counted in their children's rows). Returns the rows as dicts (``path``, ``layer``,
+    ``output_shape``, ``params``, ``state``, ``dtype``, ``depth``, ``combinator``).
 
     >>> import fnn
     >>> rows = fnn.summary(fnn.serial(fnn.linear(4), fnn.relu()), (-1, 3), print_fn=None)
@@ -76,12 +79,12 @@ def render(model: Layer, input_shape: tuple, rows: list[dict]) -> str:
     """The text table :func:`summary` prints."""
     from fnn.ops import backend
 
-    table = [("path", "layer", "output shape", "params")]
+    table = [("path", "layer", "output shape", "params", "state")]
     for r in rows:
         table.append(("  " * r["depth"] + r["path"].rsplit("/", 1)[-1], r["layer"],
-                      fmt_shape(r["output_shape"]), f"{r['params']:,}" if not r["combinator"]
-                      else ""))
-    widths = [max(len(row[i]) for row in table) for i in range(4)]
+                      fmt_shape(r["output_shape"]),
+                      *((f"{r[c]:,}" if not r["combinator"] else "") for c in ("params", "state"))))
+    widths = [max(len(row[i]) for row in table) for i in range(5)]
     line = "  ".join("-" * w for w in widths)
     text = [f"{model.name}: input {fmt_shape(tuple(input_shape))}", line]
     for i, row in enumerate(table):
@@ -89,6 +92,6 @@ def render(model: Layer, input_shape: tuple, rows: list[dict]) -> str:
                               for j, (cell, w) in enumerate(zip(row, widths))))
         if i == 0:
             text.append(line)
-    total = sum(r["params"] for r in rows)
-    text += [line, f"total params: {total:,}   kernels: {backend()}"]
+    total, stored = sum(r["params"] for r in rows), sum(r["state"] for r in rows)
+    text += [line, f"total params: {total:,}   state: {stored:,}   kernels: {backend()}"]
     return "\n".join(text)

@@ -9,16 +9,86 @@ Every loss in fnn is a mean over the batch, so the loss and gradient of the whol
 shards' ones weighted by shard size: the same numbers as without shards, up to float rounding
 (the sums are grouped differently). Stochastic layers get one key per shard,
 ``fold_in(key, shard)``, so dropout draws differ from an unsharded run (still reproducible).
+
+Layers whose output depends on the whole batch (batch-norm's statistics) sum their partial
+results over the shards with :func:`allreduce` (outside shards, it returns its arguments), so a
+sharded batch is normalised exactly as the whole batch would be.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from fnn.keys import fold_in
 from fnn.tree import tree_leaves, tree_map
+
+
+class _Collective:
+    """The shards of one batch, meeting at a barrier to sum their partial results."""
+
+    def __init__(self, weights: list[float]):
+        self.weights = weights
+        self.slots: list[Any] = [None] * len(weights)
+        self.barrier = threading.Barrier(len(weights))
+
+
+_local = threading.local()  # .collective, .shard: set while a shard runs
+
+
+def allreduce(*values) -> tuple:
+    """The sums of ``values`` (numbers or arrays) over the shards running the same batch, in
+    shard order (every shard gets the same bits); outside :func:`sharded`, ``values`` as given.
+
+    Every shard must call it the same number of times, in the same order (the shards run the
+    same model). A shard that fails breaks the barrier, so the others fail too instead of
+    waiting forever.
+
+    >>> from fnn.threads import allreduce
+    >>> allreduce(3, 4.0)          # not in a shard: nothing to sum with
+    (3, 4.0)
+    """
+    group = getattr(_local, "collective", None)
+    if group is None:
+        return values
+    group.slots[_local.shard] = values
+    group.barrier.wait()
+    sums = tuple(_sum([slot[i] for slot in group.slots]) for i in range(len(values)))
+    group.barrier.wait()  # nobody writes its next values before everyone has read these
+    return sums
+
+
+def _sum(parts: list):
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total
+
+
+def shard_weight() -> float:
+    """This shard's share of the batch (its size over the batch's), 1.0 outside shards.
+
+    >>> from fnn.threads import shard_weight
+    >>> shard_weight()
+    1.0
+    """
+    group = getattr(_local, "collective", None)
+    return 1.0 if group is None else group.weights[_local.shard]
+
+
+def _in_shard(group: _Collective | None, i: int, fn: Callable, *args, **kwargs):
+    """Run ``fn`` as shard ``i`` of ``group``: :func:`allreduce` sums over the group."""
+    _local.collective, _local.shard = group, i
+    try:
+        return fn(*args, **kwargs)
+    except BaseException:
+        if group is not None:
+            group.barrier.abort()
+        raise
+    finally:
+        _local.collective = None
 
 
 def _batch_mean(who: str, value_and_grad_fn: Callable, batch_mean: bool | None) -> None:
@@ -64,11 +134,13 @@ def sharded(value_and_grad_fn: Callable, threads: int, *, batch_mean: bool | Non
         return value_and_grad_fn
     pool: dict[str, Any] = {}  # created on first use: a pool and the BLAS thread controller
 
-    def run(params, x, y, *, key=None):
+    stateful = bool(getattr(value_and_grad_fn, "stateful", False))
+
+    def run(params, x, y, *, key=None, **state):
         n = len(tree_leaves(x)[0])
         bounds = sorted({n * i // threads for i in range(threads + 1)})
         if len(bounds) < 3:  # a batch too small to split
-            return value_and_grad_fn(params, x, y, key=key)
+            return value_and_grad_fn(params, x, y, key=key, **state)
         if not pool:
             from concurrent.futures import ThreadPoolExecutor  # on first use: light import
 
@@ -77,22 +149,31 @@ def sharded(value_and_grad_fn: Callable, threads: int, *, batch_mean: bool | Non
             pool["executor"] = ThreadPoolExecutor(threads - 1, thread_name_prefix="fnn-shard")
             pool["blas"] = ThreadpoolController()
         shards = list(zip(bounds[:-1], bounds[1:]))
+        weights = [(hi - lo) / n for lo, hi in shards]
+        group = _Collective(weights) if stateful else None  # batch statistics: allreduce
 
         def shard(i):
             lo, hi = shards[i]
-            return value_and_grad_fn(params, tree_map(lambda a: a[lo:hi], x),
-                                     tree_map(lambda a: a[lo:hi], y),
-                                     key=None if key is None else fold_in(key, i))
+            return _in_shard(group, i, value_and_grad_fn, params,
+                             tree_map(lambda a: a[lo:hi], x), tree_map(lambda a: a[lo:hi], y),
+                             key=None if key is None else fold_in(key, i), **state)
 
         with pool["blas"].limit(limits=1, user_api="blas"):
             futures = [pool["executor"].submit(shard, i) for i in range(1, len(shards))]
-            results = [shard(0)] + [_result(f) for f in futures]  # this thread runs shard 0
-        weights = [(hi - lo) / n for lo, hi in shards]
-        value = sum(w * v for w, (v, _) in zip(weights, results))
+            try:
+                first = shard(0)  # this thread runs shard 0
+            except BaseException as err:
+                first = err
+            results = [first] + [_result(f) for f in futures]
+        _raise_first_failure(results)
+        value = sum(w * r[0] for w, r in zip(weights, results))
         grads = tree_map(lambda *gs: sum(w * g for w, g in zip(weights, gs)),
-                         *(g for _, g in results))
-        return value, grads
+                         *(r[1] for r in results))
+        # with state, every shard computed the same new state (the batch's statistics)
+        return (value, grads, results[0][2]) if stateful else (value, grads)
 
+    run.loss = getattr(value_and_grad_fn, "loss", None)
+    run.stateful = stateful
     return run
 
 
@@ -119,6 +200,10 @@ def chunked(value_and_grad_fn: Callable, size: int, *, batch_mean: bool | None =
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise ValueError(f"chunked: size must be a positive int, got {size!r}")
     _batch_mean("chunked", value_and_grad_fn, batch_mean)
+    if getattr(value_and_grad_fn, "stateful", False):
+        raise ValueError("chunked: the model keeps batch statistics (batch_norm), which chunks "
+                         "run one after the other cannot share; use threads= (shards share "
+                         "them) or a larger chunk, or no chunk")
 
     def run(params, x, y, *, key=None):
         n = len(tree_leaves(x)[0])
@@ -142,11 +227,20 @@ def chunked(value_and_grad_fn: Callable, size: int, *, batch_mean: bool | None =
 
 
 def _result(future) -> Any:
-    """``future.result()``, polled rather than slept on: the wait is short (the shards'
-    imbalance), and waking a sleeping thread costs more than that on a virtual machine."""
+    """``future.result()`` (or the exception it raised), polled rather than slept on: the wait
+    is short (the shards' imbalance), and waking a sleeping thread costs more than that on a
+    virtual machine."""
     while not future.done():
         time.sleep(0)  # releases the GIL for the shard that is still running
-    return future.result()
+    return future.exception() or future.result()
 
 
-__all__ = ["chunked", "sharded"]
+def _raise_first_failure(results: list) -> None:
+    """Re-raise a shard's exception: the one that broke the barrier, not the others' echoes."""
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        raise next((f for f in failures if not isinstance(f, threading.BrokenBarrierError)),
+                   failures[0])
+
+
+__all__ = ["allreduce", "chunked", "shard_weight", "sharded"]

@@ -36,7 +36,7 @@ from fnn.checkpoint import (
     load_checkpoint,
     tree_signature,
 )
-from fnn.core import Layer, value_and_grad
+from fnn.core import Layer, init, value_and_grad
 from fnn.io import FnnFileError, read_npz
 from fnn.keys import Key, fold_in
 from fnn.optim import Optimizer, apply_updates
@@ -633,24 +633,27 @@ def _result(state, best_state, loop, early_stopping):
 
 
 class TrainState(NamedTuple):
-    """The usual training state: params, optimiser state, a base key for dropout, step count.
+    """The usual training state: params, optimiser state, a base key for dropout, step count,
+    and the model's own state (batch-norm's running statistics; ``None`` for a model without).
 
     >>> import fnn
     >>> _, params = fnn.linear(2).init(fnn.key(0), (-1, 3))
     >>> state = fnn.TrainState.create(params, fnn.sgd(0.1), key=fnn.key(1))
-    >>> state.step, sorted(state.params)
-    (0, ['b', 'w'])
+    >>> state.step, sorted(state.params), state.model_state
+    (0, ['b', 'w'], None)
     """
 
     params: Any
     opt_state: Any
     key: Key | None = None
     step: int = 0
+    model_state: Any = None
 
     @classmethod
-    def create(cls, params, optimizer: Optimizer, key: Key | None = None) -> TrainState:
+    def create(cls, params, optimizer: Optimizer, key: Key | None = None,
+               model_state: Any = None) -> TrainState:
         check_params(params, "TrainState.create")
-        return cls(params, optimizer.init(params), key, 0)
+        return cls(params, optimizer.init(params), key, 0, model_state)
 
 
 def check_params(params, where: str) -> None:
@@ -670,7 +673,8 @@ def supervised_step(model: Layer, loss, optimizer: Optimizer, *, threads: int = 
 
     The step's dropout key is ``fold_in(state.key, state.step)`` when ``state.key`` is set.
     ``threads``: batch shards run at once; ``chunk``: at most that many samples at a time
-    (see :func:`fnn.value_and_grad`).
+    (see :func:`fnn.value_and_grad`). A model with state (``model.stateful``, e.g. with
+    :func:`fnn.batch_norm`) trains on ``state.model_state`` and the step returns the new one.
 
     >>> import numpy as np, fnn
     >>> model = fnn.linear(1)
@@ -686,11 +690,20 @@ def supervised_step(model: Layer, loss, optimizer: Optimizer, *, threads: int = 
     def step(state: TrainState, batch):
         x, y = batch
         key = fold_in(state.key, state.step) if state.key is not None else None
-        value, grads = grad_fn(state.params, x, y, key=key)
+        model_state = state.model_state
+        if model.stateful:
+            if model_state is None:
+                raise ValueError(f"supervised_step: the model {model.name} has state (batch "
+                                 "statistics) but the TrainState has none: create it with "
+                                 "TrainState.create(params, optimizer, model_state=state), the "
+                                 "state being the third value of fnn.init(model, key, shape)")
+            value, grads, model_state = grad_fn(state.params, x, y, key=key, state=model_state)
+        else:
+            value, grads = grad_fn(state.params, x, y, key=key)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = apply_updates(state.params, updates)
         metrics = {"loss": value, **optimizer_stats(opt_state)}  # lr, grad_norm when clipping
-        return TrainState(params, opt_state, state.key, state.step + 1), metrics
+        return TrainState(params, opt_state, state.key, state.step + 1, model_state), metrics
 
     step.metric_names = ("loss",)
     step.fingerprint = {"kind": "supervised_step", "model": model.name,
@@ -709,8 +722,9 @@ def _describe_optimizer(optimizer) -> Any:
     return type(optimizer).__name__
 
 
-def predict(model: Layer, params, x, *, batch_size: int = 1024) -> np.ndarray:
-    """``model.apply`` over ``x`` in chunks of ``batch_size`` (bounded memory).
+def predict(model: Layer, params, x, *, state=None, batch_size: int = 1024) -> np.ndarray:
+    """``model.apply`` over ``x`` in chunks of ``batch_size`` (bounded memory); ``state``: the
+    model's state (running statistics), for a model that has one.
 
     >>> import numpy as np, fnn
     >>> model = fnn.linear(2)
@@ -723,8 +737,12 @@ def predict(model: Layer, params, x, *, batch_size: int = 1024) -> np.ndarray:
         raise ValueError(f"predict: batch_size must be a positive int, got {batch_size!r}")
     if len(x) == 0:
         raise ValueError("predict: x is empty")
+    if model.stateful and state is None:
+        raise ValueError(f"predict: the model {model.name} has state (running statistics): "
+                         "pass state= (TrainState.model_state, or init's third value)")
+    extra = {"state": state} if model.stateful else {}
     return np.concatenate(
-        [model.apply(params, x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        [model.apply(params, x[i:i + batch_size], **extra) for i in range(0, len(x), batch_size)]
     )
 
 
@@ -745,8 +763,9 @@ def evaluator(model: Layer, x, y, *, loss=None, accuracy: bool = False,
               batch_size: int = 1024) -> Callable[[Any], dict]:
     """``eval_fn(state) -> {"loss": ..., "accuracy": ...}`` on held-out ``(x, y)``.
 
-    ``state`` may be a :class:`TrainState` or a params tree. The set is checked here (not
-    empty, ``x`` and ``y`` of one length), so a bad one fails before training starts.
+    ``state`` may be a :class:`TrainState` or a params tree (for a model with state, a
+    ``(params, model_state)`` pair). The set is checked here (not empty, ``x`` and ``y`` of
+    one length), so a bad one fails before training starts.
 
     >>> import numpy as np, fnn
     >>> model = fnn.linear(2)
@@ -769,8 +788,16 @@ def evaluator(model: Layer, x, y, *, loss=None, accuracy: bool = False,
         raise ValueError(f"evaluator: batch_size must be a positive int, got {batch_size!r}")
 
     def eval_fn(state) -> dict:
-        params = state.params if isinstance(state, TrainState) else state
-        pred = predict(model, params, x, batch_size=batch_size)
+        if isinstance(state, TrainState):
+            params, model_state = state.params, state.model_state
+        elif model.stateful:
+            if not (isinstance(state, tuple) and len(state) == 2):
+                raise ValueError(f"evaluator: the model {model.name} has state; evaluate a "
+                                 "TrainState or a (params, model_state) pair")
+            params, model_state = state
+        else:
+            params, model_state = state, None
+        pred = predict(model, params, x, state=model_state, batch_size=batch_size)
         out = {}
         if loss is not None:
             out["loss"] = loss.value(pred, y)
@@ -798,6 +825,7 @@ def fit(
     early_stopping: EarlyStopping | None = None,
     seed: int | Key = 0,
     params=None,
+    model_state=None,
     dropout_key: bool = False,
     callbacks: Sequence[Callable] = (),
     progress: bool = True,
@@ -809,7 +837,8 @@ def fit(
     """The usual recipe in one call: init (unless ``params`` is given), shuffle with ``seed``,
     train with ``loss``/``optimizer``, evaluate on ``validation=(x_val, y_val)`` every epoch
     (its loss, and accuracy with ``accuracy=True``), optional early stopping.
-    Returns ``(params, history)``.
+    Returns ``(params, history)``; for a model with state (``model.stateful``: batch-norm),
+    ``((params, model_state), history)``.
 
     ``drop_last=True`` skips each epoch's last partial batch: when it holds only a few rows
     (6561 rows at batch 32 leave one), its noisy step at a large learning rate can spoil the
@@ -828,20 +857,25 @@ def fit(
     """
     base = _seed_key(seed)
     init_key, data_key, drop_key = fold_in(base, 0), fold_in(base, 1), fold_in(base, 2)
-    if params is None:
-        _, params = model.init(init_key, (-1, *np.shape(x)[1:]))
+    if params is None or (model.stateful and model_state is None):
+        _, fresh, fresh_state = init(model, init_key, (-1, *np.shape(x)[1:]))
+        params = fresh if params is None else params
+        model_state = fresh_state if model_state is None else model_state
     eval_fn = None
     if validation is not None:
         eval_fn = evaluator(model, *validation, loss=loss, accuracy=accuracy)
     state, history = train(
         supervised_step(model, loss, optimizer, threads=threads),
         batches(x, y, batch_size=batch_size, rng=data_key, drop_last=drop_last),
-        TrainState.create(params, optimizer, drop_key if dropout_key else None),
+        TrainState.create(params, optimizer, drop_key if dropout_key else None,
+                          model_state if model.stateful else None),
         epochs=epochs, eval_fn=eval_fn, early_stopping=early_stopping, callbacks=callbacks,
         progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
         config={"seed": [_json_int(base.entropy), list(base.spawn_key)],
                 "dropout_key": dropout_key},
     )
+    if model.stateful:
+        return (state.params, state.model_state), history
     return state.params, history
 
 

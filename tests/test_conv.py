@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fnn
-from fnn.layers.windows import geometry
+from fnn.layers.arguments import geometry
 
 RNG = np.random.default_rng(0)
 TOL = 1e-6
@@ -214,7 +214,7 @@ def test_single_channel_inputs(nd):
 
 
 def test_patches_with_a_column_of_ones_hold_the_same_windows():
-    from fnn.layers.conv import patches
+    from fnn.ops.conv import patches
     for channels in (1, 3):
         x = RNG.standard_normal((2, 6, 5, channels))
         g = geometry("t", (6, 5), (3, 2), (1, 2), (1, 1), "same")
@@ -329,9 +329,9 @@ def test_wrong_rank_and_channels_are_clear():
     with pytest.raises(fnn.LayerError, match=r"conv2d\(8, 3\): expects inputs of shape \(N, H, W, C\)"):
         layer.init(fnn.key(0), (-1, 28, 28))
     _, params = layer.init(fnn.key(0), (-1, 8, 8, 3))
-    with pytest.raises(fnn.LayerError, match=r"expected input of shape \(N, H, W, C\), got \(2, 8, 8\)"):
+    with pytest.raises(fnn.LayerError, match=r"expects inputs of shape \(N, H, W, C\), got input_shape \(N, 8, 8\)"):
         layer.apply(params, np.zeros((2, 8, 8), np.float32))
-    with pytest.raises(fnn.LayerError, match=r"params\['w'\] should have shape \(3, 3, 1, 8\).*got \(3, 3, 3, 8\)"):
+    with pytest.raises(fnn.LayerError, match=r"input \(2, 8, 8, 1\) does not fit params\['w'\] of shape \(3, 3, 3, 8\) \(an input \(N, 8, 8, 1\) needs \(3, 3, 1, 8\)\)"):
         layer.apply(params, np.zeros((2, 8, 8, 1), np.float32))
     with pytest.raises(fnn.LayerError, match="floating-point"):
         layer.apply(params, np.zeros((2, 8, 8, 3), np.uint8))
@@ -367,7 +367,7 @@ def test_pool_padding_larger_than_kernel_is_refused():
 def test_windows_match_sliding_window_view(sizes, kernel, stride, dilation, padding):
     from numpy.lib.stride_tricks import sliding_window_view
 
-    from fnn.layers.windows import pad, windows
+    from fnn.ops.windows import pad, windows
     g = geometry("t", sizes, kernel, stride, dilation, padding)
     xp = pad(RNG.standard_normal((2, *sizes, 3)), g.pads)
     nd = len(sizes)

@@ -16,7 +16,8 @@ def _params():
 def test_wrong_input_size_at_apply_names_path_expected_and_actual():
     with pytest.raises(fnn.LayerError) as err:
         MODEL.apply(_params(), np.zeros((4, 65), np.float32))
-    assert str(err.value) == "[00_linear] linear(16): expected input of shape (N, 64), got (4, 65)"
+    assert str(err.value) == ("[00_linear] linear(16): input (4, 65) does not fit params['w'] of "
+                              "shape (64, 16) (an input (N, 65) needs (65, 16))")
 
 
 def test_wrong_size_deep_inside_reports_the_full_path():
@@ -24,9 +25,9 @@ def test_wrong_size_deep_inside_reports_the_full_path():
     params["02_serial"]["00_linear"]["w"] = np.zeros((15, 8), np.float32)
     # the input of 02_serial/00_linear comes from the model, so the params are at fault
     with pytest.raises(fnn.LayerError, match=r"^\[02_serial/00_linear\] linear\(8\): params\['w'\] "
-                                             r"has shape \(15, 8\), made for inputs of 15 features, "
-                                             r"but the layer before it gives 16 .*expected "
-                                             r"params\['w'\] of shape \(16, 8\)"):
+                                             r"has shape \(15, 8\), but the layer before it gives "
+                                             r"inputs \(4, 16\), which need params\['w'\] of shape "
+                                             r"\(16, 8\): the params do not fit the model"):
         MODEL.apply(params, np.zeros((4, 64), np.float32))
     with pytest.raises(fnn.LayerError, match=r"^\[02_serial/00_linear\] linear\(8\): params\['w'\]"):
         MODEL.vjp(params, np.zeros((4, 64), np.float32))
@@ -34,7 +35,9 @@ def test_wrong_size_deep_inside_reports_the_full_path():
     cparams = conv.init(fnn.key(0), (-1, 8, 8, 1))[1]
     cparams["02_conv2d"]["w"] = np.zeros((3, 3, 5, 2), np.float32)
     with pytest.raises(fnn.LayerError, match=r"^\[02_conv2d\] conv2d.*params\['w'\] has shape "
-                                             r"\(3, 3, 5, 2\) \(made for inputs of 5 channels\)"):
+                                             r"\(3, 3, 5, 2\), but the layer before it gives inputs "
+                                             r"\(2, 6, 6, 4\), which need params\['w'\] of shape "
+                                             r"\(3, 3, 4, 2\)"):
         conv.apply(cparams, np.zeros((2, 8, 8, 1), np.float32))
 
 
@@ -73,7 +76,8 @@ def test_params_tree_not_matching_the_model():
         fnn.TrainState.create(params, fnn.sgd(0.1))
     params = _params()
     params["00_linear"]["b"] = np.zeros(3, np.float32)
-    with pytest.raises(fnn.LayerError, match=r"params\['b'\] should have shape \(16,\), got \(3,\)"):
+    with pytest.raises(fnn.LayerError, match=r"input \(2, 64\) does not fit params\['b'\] of shape "
+                                             r"\(3,\) \(an input \(N, 64\) needs \(16,\)\)"):
         MODEL.apply(params, np.zeros((2, 64), np.float32))
     with pytest.raises(fnn.LayerError, match="serial: params should be a dict"):
         MODEL.apply([1, 2], np.zeros((2, 64), np.float32))

@@ -162,10 +162,10 @@ def test_value_and_grad_matches_manual_chain():
 
 def _spy(calls: list) -> fnn.Layer:
     """A parameter-free identity layer that records every call of its pullback."""
-    def vjp(params, x, *, key=None):
+    def vjp(params, x, *, key=None, input_grad=True):
         def pullback(dy):
             calls.append(dy.shape)
-            return {}, dy
+            return {}, dy if input_grad else None
         return x, pullback
 
     return fnn.Layer(lambda k, s: (s, {}), lambda p, x: x, vjp, "spy")
@@ -176,7 +176,7 @@ def _spy(calls: list) -> fnn.Layer:
     lambda spy: fnn.serial(fnn.serial(spy, fnn.conv1d(2, 3, bias=True)), spy, fnn.relu(),
                            fnn.flatten(), fnn.linear(2)),
 ], ids=["dense", "nested-conv"])
-def test_param_vjp_skips_only_the_unneeded_input_gradients(make):
+def test_input_grad_false_skips_only_the_unneeded_input_gradients(make):
     calls = []
     model = make(_spy(calls))
     _, params = model.init(fnn.key(0), (-1, 5, 2))
@@ -186,7 +186,7 @@ def test_param_vjp_skips_only_the_unneeded_input_gradients(make):
     grads, dx = pullback(dy)
     assert dx.shape == x.shape and len(calls) == 2
     calls.clear()
-    y2, param_pullback = model.param_vjp(params, x)
+    y2, param_pullback = model.vjp(params, x, input_grad=False)
     grads2, dx2 = param_pullback(dy)
     # the spy before every param is skipped, the one after the first params still runs
     assert dx2 is None and len(calls) == 1
@@ -196,15 +196,25 @@ def test_param_vjp_skips_only_the_unneeded_input_gradients(make):
         np.testing.assert_allclose(a, b, rtol=1e-12)
 
 
-def test_gradcheck_compares_param_vjp_with_vjp():
+def test_gradcheck_compares_the_no_dx_pullback_with_the_full_one():
     layer = fnn.conv2d(2, 3, bias=True)
     _, params = layer.init(fnn.key(0), (-1, 5, 5, 1))
-    errors = fnn.gradcheck(layer, params, RNG.standard_normal((2, 5, 5, 1)))
-    assert {"param_vjp/w", "param_vjp/b"} <= set(errors) and max(errors.values()) < 1e-6
-    broken = layer._replace(param_vjp=lambda p, x, key=None: layer.vjp(
-        {"w": p["w"] * 2, "b": p["b"]}, x))
+    x = RNG.standard_normal((2, 5, 5, 1))
+    errors = fnn.gradcheck(layer, params, x)
+    assert {"no_dx/w", "no_dx/b"} <= set(errors) and max(errors.values()) < 1e-6
+
+    def ignores_input_grad(p, xx, *, key=None, input_grad=True):
+        return layer.vjp(p, xx, key=key)
     with pytest.raises(AssertionError, match="returned a dx"):
-        fnn.gradcheck(broken, params, RNG.standard_normal((2, 5, 5, 1)))
+        fnn.gradcheck(layer._replace(vjp=ignores_input_grad), params, x)
+
+    def wrong_without_dx(p, xx, *, key=None, input_grad=True):
+        y, back = layer.vjp(p, xx, input_grad=input_grad)
+        if input_grad:
+            return y, back
+        return y, lambda dy: ({"w": back(dy)[0]["w"] * 2, "b": back(dy)[0]["b"]}, None)
+    errors = fnn.gradcheck(layer._replace(vjp=wrong_without_dx), params, x)
+    assert errors["no_dx/w"] > 0.1 and errors["params/w"] < 1e-6
 
 
 def test_assert_gradients_close_passes_good_and_names_bad_gradients():

@@ -8,7 +8,6 @@ from fnn.layers.activations import (
     identity,
     leaky_relu,
     log_softmax,
-    parameter_free,
     relu,
     sigmoid,
     sinc,
@@ -18,15 +17,19 @@ from fnn.layers.activations import (
     stable_sigmoid,
     tanh,
 )
-from fnn.layers.conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d
+from fnn.layers.base import layer, parameter_free
+from fnn.layers.conv import conv, conv1d, conv2d, conv_transpose1d, conv_transpose2d
 from fnn.layers.dense import linear
 from fnn.layers.dropout import dropout
+from fnn.layers.norm import batch_norm, group_norm, layer_norm
 from fnn.layers.pool import (
     avg_pool1d,
     avg_pool2d,
     global_avg_pool,
     max_pool1d,
     max_pool2d,
+    pool,
+    upsample,
     upsample1d,
     upsample2d,
 )
@@ -35,6 +38,8 @@ from fnn.layers.shape import flatten, reshape
 __all__ = [
     "avg_pool1d",
     "avg_pool2d",
+    "batch_norm",
+    "conv",
     "conv1d",
     "conv2d",
     "conv_transpose1d",
@@ -46,13 +51,17 @@ __all__ = [
     "gaussian",
     "gelu",
     "global_avg_pool",
+    "group_norm",
     "identity",
+    "layer",
+    "layer_norm",
     "leaky_relu",
     "linear",
     "log_softmax",
     "max_pool1d",
     "max_pool2d",
     "parameter_free",
+    "pool",
     "relu",
     "reshape",
     "sigmoid",
@@ -62,6 +71,7 @@ __all__ = [
     "softplus",
     "stable_sigmoid",
     "tanh",
+    "upsample",
     "upsample1d",
     "upsample2d",
 ]

@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from fnn.checks import float_input, no_params
 from fnn.core import Layer
+from fnn.layers.base import parameter_free
 from fnn.ops import elementwise as ops
 
 
@@ -32,44 +32,7 @@ def elementwise(
         >>> cube.apply({}, np.array([[2.0]]))
         array([[8.]])
     """
-    return parameter_free(name, fn, lambda x, y, dy: dy * grad(x, y), label)
-
-
-def parameter_free(
-    name: str,
-    fn: Callable[[np.ndarray], np.ndarray],
-    back: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
-    label: str | None = None,
-) -> Layer:
-    """A layer without params: ``y = fn(x)``, pullback ``dx = back(x, y, dy)``.
-
-    Use it when the backward pass is not element-wise (it sees the whole ``dy``), as softmax's
-    does. ``x``, ``y`` and ``dy`` all have the input's shape.
-
-    >>> import numpy as np, fnn
-    >>> center = fnn.layers.parameter_free(
-    ...     "center", lambda x: x - x.mean(axis=-1, keepdims=True),
-    ...     lambda x, y, dy: dy - dy.mean(axis=-1, keepdims=True))
-    >>> y, pullback = center.vjp({}, np.array([[1.0, 2.0, 6.0]]))
-    >>> y
-    array([[-2., -1.,  3.]])
-    >>> pullback(np.array([[1.0, 0.0, 0.0]]))[1].round(3)
-    array([[ 0.667, -0.333, -0.333]])
-    """
-    label = label or name
-
-    def init(key, input_shape):
-        return input_shape, {}
-
-    def apply(params, x):
-        no_params(label, params)
-        return fn(float_input(label, x))
-
-    def vjp(params, x, *, key=None):
-        y = apply(params, x)
-        return y, lambda dy: ({}, back(x, y, dy))
-
-    return Layer(init, apply, vjp, name, None, label)
+    return parameter_free(label or name, fn, lambda x, y, dy: dy * grad(x, y), name=name)
 
 
 def identity() -> Layer:

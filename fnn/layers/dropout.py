@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from fnn.checks import LayerError, float_input, no_params
+from fnn.checks import LayerError
 from fnn.core import Layer
+from fnn.layers.base import parameter_free
 
 
 def dropout(rate: float) -> Layer:
@@ -23,15 +24,7 @@ def dropout(rate: float) -> Layer:
     label = f"dropout({rate})"
     keep = 1.0 - float(rate)
 
-    def init(key, input_shape):
-        return input_shape, {}
-
-    def apply(params, x):
-        no_params(label, params)
-        return float_input(label, x)
-
-    def vjp(params, x, *, key=None):
-        x = apply(params, x)
+    def train(x, key):
         if key is None:
             raise LayerError(
                 f"{label}: training (vjp) needs a random key, e.g. model.vjp(params, x, "
@@ -39,6 +32,6 @@ def dropout(rate: float) -> Layer:
             )
         mask = (np.random.default_rng(key).random(x.shape, dtype=np.float32) < keep) / keep
         mask = mask.astype(x.dtype, copy=False)
-        return x * mask, lambda dy: ({}, dy * mask)
+        return x * mask, lambda dy: dy * mask
 
-    return Layer(init, apply, vjp, "dropout", None, label)
+    return parameter_free(label, lambda x: x, train=train)

@@ -18,112 +18,98 @@ from collections.abc import Callable
 
 import numpy as np
 
-from fnn.checks import LayerError, as_shape, float_input, fmt_shape, no_params
+from fnn.checks import LayerError, fmt_shape, no_params
 from fnn.core import Layer
-from fnn.layers.windows import Geometry, geometry, int_tuple, layout, padding_arg
+from fnn.layers.arguments import geometry, int_tuple, layout, padding_arg
+from fnn.layers.base import fixed_rank, parameter_free, rank_checker
 from fnn.ops import pool as ops_pool
 
 
-def _spatial_layer(name: str, label: str, nd: int | None, out_sizes: Callable,
-                   forward: Callable, forward_vjp: Callable) -> Layer:
-    """A parameter-free layer on ``(N, *S, C)`` (``nd`` spatial axes, any when None).
+def _spatial(label: str, nd: int, out_sizes: Callable, fn: Callable, train: Callable) -> Layer:
+    """A parameter-free layer on ``(N, *S, C)`` with ``nd`` spatial axes: ``out_sizes(S)``,
+    ``fn(x) -> y``, ``train(x, key) -> (y, back)``."""
 
-    ``out_sizes(S) -> S_out`` (for init), ``forward(x) -> y``,
-    ``forward_vjp(x) -> (y, back)`` with ``back(dy) -> dx``."""
+    def shape(input_shape):
+        shape = fixed_rank(label, input_shape, nd + 2, layout(nd))
+        return (shape[0], *out_sizes(shape[1:-1]), shape[-1])
 
-    def rank_ok(ndim):
-        return ndim == nd + 2 if nd is not None else ndim >= 3
-
-    def init(key, input_shape):
-        shape = as_shape(label, input_shape, min_rank=2)
-        if not rank_ok(len(shape)):
-            raise LayerError(f"{label}: expects inputs of shape {layout(nd)}, got input_shape "
-                             f"{fmt_shape(shape)}")
-        return (shape[0], *out_sizes(shape[1:-1]), shape[-1]), {}
-
-    def checked(params, x):
-        no_params(label, params)
-        x = float_input(label, x)
-        if not rank_ok(x.ndim):
-            raise LayerError(f"{label}: expected input of shape {layout(nd)}, got {x.shape}")
-        return x
-
-    def apply(params, x):
-        return forward(checked(params, x))
-
-    def vjp(params, x, *, key=None):
-        y, back = forward_vjp(checked(params, x))
-        return y, lambda dy: ({}, back(dy))
-
-    return Layer(init, apply, vjp, name, None, label)
+    return parameter_free(label, fn, train=train, shape=shape,
+                          check=rank_checker(label, (nd + 2,), layout(nd)))
 
 
-def _pool(kind: str, nd: int, kernel_size, stride, padding) -> Layer:
-    name = f"{kind}_pool{nd}d"
-    label = f"{name}({kernel_size!r})"
+def pool(kind: str, nd: int, kernel_size, stride=None, padding=0) -> Layer:
+    """The pooling factory behind ``max_pool1d/2d`` and ``avg_pool1d/2d``: ``kind`` is
+    ``"max"`` or ``"avg"``, ``nd`` the number of spatial axes; ``stride`` defaults to the
+    kernel size; ``padding`` as for convolutions (smaller than the kernel).
+
+    >>> import fnn
+    >>> fnn.layers.pool("max", 2, 3, stride=2, padding=1).init(None, (-1, 28, 28, 8))[0]
+    (-1, 14, 14, 8)
+    """
+    if kind not in ("max", "avg"):
+        raise ValueError(f"pool: kind must be 'max' or 'avg', got {kind!r}")
+    label = f"{kind}_pool{nd}d({kernel_size!r})"
     kernel = int_tuple(label, "kernel_size", kernel_size, nd)
     stride = kernel if stride is None else int_tuple(label, "stride", stride, nd)
     padding = padding_arg(label, padding, nd)
-    ones = (1,) * nd
 
-    def geom(sizes) -> Geometry:
-        g = geometry(label, sizes, kernel, stride, ones, padding)
+    def geom(sizes):
+        g = geometry(label, sizes, kernel, stride, (1,) * nd, padding)
         if any(lo >= k or hi >= k for (lo, hi), k in zip(g.pads, kernel)):
             raise LayerError(f"{label}: padding {g.pads} must be smaller than the kernel "
                              f"{kernel} (a window of padding only has no value)")
         return g
 
-    if kind == "avg":
-        def forward(x):
-            return ops_pool.avg_pool(x, geom(x.shape[1:-1]))
+    def out_sizes(sizes):
+        return geom(sizes).out_sizes
 
-        def forward_vjp(x):
+    if kind == "avg":
+        def train(x, key):
             g = geom(x.shape[1:-1])
             return ops_pool.avg_pool(x, g), lambda dy: ops_pool.avg_pool_backward(dy, g)
 
-        return _spatial_layer(name, label, nd, lambda s: geom(s).out_sizes, forward, forward_vjp)
+        return _spatial(label, nd, out_sizes, lambda x: ops_pool.avg_pool(x, geom(x.shape[1:-1])),
+                        train)
 
-    def max_forward(x, relu=False):
+    def forward(x, relu=False):
         return ops_pool.max_pool(x, geom(x.shape[1:-1]), relu)[0]
 
-    def max_forward_vjp(x, relu=False):
+    def train(x, key=None, relu=False):
         g = geom(x.shape[1:-1])
         y, arg = ops_pool.max_pool(x, g, relu)
         return y, lambda dy: ops_pool.max_pool_backward(dy, arg, g, y if relu else None)
 
-    layer = _spatial_layer(name, label, nd, lambda s: geom(s).out_sizes, max_forward,
-                           max_forward_vjp)
-    return _with_relu_fusion(layer, label, nd, max_forward, max_forward_vjp)
+    layer = _spatial(label, nd, out_sizes, forward, train)
+    return _with_relu_fusion(layer, label, nd, forward, train)
 
 
 def _with_relu_fusion(layer: Layer, label: str, nd: int, forward: Callable,
-                      forward_vjp: Callable) -> Layer:
+                      train: Callable) -> Layer:
     """Give a max-pool layer the fused ``relu`` + max-pool that :func:`fnn.serial` runs in
     place of an adjacent ``relu(), max_pool(...)`` pair (:mod:`fnn.ops.pool`: same numbers,
     fewer passes over the relu's full-size input). Stored as attributes of its functions, so
     the Layer keeps its fields: ``apply.after_relu(params, x)`` and
-    ``vjp.after_relu(params, x) -> (y, pullback)``, ``x`` being the relu's input."""
-
-    def checked(params, x):
-        no_params(label, params)
-        x = float_input(label, x)
-        if x.ndim != nd + 2:
-            raise LayerError(f"{label}: expected input of shape {layout(nd)}, got {x.shape}")
-        return x
+    ``vjp.after_relu(params, x, input_grad) -> (y, pullback)``, ``x`` being the relu's input."""
+    check = rank_checker(label, (nd + 2,), layout(nd))
 
     def apply(params, x):
         return layer.apply(params, x)
 
-    def vjp(params, x, *, key=None):
-        return layer.vjp(params, x, key=key)
+    def vjp(params, x, *, key=None, input_grad=True):
+        return layer.vjp(params, x, key=key, input_grad=input_grad)
 
-    def fused_vjp(params, x):
-        y, back = forward_vjp(checked(params, x), relu=True)
-        return y, lambda dy: ({}, back(dy))
+    def fused_vjp(params, x, input_grad=True):
+        no_params(label, params)
+        y, back = train(check(x), relu=True)
+        return y, lambda dy: ({}, back(dy) if input_grad else None)
 
-    apply.after_relu = lambda params, x: forward(checked(params, x), relu=True)
+    def fused_apply(params, x):
+        no_params(label, params)
+        return forward(check(x), relu=True)
+
+    apply.after_relu = fused_apply
     vjp.after_relu = fused_vjp
-    return Layer(layer.init, apply, vjp, layer.name, None, layer.label)
+    return layer._replace(apply=apply, vjp=vjp)
 
 
 def max_pool1d(kernel_size: int, stride: int | None = None, padding=0) -> Layer:
@@ -133,7 +119,7 @@ def max_pool1d(kernel_size: int, stride: int | None = None, padding=0) -> Layer:
     >>> fnn.max_pool1d(2).apply({}, np.array([[[1.], [3.], [2.], [0.], [5.]]])).ravel()
     array([3., 2.])
     """
-    return _pool("max", 1, kernel_size, stride, padding)
+    return pool("max", 1, kernel_size, stride, padding)
 
 
 def max_pool2d(kernel_size, stride=None, padding=0) -> Layer:
@@ -143,7 +129,7 @@ def max_pool2d(kernel_size, stride=None, padding=0) -> Layer:
     >>> fnn.max_pool2d(2).init(None, (-1, 28, 28, 32))[0]
     (-1, 14, 14, 32)
     """
-    return _pool("max", 2, kernel_size, stride, padding)
+    return pool("max", 2, kernel_size, stride, padding)
 
 
 def avg_pool1d(kernel_size: int, stride: int | None = None, padding=0) -> Layer:
@@ -153,7 +139,7 @@ def avg_pool1d(kernel_size: int, stride: int | None = None, padding=0) -> Layer:
     >>> fnn.avg_pool1d(2).apply({}, np.array([[[1.], [3.], [2.], [0.], [5.]]])).ravel()
     array([2., 1.])
     """
-    return _pool("avg", 1, kernel_size, stride, padding)
+    return pool("avg", 1, kernel_size, stride, padding)
 
 
 def avg_pool2d(kernel_size, stride=None, padding=0) -> Layer:
@@ -164,12 +150,18 @@ def avg_pool2d(kernel_size, stride=None, padding=0) -> Layer:
     array([[ 2.5,  4.5],
            [10.5, 12.5]])
     """
-    return _pool("avg", 2, kernel_size, stride, padding)
+    return pool("avg", 2, kernel_size, stride, padding)
 
 
-def _upsample(nd: int, factor, mode: str) -> Layer:
-    name = f"upsample{nd}d"
-    label = f"{name}({factor!r})"
+def upsample(nd: int, factor, mode: str = "nearest") -> Layer:
+    """The up-sampling factory behind ``upsample1d/2d``: repeat every position ``factor``
+    times (an int or one per axis) along each of the ``nd`` spatial axes.
+
+    >>> import fnn
+    >>> fnn.layers.upsample(2, (2, 3)).init(None, (-1, 4, 4, 1))[0]
+    (-1, 8, 12, 1)
+    """
+    label = f"upsample{nd}d({factor!r})"
     factors = int_tuple(label, "factor", factor, nd)
     if mode != "nearest":
         raise ValueError(f"{label}: mode must be 'nearest', got {mode!r}")
@@ -180,14 +172,13 @@ def _upsample(nd: int, factor, mode: str) -> Layer:
         target = (n, *(a for s, f in zip(sizes, factors) for a in (s, f)), c)
         return np.broadcast_to(expanded, target).reshape(n, *(s * f for s, f in zip(sizes, factors)), c)
 
-    def forward_vjp(x):
+    def train(x, key):
         n, *sizes, c = x.shape
         split_shape = (n, *(a for s, f in zip(sizes, factors) for a in (s, f)), c)
         sum_axes = tuple(2 + 2 * i for i in range(nd))
         return forward(x), lambda dy: dy.reshape(split_shape).sum(axis=sum_axes)
 
-    return _spatial_layer(name, label, nd, lambda s: tuple(a * f for a, f in zip(s, factors)),
-                          forward, forward_vjp)
+    return _spatial(label, nd, lambda s: tuple(a * f for a, f in zip(s, factors)), forward, train)
 
 
 def upsample1d(factor: int, mode: str = "nearest") -> Layer:
@@ -197,7 +188,7 @@ def upsample1d(factor: int, mode: str = "nearest") -> Layer:
     >>> fnn.upsample1d(3).apply({}, np.array([[[1.], [2.]]])).ravel()
     array([1., 1., 1., 2., 2., 2.])
     """
-    return _upsample(1, factor, mode)
+    return upsample(1, factor, mode)
 
 
 def upsample2d(factor, mode: str = "nearest") -> Layer:
@@ -211,7 +202,7 @@ def upsample2d(factor, mode: str = "nearest") -> Layer:
            [2., 2., 3., 3.],
            [2., 2., 3., 3.]])
     """
-    return _upsample(2, factor, mode)
+    return upsample(2, factor, mode)
 
 
 def global_avg_pool() -> Layer:
@@ -226,10 +217,16 @@ def global_avg_pool() -> Layer:
     """
     label = "global_avg_pool"
 
+    def shape(input_shape):
+        if len(input_shape) < 3:
+            raise LayerError(f"{label}: expects inputs of shape {layout(None)}, got input_shape "
+                             f"{fmt_shape(input_shape)}")
+        return (input_shape[0], input_shape[-1])
+
     def forward(x):
         return x.mean(axis=tuple(range(1, x.ndim - 1)), dtype=x.dtype)
 
-    def forward_vjp(x):
+    def train(x, key):
         count = math.prod(x.shape[1:-1])
 
         def back(dy):
@@ -238,14 +235,9 @@ def global_avg_pool() -> Layer:
 
         return forward(x), back
 
-    layer = _spatial_layer(label, label, None, lambda s: s, forward, forward_vjp)
-
-    def init(key, input_shape):
-        out, params = layer.init(key, input_shape)
-        return (out[0], out[-1]), params
-
-    return Layer(init, layer.apply, layer.vjp, label, None, label)
+    return parameter_free(label, forward, train=train, shape=shape, min_rank=3,
+                          check=rank_checker(label, tuple(range(3, 33)), layout(None)))
 
 
-__all__ = ["avg_pool1d", "avg_pool2d", "global_avg_pool", "max_pool1d", "max_pool2d",
-           "upsample1d", "upsample2d"]
+__all__ = ["avg_pool1d", "avg_pool2d", "global_avg_pool", "max_pool1d", "max_pool2d", "pool",
+           "upsample", "upsample1d", "upsample2d"]

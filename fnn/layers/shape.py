@@ -6,28 +6,22 @@ import math
 
 import numpy as np
 
-from fnn.checks import LayerError, as_shape, fmt_shape, no_params
+from fnn.checks import LayerError, fmt_shape
 from fnn.core import Layer
+from fnn.layers.base import parameter_free
 
 
-def _reshaping(label: str, name: str, target) -> Layer:
+def _reshaping(label: str, target) -> Layer:
     """A layer mapping ``(N, *in_shape) -> (N, *target(in_shape))`` by reshaping."""
 
-    def init(key, input_shape):
-        shape = as_shape(label, input_shape, min_rank=2)
-        return (shape[0], *target(shape[1:])), {}
-
-    def apply(params, x):
-        no_params(label, params)
+    def check(x):
         if not isinstance(x, np.ndarray) or x.ndim < 1:
             raise LayerError(f"{label}: expected an array with a batch axis, got {type(x).__name__}")
-        return x.reshape(x.shape[0], *target(x.shape[1:]))
+        return x
 
-    def vjp(params, x, *, key=None):
-        y = apply(params, x)
-        return y, lambda dy: ({}, dy.reshape(x.shape))
-
-    return Layer(init, apply, vjp, name, None, label)
+    return parameter_free(label, lambda x: x.reshape(x.shape[0], *target(x.shape[1:])),
+                          lambda x, y, dy: dy.reshape(x.shape), check=check, min_rank=2,
+                          shape=lambda s: (s[0], *target(s[1:])))
 
 
 def flatten() -> Layer:
@@ -39,7 +33,7 @@ def flatten() -> Layer:
     >>> fnn.flatten().apply({}, np.zeros((2, 3, 4, 5))).shape
     (2, 60)
     """
-    return _reshaping("flatten", "flatten", lambda s: (math.prod(s),))
+    return _reshaping("flatten", lambda s: (math.prod(s),))
 
 
 def reshape(shape: tuple) -> Layer:
@@ -71,4 +65,4 @@ def reshape(shape: tuple) -> Layer:
             )
         return shape
 
-    return _reshaping(label, "reshape", target)
+    return _reshaping(label, target)

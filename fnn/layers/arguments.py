@@ -1,8 +1,6 @@
-"""The layers' side of sliding windows: argument parsing with errors that name the layer
-(kernel sizes, strides, padding), and :func:`geometry` with the layer's label. The numerics
-(geometry, padding, windows, fold) live in :mod:`fnn.ops.windows` and are re-exported here.
-
-The output-size formula and ``padding="same"``'s rule are in :mod:`fnn.ops.windows`.
+"""The layers' argument parsing, with errors that name the layer: sizes, kernel sizes,
+strides, padding; and :func:`geometry`, :func:`fnn.ops.windows.geometry` with the layer's label.
+The numerics (geometry, padding, windows, fold) live in :mod:`fnn.ops.windows`.
 """
 
 from __future__ import annotations
@@ -10,19 +8,22 @@ from __future__ import annotations
 import numpy as np
 
 from fnn.checks import LayerError
-from fnn.ops.windows import (  # noqa: F401  (re-exported)
-    Geometry,
-    Pads,
-    WindowError,
-    crop,
-    fold,
-    fold_taps,
-    pad,
-    same_pads,
-    tap_slices,
-    windows,
-)
+from fnn.ops.windows import Geometry, Pads, WindowError
 from fnn.ops.windows import geometry as ops_geometry
+
+
+def positive_int(label: str, name: str, value) -> int:
+    """``value`` if it is a positive int, else a ``ValueError`` naming the layer and argument.
+
+    >>> from fnn.layers.arguments import positive_int
+    >>> positive_int("linear", "out_dim", 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: linear: out_dim must be a positive int, got 0
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{label}: {name} must be a positive int, got {value!r}")
+    return int(value)
 
 
 def int_tuple(label: str, name: str, value, nd: int, minimum: int = 1) -> tuple[int, ...]:
@@ -75,5 +76,4 @@ def geometry(label: str, sizes, kernel, stride, dilation, padding) -> Geometry:
         raise LayerError(f"{label}: {err}") from None
 
 
-__all__ = ["Geometry", "Pads", "crop", "fold", "fold_taps", "geometry", "int_tuple", "layout",
-           "pad", "padding_arg", "same_pads", "tap_slices", "windows"]
+__all__ = ["geometry", "int_tuple", "layout", "padding_arg", "positive_int"]

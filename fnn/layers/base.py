@@ -1,0 +1,227 @@
+"""Two builders, so that a layer is its maths plus a few lines: :func:`layer` for layers with
+params (and, optionally, state), :func:`parameter_free` for the rest.
+
+Both produce the contract of :class:`fnn.Layer`: ``apply`` for inference, ``vjp`` for
+training whose pullback skips ``dx`` when ``input_grad=False``. They check every input once,
+the same way for every layer (a floating-point array, params with the keys and shapes ``init``
+gives for that input), and word the errors with the layer's label and the params path.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from fnn.checks import LayerError, as_shape, float_input, fmt_shape, no_params
+from fnn.core import Layer
+from fnn.initializers import shapes_only
+from fnn.keys import key as make_key
+
+
+def _flat(label: str, what: str, tree: Any, spec: dict, x_shape: tuple) -> None:
+    """``tree`` must be a dict with the keys of ``spec`` and arrays of its shapes."""
+    if not isinstance(tree, dict):
+        raise LayerError(f"{label}: {what} should be a dict with keys {sorted(spec)}, got "
+                         f"{type(tree).__name__}")
+    if len(tree) != len(spec) or any(k not in tree for k in spec):
+        missing = sorted(k for k in spec if k not in tree)
+        unexpected = sorted(str(k) for k in tree if k not in spec)
+        raise LayerError(f"{label}: {what} should have keys {sorted(spec)}"
+                         + (f"; missing {missing}" if missing else "")
+                         + (f"; unexpected {unexpected}" if unexpected else ""))
+    for k, shape in spec.items():
+        value = tree[k]
+        dtype = getattr(value, "dtype", None)
+        if dtype is None or dtype.kind != "f":
+            raise LayerError(f"{label}: {what}[{k!r}] should be a floating-point array, got "
+                             f"{dtype if dtype is not None else type(value).__name__}")
+        if value.shape != shape:
+            raise LayerError(
+                f"{label}: input {x_shape} does not fit {what}[{k!r}] of shape {value.shape} "
+                f"(an input {fmt_shape((-1, *x_shape[1:]))} needs {shape})",
+                params_message=f"{label}: {what}[{k!r}] has shape {value.shape}, but the layer "
+                f"before it gives inputs {x_shape}, which need {what}[{k!r}] of shape {shape}: "
+                f"the params do not fit the model")
+
+
+def layer(label: str, init: Callable, forward: Callable, backward: Callable, *,
+          apply: Callable | None = None, stateful: bool = False, name: str | None = None,
+          min_rank: int = 2) -> Layer:
+    """A :class:`fnn.Layer` from its maths. Params (and state) are flat dicts of arrays.
+
+    * ``init(key, input_shape) -> (output_shape, params)`` (``input_shape`` is checked to be a
+      tuple of at least ``min_rank`` positive sizes, batch first);
+    * ``forward(params, x) -> (y, saved)``: the training pass, keeping what the backward needs;
+    * ``backward(params, saved, dy, input_grad) -> (dparams, dx)``, ``dx`` only when
+      ``input_grad`` (else ``None``: the model's first layer is fed data);
+    * ``apply(params, x) -> y``: inference, ``forward(params, x)[0]`` when not given.
+
+    With ``stateful=True`` (running statistics, see :func:`fnn.batch_norm`): ``init`` returns
+    ``(output_shape, params, state)``, ``forward(params, x, state) -> (y, saved, new_state)``
+    and ``apply(params, x, state) -> y`` is required; the layer's ``vjp`` then returns
+    ``(y, pullback, new_state)``.
+
+    Every call checks ``x`` (a float array) and the params (and state): the keys and shapes
+    that ``init`` gives for an input of ``x``'s shape (worked out once per shape, without
+    drawing random numbers); errors name the layer, the key, the expected and actual shapes.
+
+    >>> import numpy as np, fnn
+    >>> def scale(n):                 # y = x * s, one learned factor per feature
+    ...     def init(key, shape):
+    ...         return shape, {"s": np.ones(shape[-1:], np.float32)}
+    ...     def forward(params, x):
+    ...         return x * params["s"], x
+    ...     def backward(params, x, dy, input_grad):
+    ...         ds = (dy * x).reshape(-1, x.shape[-1]).sum(0)
+    ...         return {"s": ds}, dy * params["s"] if input_grad else None
+    ...     return fnn.layer(f"scale({n})", init, forward, backward)
+    >>> _, params = scale(3).init(fnn.key(0), (-1, 3))
+    >>> scale(3).apply(params, np.ones((2, 3)))
+    array([[1., 1., 1.],
+           [1., 1., 1.]])
+    >>> max(fnn.gradcheck(scale(3), params, np.ones((2, 3))).values()) < 1e-6
+    True
+    """
+    name = name or label.split("(")[0]
+    specs: dict[tuple, tuple] = {}
+    lock = threading.Lock()
+
+    def checked_init(key, input_shape):
+        return init(key, as_shape(label, input_shape, min_rank=min_rank))
+
+    def spec(x_shape):
+        """The params (and state) shapes ``init`` gives for inputs like ``x``: once per shape."""
+        tail = x_shape[1:]
+        found = specs.get(tail)
+        if found is None:
+            with shapes_only():
+                out = checked_init(make_key(0), (-1, *tail))
+            found = tuple({k: np.shape(v) for k, v in tree.items()} for tree in out[1:])
+            with lock:
+                if len(specs) > 64:
+                    specs.clear()
+                specs[tail] = found
+        return found
+
+    def check(params, x, state=None):
+        x = float_input(label, x)
+        if x.ndim < min_rank:
+            raise LayerError(f"{label}: expects inputs of rank >= {min_rank} (batch first), "
+                             f"got {x.shape}")
+        found = spec(x.shape)
+        _flat(label, "params", params, found[0], x.shape)
+        if stateful:
+            if state is None:
+                raise LayerError(f"{label}: has state (running statistics): pass state=, "
+                                 "the third value of init")
+            _flat(label, "state", state, found[1], x.shape)
+        return x
+
+    if stateful:
+        if apply is None:
+            raise TypeError(f"{label}: a stateful layer needs its own apply(params, x, state)")
+
+        def apply_fn(params, x, *, state=None):
+            return apply(params, check(params, x, state), state)
+
+        def vjp(params, x, *, key=None, state=None, input_grad=True):
+            y, saved, new_state = forward(params, check(params, x, state), state)
+            return y, lambda dy: backward(params, saved, dy, input_grad), new_state
+    else:
+        def apply_fn(params, x):
+            x = check(params, x)
+            return forward(params, x)[0] if apply is None else apply(params, x)
+
+        def vjp(params, x, *, key=None, input_grad=True):
+            y, saved = forward(params, check(params, x))
+            return y, lambda dy: backward(params, saved, dy, input_grad)
+
+    return Layer(checked_init, apply_fn, vjp, name, label, stateful=stateful)
+
+
+def parameter_free(label: str, fn: Callable, back: Callable | None = None, *,
+                   train: Callable | None = None, shape: Callable | None = None,
+                   name: str | None = None, check: Callable | None = None,
+                   min_rank: int = 1) -> Layer:
+    """A layer without params: ``y = fn(x)``, and either ``back(x, y, dy) -> dx`` or
+    ``train(x, key) -> (y, back)`` with ``back(dy) -> dx`` (a training pass of its own: a
+    pooling keeping its arg-max, dropout drawing its mask from ``key``).
+
+    ``shape(input_shape) -> output_shape`` (default: the same shape; ``input_shape`` has been
+    checked to be a tuple of at least ``min_rank`` positive sizes); ``check(x) -> x`` validates
+    inputs (default: a floating-point array).
+
+    >>> import numpy as np, fnn
+    >>> center = fnn.layers.parameter_free(
+    ...     "center", lambda x: x - x.mean(axis=-1, keepdims=True),
+    ...     lambda x, y, dy: dy - dy.mean(axis=-1, keepdims=True))
+    >>> y, pullback = center.vjp({}, np.array([[1.0, 2.0, 6.0]]))
+    >>> y
+    array([[-2., -1.,  3.]])
+    >>> pullback(np.array([[1.0, 0.0, 0.0]]))[1].round(3)
+    array([[ 0.667, -0.333, -0.333]])
+    """
+    if (back is None) == (train is None):
+        raise TypeError(f"{label}: give exactly one of back= and train=")
+    check = check or (lambda x: float_input(label, x))
+
+    def init(key, input_shape):
+        input_shape = as_shape(label, input_shape, min_rank=min_rank)
+        return (shape(input_shape) if shape else input_shape), {}
+
+    def apply(params, x):
+        no_params(label, params)
+        return fn(check(x))
+
+    def vjp(params, x, *, key=None, input_grad=True):
+        no_params(label, params)
+        x = check(x)
+        if train is not None:
+            y, pull = train(x, key)
+            return y, lambda dy: ({}, pull(dy) if input_grad else None)
+        y = fn(x)
+        return y, lambda dy: ({}, back(x, y, dy) if input_grad else None)
+
+    return Layer(init, apply, vjp, name or label.split("(")[0], label)
+
+
+def rank_checker(label: str, ranks: tuple[int, ...], layout: str) -> Callable:
+    """``check(x) -> x`` for :func:`parameter_free`: a float array of one of these ranks.
+
+    >>> import numpy as np
+    >>> from fnn.layers.base import rank_checker
+    >>> rank_checker("pool", (4,), "(N, H, W, C)")(np.zeros((2, 3)))
+    Traceback (most recent call last):
+    ...
+    fnn.checks.LayerError: pool: expected input of shape (N, H, W, C), got (2, 3)
+    """
+
+    def check(x):
+        x = float_input(label, x)
+        if x.ndim not in ranks:
+            raise LayerError(f"{label}: expected input of shape {layout}, got {x.shape}")
+        return x
+
+    return check
+
+
+def fixed_rank(label: str, input_shape, rank: int, layout: str) -> tuple:
+    """``input_shape`` checked to have ``rank`` entries (the error shows the ``layout``).
+
+    >>> from fnn.layers.base import fixed_rank
+    >>> fixed_rank("conv2d(8, 3)", (-1, 8, 8), 4, "(N, H, W, C)")
+    Traceback (most recent call last):
+    ...
+    fnn.checks.LayerError: conv2d(8, 3): expects inputs of shape (N, H, W, C), got input_shape (N, 8, 8)
+    """
+    shape = as_shape(label, input_shape, min_rank=2)
+    if len(shape) != rank:
+        raise LayerError(f"{label}: expects inputs of shape {layout}, got input_shape "
+                         f"{fmt_shape(shape)}")
+    return shape
+
+
+__all__ = ["layer", "parameter_free"]

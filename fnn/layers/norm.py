@@ -1,0 +1,209 @@
+"""Normalisation layers: batch-norm (with running statistics, the one layer with state),
+layer-norm and group-norm. Inputs are channels-last: ``(N, D)``, ``(N, L, C)``, ``(N, H, W, C)``.
+
+Each normalises ``x`` to ``xhat = (x - mean) / sqrt(var + eps)`` (biased ``var``) and, with
+``affine=True`` (the default), returns ``xhat * scale + bias`` with learned ``scale`` (ones at
+init) and ``bias`` (zeros) per channel. The numerics are in :mod:`fnn.ops.norm`.
+
+* :func:`batch_norm` — statistics per channel over the batch (and the spatial axes). ``vjp``
+  (training) uses the batch's statistics and returns the updated running ones as its new state;
+  ``apply`` (inference) uses the running ones. As in PyTorch: ``running = (1 - momentum) *
+  running + momentum * batch``, the running variance from the unbiased batch variance.
+  Sharded (``threads=n``) batches are normalised with the statistics of the whole batch.
+* :func:`layer_norm` — statistics per sample over the last axes (default: the channels).
+* :func:`group_norm` — statistics per sample and group of channels, over the spatial axes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fnn import initializers
+from fnn.checks import LayerError, fmt_shape
+from fnn.core import Layer
+from fnn.keys import split
+from fnn.layers.arguments import positive_int
+from fnn.layers.base import layer
+from fnn.ops.norm import moments, normalize, normalize_backward
+from fnn.threads import allreduce, shard_weight
+
+
+def _float_arg(label: str, name: str, value, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+        raise ValueError(f"{label}: {name} must be a number in [{lo}, {hi}], got {value!r}")
+    return float(value)
+
+
+def _affine_params(key, channels, affine: bool, scale_init, bias_init) -> dict:
+    if not affine:
+        return {}
+    ks, kb = split(key)
+    return {"scale": scale_init(ks, channels), "bias": bias_init(kb, channels)}
+
+
+def _label(name: str, first: str, momentum, eps, affine, defaults) -> str:
+    args = [first] if first else []
+    for arg, value, default in (("momentum", momentum, defaults[0]), ("eps", eps, 1e-5),
+                                ("affine", affine, True)):
+        if value is not None and value != default:
+            args.append(f"{arg}={value!r}")
+    return f"{name}({', '.join(args)})"
+
+
+def batch_norm(*, momentum: float = 0.1, eps: float = 1e-5, affine: bool = True,
+               scale_init="ones", bias_init="zeros") -> Layer:
+    """Batch normalisation over the channel (last) axis: ``(N, ..., C)`` to the same shape.
+
+    Params ``scale, bias: (C,)`` (none with ``affine=False``); state ``mean, var: (C,)``, the
+    running statistics (zeros and ones at init). Matches ``torch.nn.BatchNorm1d/2d(C,
+    momentum, eps, affine)`` in training and eval mode.
+
+    >>> import numpy as np, fnn
+    >>> bn = fnn.batch_norm()
+    >>> shape, params, state = bn.init(fnn.key(0), (-1, 3))
+    >>> x = np.array([[0.0, 1.0, 2.0], [2.0, 3.0, 6.0]], np.float32)
+    >>> y, pullback, state = bn.vjp(params, x, state=state)   # training: the batch's statistics
+    >>> y.round(3)
+    array([[-1., -1., -1.],
+           [ 1.,  1.,  1.]], dtype=float32)
+    >>> state["mean"]                                          # 0.9 * 0 + 0.1 * batch mean
+    array([0.1, 0.2, 0.4], dtype=float32)
+    >>> bn.apply(params, x, state=state).shape                 # inference: the running ones
+    (2, 3)
+    """
+    label = _label("batch_norm", "", momentum, eps, affine, (0.1,))
+    momentum = _float_arg(label, "momentum", momentum, 0.0, 1.0)
+    eps = _float_arg(label, "eps", eps, 0.0, np.inf)
+    scale_init, bias_init = initializers.get(scale_init), initializers.get(bias_init)
+
+    def init(key, shape):
+        channels = shape[-1:]
+        state = {"mean": np.zeros(channels, np.float32), "var": np.ones(channels, np.float32)}
+        return shape, _affine_params(key, channels, affine, scale_init, bias_init), state
+
+    def out(params, xhat):
+        return xhat * params["scale"] + params["bias"] if affine else xhat
+
+    def forward(params, x, state):
+        axes = tuple(range(x.ndim - 1))
+        mean, var, n = moments(x, axes, allreduce)
+        if n < 2:
+            raise LayerError(f"{label}: training needs more than one value per channel, got "
+                             f"input {x.shape} (use apply for inference)")
+        xhat, inv = normalize(x, mean, var, eps)
+        dtype = state["mean"].dtype
+        new_state = {
+            "mean": ((1 - momentum) * state["mean"] + momentum * mean.ravel()).astype(dtype),
+            "var": ((1 - momentum) * state["var"]
+                    + momentum * var.ravel() * (n / (n - 1))).astype(dtype),
+        }
+        return out(params, xhat), (xhat, inv, n), new_state
+
+    def backward(params, saved, dy, input_grad):
+        xhat, inv, n = saved
+        axes = tuple(range(dy.ndim - 1))
+        grads = {"scale": (dy * xhat).sum(axis=axes), "bias": dy.sum(axis=axes)} if affine else {}
+        if not input_grad:
+            return grads, None
+        g = dy * params["scale"] if affine else dy
+        return grads, normalize_backward(g, xhat, inv, axes, n, allreduce, shard_weight())
+
+    def apply(params, x, state):
+        xhat, _ = normalize(x, state["mean"].astype(x.dtype), state["var"].astype(x.dtype), eps)
+        return out(params, xhat)
+
+    return layer(label, init, forward, backward, apply=apply, stateful=True, name="batch_norm")
+
+
+def _per_sample(label: str, init, axes_of, eps: float, affine: bool, regroup=None) -> Layer:
+    """A normalisation with statistics per sample over ``axes_of(x)`` of ``regroup(x)`` (the
+    input itself by default), scale and bias over the channels."""
+    regroup = regroup or (lambda x: x)
+
+    def forward(params, x):
+        xr = regroup(x)
+        axes = axes_of(xr)
+        xhat, inv = normalize(xr, *moments(xr, axes)[:2], eps)
+        xhat = xhat.reshape(x.shape)
+        y = xhat * params["scale"] + params["bias"] if affine else xhat
+        return y, (xhat, inv)
+
+    def backward(params, saved, dy, input_grad):
+        xhat, inv = saved
+        lead = tuple(range(dy.ndim - np.ndim(params["scale"]))) if affine else ()
+        grads = {"scale": (dy * xhat).sum(axis=lead), "bias": dy.sum(axis=lead)} if affine else {}
+        if not input_grad:
+            return grads, None
+        g, xr = regroup(dy * params["scale"] if affine else dy), regroup(xhat)
+        axes = axes_of(xr)
+        n = int(np.prod([xr.shape[a] for a in axes]))
+        return grads, normalize_backward(g, xr, inv, axes, n).reshape(dy.shape)
+
+    return layer(label, init, forward, backward, name=label.split("(")[0])
+
+
+def layer_norm(axes=-1, *, eps: float = 1e-5, affine: bool = True, scale_init="ones",
+               bias_init="zeros") -> Layer:
+    """Layer normalisation: each sample normalised over its last axes ``axes`` (an int or a
+    tuple of the last axes, e.g. ``(-3, -2, -1)`` for a whole ``(H, W, C)`` image); params
+    ``scale, bias`` of those axes' shape. Matches ``torch.nn.LayerNorm(x.shape[axes])``.
+
+    >>> import numpy as np, fnn
+    >>> ln = fnn.layer_norm()
+    >>> _, params = ln.init(fnn.key(0), (-1, 4))
+    >>> ln.apply(params, np.array([[1.0, 2.0, 3.0, 4.0]])).round(3)
+    array([[-1.342, -0.447,  0.447,  1.342]])
+    """
+    axes = (axes,) if isinstance(axes, int) else tuple(axes)
+    label = _label("layer_norm", "" if axes == (-1,) else f"axes={axes}", None, eps, affine, (None,))
+    k = len(axes)
+    if not axes or sorted(axes) != list(range(-k, 0)):
+        raise ValueError(f"{label}: axes must be the last axes as negative ints, e.g. -1 or "
+                         f"(-2, -1), got {axes!r}")
+    eps = _float_arg(label, "eps", eps, 0.0, np.inf)
+    scale_init, bias_init = initializers.get(scale_init), initializers.get(bias_init)
+
+    def init(key, shape):
+        if len(shape) < k + 1:
+            raise LayerError(f"{label}: needs inputs with {k} axes after the batch, got "
+                             f"input_shape {fmt_shape(shape)}")
+        return shape, _affine_params(key, shape[-k:], affine, scale_init, bias_init)
+
+    return _per_sample(label, init, lambda x: tuple(range(x.ndim - k, x.ndim)), eps, affine)
+
+
+def group_norm(groups: int, *, eps: float = 1e-5, affine: bool = True, scale_init="ones",
+               bias_init="zeros") -> Layer:
+    """Group normalisation: the channels of ``(N, ..., C)`` split into ``groups`` groups of
+    ``C // groups`` consecutive channels, each sample normalised per group over the spatial
+    axes and the group's channels; params ``scale, bias: (C,)``. Matches
+    ``torch.nn.GroupNorm(groups, C)`` (on channels-first data).
+
+    >>> import numpy as np, fnn
+    >>> gn = fnn.group_norm(2)
+    >>> _, params = gn.init(fnn.key(0), (-1, 5, 4))
+    >>> y = gn.apply(params, np.random.default_rng(0).normal(size=(3, 5, 4)))
+    >>> bool(np.allclose(y.reshape(3, 5, 2, 2).mean(axis=(1, 3)), 0))
+    True
+    """
+    label = _label("group_norm", str(positive_int("group_norm", "groups", groups)), None, eps,
+                   affine, (None,))
+    eps = _float_arg(label, "eps", eps, 0.0, np.inf)
+    scale_init, bias_init = initializers.get(scale_init), initializers.get(bias_init)
+
+    def init(key, shape):
+        if shape[-1] % groups:
+            raise LayerError(f"{label}: the channels ({shape[-1]}) must split into {groups} "
+                             f"equal groups, got input_shape {fmt_shape(shape)}")
+        return shape, _affine_params(key, shape[-1:], affine, scale_init, bias_init)
+
+    def regroup(x):
+        return x.reshape(*x.shape[:-1], groups, x.shape[-1] // groups)
+
+    def axes_of(xr):  # (N, *S, G, C/G): the spatial axes and the group's channels
+        return (*range(1, xr.ndim - 2), xr.ndim - 1)
+
+    return _per_sample(label, init, axes_of, eps, affine, regroup)
+
+
+__all__ = ["batch_norm", "group_norm", "layer_norm"]
