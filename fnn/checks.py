@@ -129,16 +129,23 @@ def check_trailing(layer: str, x: np.ndarray, trailing: tuple) -> None:
         )
 
 
-def param_keys(layer: str, params: Any, names: tuple[str, ...]) -> None:
+def param_keys(layer: str, params: Any, names, what: str = "params") -> None:
     """``params`` must be a dict with exactly the keys ``names``: an error naming the missing
-    and unexpected ones."""
+    and unexpected ones (``what``: how to call the tree, e.g. ``"state"``).
+
+    >>> from fnn.checks import param_keys
+    >>> param_keys("mine", {"w": 1, "bias": 2}, ("w", "b"))
+    Traceback (most recent call last):
+    ...
+    fnn.checks.LayerError: mine: params should have keys ['b', 'w']; missing ['b']; unexpected ['bias']
+    """
     if not isinstance(params, dict):
-        raise LayerError(f"{layer}: params should be a dict with keys {sorted(names)}, got "
+        raise LayerError(f"{layer}: {what} should be a dict with keys {sorted(names)}, got "
                          f"{type(params).__name__}")
     if len(params) != len(names) or any(n not in params for n in names):
         missing = sorted(n for n in names if n not in params)
         unexpected = sorted(str(k) for k in params if k not in names)
-        raise LayerError(f"{layer}: params should have keys {sorted(names)}"
+        raise LayerError(f"{layer}: {what} should have keys {sorted(names)}"
                          + (f"; missing {missing}" if missing else "")
                          + (f"; unexpected {unexpected}" if unexpected else ""))
 
@@ -186,4 +193,4 @@ def no_params(layer: str, params: Any) -> None:
 
 
 __all__ = ["LayerError", "as_shape", "check_trailing", "float_input", "fmt_shape", "no_params",
-           "param"]
+           "param", "param_keys"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from fnn.checks import LayerError, as_shape, float_input, fmt_shape, no_params
+from fnn.checks import LayerError, as_shape, float_input, fmt_shape, no_params, param_keys
 from fnn.core import Layer
 from fnn.initializers import shapes_only
 from fnn.keys import key as make_key
@@ -23,15 +23,7 @@ from fnn.keys import key as make_key
 
 def _flat(label: str, what: str, tree: Any, spec: dict, x_shape: tuple) -> None:
     """``tree`` must be a dict with the keys of ``spec`` and arrays of its shapes."""
-    if not isinstance(tree, dict):
-        raise LayerError(f"{label}: {what} should be a dict with keys {sorted(spec)}, got "
-                         f"{type(tree).__name__}")
-    if len(tree) != len(spec) or any(k not in tree for k in spec):
-        missing = sorted(k for k in spec if k not in tree)
-        unexpected = sorted(str(k) for k in tree if k not in spec)
-        raise LayerError(f"{label}: {what} should have keys {sorted(spec)}"
-                         + (f"; missing {missing}" if missing else "")
-                         + (f"; unexpected {unexpected}" if unexpected else ""))
+    param_keys(label, tree, tuple(spec), what)
     for k, shape in spec.items():
         value = tree[k]
         dtype = getattr(value, "dtype", None)

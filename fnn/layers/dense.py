@@ -10,14 +10,12 @@ from fnn.layers.arguments import positive_int
 
 
 def linear(out_dim: int, *, bias: bool = True, w_init="xavier_uniform", b_init="zeros") -> Layer:
-    """``y = x @ w + b`` on ``(N, ..., D_in) -> (N, ..., D_out)``; ``D_in`` is inferred in init.
-
-    Params: ``w: (D_in, D_out)``, ``b: (D_out,)`` (no ``b`` with ``bias=False``).
+    """``y = x @ w + b``, ``(N, ..., D_in) -> (N, ..., D_out)``; params ``w: (D_in, D_out)``
+    (``D_in`` inferred in init), ``b: (D_out,)`` (none with ``bias=False``).
 
     >>> import numpy as np, fnn
-    >>> layer = fnn.linear(3)
-    >>> out_shape, params = layer.init(fnn.key(0), (-1, 5))
-    >>> out_shape, params["w"].shape, layer.apply(params, np.ones((2, 5), np.float32)).shape
+    >>> out_shape, params = fnn.linear(3).init(fnn.key(0), (-1, 5))
+    >>> out_shape, params["w"].shape, fnn.linear(3).apply(params, np.ones((2, 5))).shape
     ((-1, 3), (5, 3), (2, 3))
     """
     label = f"linear({positive_int('linear', 'out_dim', out_dim)})"
@@ -30,7 +28,9 @@ def linear(out_dim: int, *, bias: bool = True, w_init="xavier_uniform", b_init="
 
     def forward(params, x):
         y = x @ params["w"]
-        return (y + params["b"] if bias else y), x
+        if bias:
+            y += params["b"]  # a fresh array: in place is safe
+        return y, x
 
     def backward(params, x, dy, input_grad):
         x2, dy2 = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])

@@ -112,8 +112,9 @@ def _with_relu_fusion(layer: Layer, label: str, nd: int, forward: Callable,
     return layer._replace(apply=apply, vjp=vjp)
 
 
-def max_pool1d(kernel_size: int, stride: int | None = None, padding=0) -> Layer:
-    """Max over windows of ``kernel_size`` along L: ``(N, L, C) -> (N, L_out, C)``.
+def max_pool1d(kernel_size, stride=None, padding=0) -> Layer:
+    """Max over windows of ``kernel_size`` along L: ``(N, L, C) -> (N, L_out, C)``; ``stride``
+    (default: the kernel size) and ``padding`` as for :func:`pool`.
 
     >>> import numpy as np, fnn
     >>> fnn.max_pool1d(2).apply({}, np.array([[[1.], [3.], [2.], [0.], [5.]]])).ravel()
@@ -128,16 +129,19 @@ def max_pool2d(kernel_size, stride=None, padding=0) -> Layer:
     >>> import fnn
     >>> fnn.max_pool2d(2).init(None, (-1, 28, 28, 32))[0]
     (-1, 14, 14, 32)
+    >>> fnn.max_pool2d(3, stride=2, padding=1).init(None, (-1, 28, 28, 32))[0]
+    (-1, 14, 14, 32)
     """
     return pool("max", 2, kernel_size, stride, padding)
 
 
-def avg_pool1d(kernel_size: int, stride: int | None = None, padding=0) -> Layer:
+def avg_pool1d(kernel_size, stride=None, padding=0) -> Layer:
     """Mean over windows along L (zero padding counted): ``(N, L, C) -> (N, L_out, C)``.
 
     >>> import numpy as np, fnn
-    >>> fnn.avg_pool1d(2).apply({}, np.array([[[1.], [3.], [2.], [0.], [5.]]])).ravel()
-    array([2., 1.])
+    >>> x = np.array([[[1.], [3.], [2.], [0.], [5.]]])
+    >>> fnn.avg_pool1d(2).apply({}, x).ravel(), fnn.avg_pool1d(2, stride=1).apply({}, x).ravel()
+    (array([2., 1.]), array([2. , 2.5, 1. , 2.5]))
     """
     return pool("avg", 1, kernel_size, stride, padding)
 
