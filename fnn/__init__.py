@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from fnn import augment, initializers, layers, ops, optim, perf, threads
 from fnn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fnn.checks import LayerError
-from fnn.core import Layer, add, concatenate, init, parallel, residual, serial, value_and_grad
+from fnn.core import Layer, init, parallel, residual, serial, value_and_grad
 from fnn.gradient_check import assert_gradients_close, gradcheck
 from fnn.io import FnnFileError, load, save
 from fnn.keys import Key, fold_in, key, rng, split
@@ -59,7 +59,6 @@ __all__ = [
     "accuracy",
     "adam",
     "adamw",
-    "add",
     "apply_updates",
     "assert_gradients_close",
     "augment",
@@ -68,7 +67,6 @@ __all__ = [
     "bce",
     "bce_with_logits",
     "Checkpoint",
-    "concatenate",
     "cosine_decay",
     "cross_entropy",
     "datasets",

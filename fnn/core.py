@@ -17,8 +17,8 @@ has; its state is a dict holding only those children's, under their params keys.
 ``input_grad=False``: nobody needs ``dx`` (the data fed to a model's first layer), so the
 pullback skips it; :func:`serial` asks it of every layer before the first one with params.
 
-Combinators (:func:`serial`, :func:`parallel`, :func:`concatenate`, :func:`add`,
-:func:`residual`) return Layers too, so models nest. Build your own layers with
+Combinators (:func:`serial`, :func:`parallel`, :func:`residual`; :func:`fnn.concatenate` and
+:func:`fnn.add` merge parallel branches) return Layers too, so models nest. Build your own layers with
 :func:`fnn.layer` (params, state) or :func:`fnn.layers.parameter_free`.
 """
 
@@ -79,10 +79,6 @@ def init(model: Layer, key: Key, input_shape) -> tuple[Any, Any, Any]:
     """
     out = model.init(key, input_shape)
     return out if model.stateful else (*out, {})
-
-
-def _init(layer: Layer, key, shape) -> tuple:
-    return init(layer, key, shape)
 
 
 def _apply(layer: Layer, p, x, s):
@@ -156,13 +152,13 @@ def _stateful(layers: Sequence[Layer]) -> bool:
     return any(layer.stateful for layer in layers)
 
 
-def _init_children(combinator: str, names, layers, key, shape, *, chain: bool):
+def _init_children(names, layers, key, shape, *, chain: bool):
     """Init each child (one after the other when ``chain``, else all on ``shape``):
     ``(shapes, params, state)``."""
     shapes, params, state = [], {}, {}
     for child, layer, sub in zip(names, layers, split(key, len(layers))):
         try:
-            out, params[child], s = _init(layer, sub, shape)
+            out, params[child], s = init(layer, sub, shape)
         except LayerError as err:
             raise err.within(child) from None
         if layer.stateful:
@@ -194,7 +190,7 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
     fused = _fusions(layers)
 
     def init(k, input_shape):
-        shapes, params, state = _init_children(name, names, layers, k, input_shape, chain=True)
+        shapes, params, state = _init_children(names, layers, k, input_shape, chain=True)
         return (shapes[-1], params, state) if stateful else (shapes[-1], params)
 
     def apply(params, x, *, state=None):
@@ -287,7 +283,7 @@ def parallel(*layers: Layer, name: str = "parallel") -> Layer:
     stateful = _stateful(layers)
 
     def init(k, input_shape):
-        shapes, params, state = _init_children(name, names, layers, k, input_shape, chain=False)
+        shapes, params, state = _init_children(names, layers, k, input_shape, chain=False)
         return (tuple(shapes), params, state) if stateful else (tuple(shapes), params)
 
     def apply(params, x, *, state=None):
@@ -329,90 +325,6 @@ def parallel(*layers: Layer, name: str = "parallel") -> Layer:
         apply = _without_state(apply)
         vjp = _without_state(vjp)
     return Layer(init, apply, vjp, name, name, tuple(layers), "parallel", stateful)
-
-
-def _branch_shapes(layer: str, input_shape) -> tuple:
-    if not isinstance(input_shape, tuple) or not all(isinstance(s, tuple) for s in input_shape):
-        raise LayerError(
-            f"{layer}: expects a tuple of branch shapes (put it after fnn.parallel), "
-            f"got {input_shape!r}"
-        )
-    return input_shape
-
-
-def _branches(layer: str, xs) -> tuple:
-    if not isinstance(xs, (tuple, list)) or not xs:
-        raise LayerError(f"{layer}: expects a tuple of arrays (the output of fnn.parallel)")
-    return tuple(xs)
-
-
-def _merge(label: str, shape: Callable, fn: Callable, back: Callable) -> Layer:
-    """A parameter-free layer merging a tuple of branches: ``y = fn(xs)``, the branches'
-    gradients ``back(xs, dy)``, output shape ``shape(branch_shapes)``."""
-
-    def init(k, input_shape):
-        return shape(_branch_shapes(label, input_shape)), {}
-
-    def apply(params, xs):
-        no_params(label, params)
-        return fn(_branches(label, xs))
-
-    def vjp(params, xs, *, key=None, input_grad=True):
-        y = apply(params, xs)
-        return y, lambda dy: ({}, back(xs, dy) if input_grad else None)
-
-    return Layer(init, apply, vjp, label.split("(")[0], label)
-
-
-def concatenate(axis: int = -1) -> Layer:
-    """Merge a tuple of branches by concatenation along ``axis`` (default: features/channels).
-
-    >>> import numpy as np, fnn
-    >>> fnn.concatenate().apply({}, (np.zeros((2, 3)), np.ones((2, 1)))).shape
-    (2, 4)
-    """
-    label = f"concatenate(axis={axis})"
-
-    def shape(shapes):
-        rank = len(shapes[0])
-        ax = axis % rank
-        others = {tuple(d for i, d in enumerate(s) if i not in (0, ax)) for s in shapes}
-        if any(len(s) != rank for s in shapes) or len(others) != 1:
-            raise LayerError(
-                f"{label}: branches must agree on every axis but {axis}, got {fmt_shape(shapes)}"
-            )
-        out = list(shapes[0])
-        out[ax] = sum(s[ax] for s in shapes)
-        return tuple(out)
-
-    def back(xs, dy):
-        return tuple(np.split(dy, np.cumsum([x.shape[axis] for x in xs])[:-1], axis=axis))
-
-    return _merge(label, shape, lambda xs: np.concatenate(xs, axis=axis), back)
-
-
-def add() -> Layer:
-    """Merge a tuple of same-shaped branches by summing them.
-
-    >>> import numpy as np, fnn
-    >>> fnn.add().apply({}, (np.ones((1, 2)), np.full((1, 2), 2.0)))
-    array([[3., 3.]])
-    """
-
-    def shape(shapes):
-        if len({s[1:] for s in shapes}) != 1:
-            raise LayerError(f"add: branches must have equal shapes, got {fmt_shape(shapes)}")
-        return shapes[0]
-
-    def total(xs):
-        out = xs[0]
-        for x in xs[1:]:
-            if x.shape != out.shape:
-                raise LayerError(f"add: branch shapes differ: {[x.shape for x in xs]}")
-            out = out + x
-        return out
-
-    return _merge("add", shape, total, lambda xs, dy: (dy,) * len(xs))
 
 
 def residual(*layers: Layer) -> Layer:

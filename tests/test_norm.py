@@ -265,3 +265,13 @@ def test_layer_and_group_norm_match_torch(kind, shape):
     np.testing.assert_allclose(to_torch(dx), tx.grad.numpy(), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(grads["scale"], ref.weight.grad.numpy(), rtol=1e-10)
     np.testing.assert_allclose(grads["bias"], ref.bias.grad.numpy(), rtol=1e-10)
+
+
+def test_gradcheck_of_a_bias_before_batch_norm_whose_gradient_is_zero():
+    """The bias is cancelled by the normalisation: its gradient is 0, the finite differences
+    ~1e-10 of rounding noise; measured against the whole check's scale, that is no error."""
+    model = fnn.serial(fnn.linear(4), fnn.batch_norm(), fnn.tanh(), fnn.linear(2))
+    _, params, state = fnn.init(model, fnn.key(0), (-1, 3))
+    errors = fnn.assert_gradients_close(model, randomized(params), RNG.normal(size=(5, 3)),
+                                        state=state)
+    assert "params/00_linear/b" in errors

@@ -21,6 +21,7 @@ from fnn.layers.base import layer, parameter_free
 from fnn.layers.conv import conv, conv1d, conv2d, conv_transpose1d, conv_transpose2d
 from fnn.layers.dense import linear
 from fnn.layers.dropout import dropout
+from fnn.layers.merge import add, concatenate
 from fnn.layers.norm import batch_norm, group_norm, layer_norm
 from fnn.layers.pool import (
     avg_pool1d,
@@ -36,9 +37,11 @@ from fnn.layers.pool import (
 from fnn.layers.shape import flatten, reshape
 
 __all__ = [
+    "add",
     "avg_pool1d",
     "avg_pool2d",
     "batch_norm",
+    "concatenate",
     "conv",
     "conv1d",
     "conv2d",

@@ -142,9 +142,9 @@ def parameter_free(label: str, fn: Callable, back: Callable | None = None, *,
     ``train(x, key) -> (y, back)`` with ``back(dy) -> dx`` (a training pass of its own: a
     pooling keeping its arg-max, dropout drawing its mask from ``key``).
 
-    ``shape(input_shape) -> output_shape`` (default: the same shape; ``input_shape`` has been
-    checked to be a tuple of at least ``min_rank`` positive sizes); ``check(x) -> x`` validates
-    inputs (default: a floating-point array).
+    ``shape(input_shape) -> output_shape`` checks ``input_shape`` and gives the output's
+    (default: the same shape, once checked to be a tuple of at least ``min_rank`` positive
+    sizes); ``check(x) -> x`` validates inputs (default: a floating-point array).
 
     >>> import numpy as np, fnn
     >>> center = fnn.layers.parameter_free(
@@ -161,8 +161,7 @@ def parameter_free(label: str, fn: Callable, back: Callable | None = None, *,
     check = check or (lambda x: float_input(label, x))
 
     def init(key, input_shape):
-        input_shape = as_shape(label, input_shape, min_rank=min_rank)
-        return (shape(input_shape) if shape else input_shape), {}
+        return (shape(input_shape) if shape else as_shape(label, input_shape, min_rank)), {}
 
     def apply(params, x):
         no_params(label, params)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fnn import initializers
 from fnn.core import Layer
 from fnn.keys import split
-from fnn.layers.base import layer
 from fnn.layers.arguments import positive_int
+from fnn.layers.base import layer
 
 
 def linear(out_dim: int, *, bias: bool = True, w_init="xavier_uniform", b_init="zeros") -> Layer:

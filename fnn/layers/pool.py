@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from fnn.checks import LayerError, fmt_shape, no_params
+from fnn.checks import LayerError, as_shape, fmt_shape, no_params
 from fnn.core import Layer
 from fnn.layers.arguments import geometry, int_tuple, layout, padding_arg
 from fnn.layers.base import fixed_rank, parameter_free, rank_checker
@@ -222,6 +222,7 @@ def global_avg_pool() -> Layer:
     label = "global_avg_pool"
 
     def shape(input_shape):
+        input_shape = as_shape(label, input_shape)
         if len(input_shape) < 3:
             raise LayerError(f"{label}: expects inputs of shape {layout(None)}, got input_shape "
                              f"{fmt_shape(input_shape)}")
@@ -239,7 +240,7 @@ def global_avg_pool() -> Layer:
 
         return forward(x), back
 
-    return parameter_free(label, forward, train=train, shape=shape, min_rank=3,
+    return parameter_free(label, forward, train=train, shape=shape,
                           check=rank_checker(label, tuple(range(3, 33)), layout(None)))
 
 

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from fnn.checks import LayerError, fmt_shape
+from fnn.checks import LayerError, as_shape, fmt_shape
 from fnn.core import Layer
 from fnn.layers.base import parameter_free
 
@@ -20,8 +20,8 @@ def _reshaping(label: str, target) -> Layer:
         return x
 
     return parameter_free(label, lambda x: x.reshape(x.shape[0], *target(x.shape[1:])),
-                          lambda x, y, dy: dy.reshape(x.shape), check=check, min_rank=2,
-                          shape=lambda s: (s[0], *target(s[1:])))
+                          lambda x, y, dy: dy.reshape(x.shape), check=check,
+                          shape=lambda s: (as_shape(label, s, 2)[0], *target(tuple(s)[1:])))
 
 
 def flatten() -> Layer:

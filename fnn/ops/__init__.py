@@ -5,6 +5,8 @@
 * :mod:`fnn.ops.pool` — max-pool with arg-max (optionally fused with a preceding relu),
   average pool, their backward passes;
 * :mod:`fnn.ops.elementwise` — activations and their vector-Jacobian products;
+* :mod:`fnn.ops.norm` — moments, normalisation and its backward pass (batch-, layer-,
+  group-norm; sums across batch shards through a ``reduce`` hook);
 * :mod:`fnn.ops.losses` — a loss's value and gradient in one call (softmax cross-entropy).
 
 Each kernel has a numpy implementation, the reference, and a compiled one (numba, in
