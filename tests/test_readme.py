@@ -1,4 +1,5 @@
-"""The README's first-model example runs as written, and says what it promises."""
+"""The README's examples (first model, resumable run, a layer of your own) run as written, and
+say what they promise."""
 
 import re
 from pathlib import Path
@@ -12,7 +13,7 @@ def python_blocks(path: Path) -> list[str]:
 
 def test_readme_example_runs(tmp_path, monkeypatch, capsys):
     blocks = python_blocks(ROOT / "README.md")
-    assert len(blocks) == 2
+    assert len(blocks) == 3  # first model, resumable run, own layer: each has a test here
     monkeypatch.chdir(tmp_path)  # it writes digits.npz
     namespace: dict = {}
     exec(compile(blocks[0], "README.md", "exec"), namespace)
@@ -50,3 +51,31 @@ def test_readme_resume_example_checkpoints_and_resumes(tmp_path, monkeypatch):
     for a, b in zip(namespace["state"].params.values(), first.params.values()):
         for k in a:
             np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_readme_layer_recipe_runs_and_trains():
+    """The third block (a layer with params and state, built with fnn.layer) runs on its own,
+    passes its gradient check, and trains as the text after it says: TrainState carries the
+    state, supervised_step updates it, predict uses it."""
+    import numpy as np
+
+    import fnn
+
+    blocks = python_blocks(ROOT / "README.md")
+    namespace: dict = {}
+    exec(compile(blocks[2], "README.md", "exec"), namespace)
+    model, params, state = namespace["model"], namespace["params"], namespace["state"]
+    assert model.stateful and list(state) == ["01_centering"]
+    errors = fnn.gradcheck(model, params, namespace["x"], state=state)
+    assert max(errors.values()) < 1e-6 and any(k.startswith("no_dx/") for k in errors)
+
+    data = fnn.datasets.xor(200)
+    opt = fnn.adam(1e-2)
+    step = fnn.supervised_step(model, fnn.cross_entropy, opt)
+    train_state = fnn.TrainState.create(params, opt, model_state=state)
+    for x, y in fnn.batches(data.x_train, data.y_train, batch_size=32).epoch(0):
+        train_state, _ = step(train_state, (x, y))
+    mean = train_state.model_state["01_centering"]["mean"]
+    assert mean.shape == (16,) and np.any(mean != 0)
+    pred = fnn.predict(model, train_state.params, data.x_test, state=train_state.model_state)
+    assert pred.shape == (len(data.x_test), 2) and np.isfinite(pred).all()

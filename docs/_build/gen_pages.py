@@ -29,8 +29,9 @@ DOCS = ROOT / "docs"
 import fnn  # noqa: E402  (the docs build installs fnn[all]; importing gives the __all__ lists)
 
 SUBMODULES = {
-    "layers": "Layers: every constructor returns a `Layer(init, apply, vjp)`; shapes are "
-              "channels-last, batch first.",
+    "layers": "Layers: every constructor returns a `Layer(init, apply, vjp)` (with a state "
+              "tree for `batch_norm`); shapes are channels-last, batch first. `layer` and "
+              "`parameter_free` build your own.",
     "initializers": "Weight initialisers, by name or callable.",
     "datasets": "Loaders (toy sets, digits, USPS, Fashion-MNIST, MNIST), noise, splits.",
     "plot": "Figures: every function returns a matplotlib `Figure` (needs `fnn[plot]`).",
