@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ORDER = ["init_schemes", "learning_rate", "activations", "usps_conv1d", "usps_conv1d_adamw",
          "usps_conv1d_sweeps",
          "fashion_autoencoders", "latent_tsne", "denoising", "conv_autoencoder",
-         "fashion_classifier"]
+         "fashion_classifier", "usps_bn_cnn", "usps_bn_cnn_noaug"]
 # a variant run -> the run it varies: its section also gets a table of its rows beside the base's
 COMPARE = {"usps_conv1d_adamw": "usps_conv1d"}
 

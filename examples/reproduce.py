@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 ORDER = ("init_schemes", "learning_rate", "activations", "usps_conv1d", "usps_conv1d_sweeps",
          "fashion_autoencoders", "latent_tsne", "denoising", "conv_autoencoder",
-         "fashion_classifier")
+         "fashion_classifier", "usps_bn_cnn")
 SWEEPS = ("init_schemes", "learning_rate", "activations", "usps_conv1d", "usps_conv1d_sweeps",
           "denoising")
 FROM_AUTOENCODERS = ("latent_tsne", "denoising")  # reuse fashion_autoencoders' models
