@@ -34,6 +34,8 @@ not scored while choosing). Best-epoch validation loss / accuracy: shift 2 and r
 99.59%; shift 1 with lr 1e-3 0.0143 / 99.73%, with weight decay 5e-4 0.0133 / 99.73%. USPS
 digits fill their 16x16 frame, so a 2-pixel shift cuts strokes off. (The validation digits
 come from the training set's writers: 730 of them separate the settings by a few errors only.)
+Each of these is one run of this script, e.g. ``--repeats 1 --shift 2`` or ``--repeats 1
+--lr 1e-3``, reading the best epoch's validation numbers from its ``results.json`` histories.
 
 Figures: ``curves.png`` (loss and accuracy, train and validation, of the median run),
 ``val_accuracy.png`` (validation accuracy of every run), ``repeats.png`` (train / validation
