@@ -137,11 +137,12 @@ def describe_optimizer(args: argparse.Namespace) -> str:
             f"at epoch {args.decay_epochs:g}), weight decay {args.weight_decay:g} on kernels")
 
 
-def load(split: str, args: argparse.Namespace) -> Data:
-    """USPS signals, re-split or standard, with the stratified validation hold-out."""
+def load(split: str, args: argparse.Namespace, layout: str = "signal") -> Data:
+    """USPS signals (or ``layout="image"``: 16x16 images), re-split or standard, with the
+    stratified validation hold-out."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
-    d = fnn.datasets.usps(layout="signal")
+    d = fnn.datasets.usps(layout=layout)
     if split == "resplit":
         d = fnn.datasets.resplit(d, seed=args.data_seed)
     x, y, x_test, y_test = d.x_train, d.y_train, d.x_test, d.y_test

@@ -51,30 +51,19 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 import fnn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by path
 import common  # noqa: E402
+import conv1d_common  # noqa: E402
+from conv1d_common import Data  # noqa: E402  (train / validation / test rows; images here)
 
 NAME = "usps_bn_cnn"
 NEEDS_REAL_DATA = True
 REPORT = {"test_accuracy": "97.08 (random re-split, easier)"}
 TARGET = 0.970
-QUICK_ROWS, QUICK_EPOCHS = (600, 300), 2  # train (before the hold-out) / test rows; epochs
-
-
-class Data(NamedTuple):
-    """Train (fitted on), validation (early stopping) and test images ``(N, 16, 16, 1)``."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    class_names: tuple[str, ...]
+QUICK_EPOCHS = 2
 
 
 class Run(NamedTuple):
@@ -108,15 +97,9 @@ def describe(args) -> str:
 
 
 def load(args) -> Data:
-    """USPS's standard split as images, with the stratified validation hold-out."""
-    d = fnn.datasets.usps(layout="image")
-    x, y, x_test, y_test = d.x_train, d.y_train, d.x_test, d.y_test
-    if args.quick:
-        n_train, n_test = QUICK_ROWS
-        x, y, x_test, y_test = x[:n_train], y[:n_train], x_test[:n_test], y_test[:n_test]
-    x_train, x_val, y_train, y_val = train_test_split(
-        x, y, test_size=args.val_fraction, stratify=y, random_state=args.data_seed)
-    return Data(x_train, y_train, x_val, y_val, x_test, y_test, d.class_names)
+    """USPS's standard split as images ``(N, 16, 16, 1)``, with the stratified validation
+    hold-out (the rows ``usps_conv1d`` holds out)."""
+    return conv1d_common.load("standard", args, layout="image")
 
 
 def make_optimizer(args, steps_per_epoch: int) -> fnn.Optimizer:
