@@ -150,8 +150,10 @@ def param_keys(layer: str, params: Any, names, what: str = "params") -> None:
                          + (f"; unexpected {unexpected}" if unexpected else ""))
 
 
-def param(layer: str, params: Any, name: str, shape: tuple | None = None) -> np.ndarray:
-    """``params[name]``, or an error naming the missing key / wrong shape / non-float dtype.
+def param(layer: str, params: Any, name: str, shape: tuple | None = None,
+          what: str = "params") -> np.ndarray:
+    """``params[name]``, or an error naming the missing key / wrong shape / non-float dtype
+    (``what``: how to call the tree, e.g. ``"state"``).
 
     >>> import numpy as np
     >>> from fnn.checks import param
@@ -166,14 +168,14 @@ def param(layer: str, params: Any, name: str, shape: tuple | None = None) -> np.
         value = params[name]
     except (KeyError, TypeError, IndexError):
         got = sorted(params) if isinstance(params, dict) else type(params).__name__
-        raise LayerError(f"{layer}: params should have key {name!r}, got {got}") from None
+        raise LayerError(f"{layer}: {what} should have key {name!r}, got {got}") from None
     dtype = getattr(value, "dtype", None)
     if dtype is None or dtype.kind != "f":
-        raise LayerError(f"{layer}: params[{name!r}] should be a floating-point array, got "
+        raise LayerError(f"{layer}: {what}[{name!r}] should be a floating-point array, got "
                          f"{dtype if dtype is not None else type(value).__name__}")
     if shape is not None and np.shape(value) != shape:
         raise LayerError(
-            f"{layer}: params[{name!r}] should have shape {shape}, got {np.shape(value)}"
+            f"{layer}: {what}[{name!r}] should have shape {shape}, got {np.shape(value)}"
         )
     return value
 

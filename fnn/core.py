@@ -92,9 +92,14 @@ def _vjp(layer: Layer, p, x, s, key, input_grad) -> tuple:
     return (*layer.vjp(p, x, key=key, input_grad=input_grad), None)
 
 
-def _child_state(combinator: str, state: Any, names: list[str], layers) -> list:
-    """Each child's state (None for those without) from a combinator's state dict."""
-    wanted = [n for n, layer in zip(names, layers) if layer.stateful]
+def _child_state(combinator: str, state: Any, names: list[str], wanted: list[str]) -> list:
+    """Each child's state (None for those without) from a combinator's state dict, whose keys
+    are ``wanted`` (its stateful children); one without state takes none (None or ``{}``)."""
+    if not wanted:
+        if state is not None and not (isinstance(state, dict) and not state):
+            raise LayerError("this model has no state (no layer keeps statistics); "
+                             f"got state={state!r:.80}")
+        return [None] * len(names)
     if state is None:
         raise LayerError(f"{combinator}: has state (layers {wanted} keep running statistics): "
                          "pass state=, the third value of init")
@@ -148,10 +153,6 @@ def _pass_on(dy):
     return {}, dy
 
 
-def _stateful(layers: Sequence[Layer]) -> bool:
-    return any(layer.stateful for layer in layers)
-
-
 def _init_children(names, layers, key, shape, *, chain: bool):
     """Init each child (one after the other when ``chain``, else all on ``shape``):
     ``(shapes, params, state)``."""
@@ -186,7 +187,8 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
     if not layers or not all(isinstance(layer, Layer) for layer in layers):
         raise TypeError(f"{name}: expects one or more fnn.Layer, got {layers!r:.200}")
     names = _child_names(layers)
-    stateful = _stateful(layers)
+    wanted = [n for n, layer in zip(names, layers) if layer.stateful]  # keys of the state
+    stateful = bool(wanted)
     fused = _fusions(layers)
 
     def init(k, input_shape):
@@ -196,7 +198,7 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
     def apply(params, x, *, state=None):
         child = names[0]
         ps = _child_params(name, params, names)
-        ss = _child_state(name, state, names, layers) if stateful else [None] * len(layers)
+        ss = _child_state(name, state, names, wanted)
         try:
             for i, (child, layer, p, s) in enumerate(zip(names, layers, ps, ss)):
                 if i in fused:  # relu + max-pool in one (the next layer's turn is skipped)
@@ -213,7 +215,7 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
         steps, new_state = [], {}
         child = names[0]
         ps = _child_params(name, params, names)
-        ss = _child_state(name, state, names, layers) if stateful else [None] * len(layers)
+        ss = _child_state(name, state, names, wanted)
         try:
             for i, (child, layer, p, s, sub) in enumerate(
                     zip(names, layers, ps, ss, _keys(key, len(layers)))):
@@ -246,24 +248,7 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
 
         return (x, pullback, new_state) if stateful else (x, pullback)
 
-    if not stateful:  # the plain contract: no state= keyword
-        apply = _without_state(apply)
-        vjp = _without_state(vjp)
     return Layer(init, apply, vjp, name, name, tuple(layers), "serial", stateful)
-
-
-def _without_state(fn: Callable) -> Callable:
-    """``fn`` for a combinator none of whose children has state: ``state=`` is refused."""
-    def stateless(params, x, **kwargs):
-        if "state" in kwargs:
-            if kwargs["state"] not in (None, {}):
-                raise LayerError("this model has no state (no layer keeps statistics); "
-                                 f"got state={kwargs['state']!r:.80}")
-            del kwargs["state"]
-        return fn(params, x, **kwargs)
-
-    stateless.__wrapped__ = fn
-    return stateless
 
 
 def parallel(*layers: Layer, name: str = "parallel") -> Layer:
@@ -280,7 +265,8 @@ def parallel(*layers: Layer, name: str = "parallel") -> Layer:
     if not layers or not all(isinstance(layer, Layer) for layer in layers):
         raise TypeError(f"{name}: expects one or more fnn.Layer, got {layers!r:.200}")
     names = _child_names(layers)
-    stateful = _stateful(layers)
+    wanted = [n for n, layer in zip(names, layers) if layer.stateful]  # keys of the state
+    stateful = bool(wanted)
 
     def init(k, input_shape):
         shapes, params, state = _init_children(names, layers, k, input_shape, chain=False)
@@ -288,7 +274,7 @@ def parallel(*layers: Layer, name: str = "parallel") -> Layer:
 
     def apply(params, x, *, state=None):
         ps = _child_params(name, params, names)
-        ss = _child_state(name, state, names, layers) if stateful else [None] * len(layers)
+        ss = _child_state(name, state, names, wanted)
         outs = []
         for child, layer, p, s in zip(names, layers, ps, ss):
             try:
@@ -299,7 +285,7 @@ def parallel(*layers: Layer, name: str = "parallel") -> Layer:
 
     def vjp(params, x, *, key=None, state=None, input_grad=True):
         ps = _child_params(name, params, names)
-        ss = _child_state(name, state, names, layers) if stateful else [None] * len(layers)
+        ss = _child_state(name, state, names, wanted)
         outs, pullbacks, new_state = [], [], {}
         for child, layer, p, s, sub in zip(names, layers, ps, ss, _keys(key, len(layers))):
             try:
@@ -321,9 +307,6 @@ def parallel(*layers: Layer, name: str = "parallel") -> Layer:
 
         return (tuple(outs), pullback, new_state) if stateful else (tuple(outs), pullback)
 
-    if not stateful:
-        apply = _without_state(apply)
-        vjp = _without_state(vjp)
     return Layer(init, apply, vjp, name, name, tuple(layers), "parallel", stateful)
 
 

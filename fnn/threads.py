@@ -55,16 +55,10 @@ def allreduce(*values) -> tuple:
         return values
     group.slots[_local.shard] = values
     group.barrier.wait()
-    sums = tuple(_sum([slot[i] for slot in group.slots]) for i in range(len(values)))
+    first, *rest = group.slots
+    sums = tuple(sum((slot[i] for slot in rest), first[i]) for i in range(len(values)))
     group.barrier.wait()  # nobody writes its next values before everyone has read these
     return sums
-
-
-def _sum(parts: list):
-    total = parts[0]
-    for part in parts[1:]:
-        total = total + part
-    return total
 
 
 def shard_weight() -> float:

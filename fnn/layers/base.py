@@ -15,7 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from fnn.checks import LayerError, as_shape, float_input, fmt_shape, no_params, param_keys
+from fnn.checks import (
+    LayerError,
+    as_shape,
+    float_input,
+    fmt_shape,
+    no_params,
+    param,
+    param_keys,
+)
 from fnn.core import Layer
 from fnn.initializers import shapes_only
 from fnn.keys import key as make_key
@@ -25,11 +33,7 @@ def _flat(label: str, what: str, tree: Any, spec: dict, x_shape: tuple) -> None:
     """``tree`` must be a dict with the keys of ``spec`` and arrays of its shapes."""
     param_keys(label, tree, tuple(spec), what)
     for k, shape in spec.items():
-        value = tree[k]
-        dtype = getattr(value, "dtype", None)
-        if dtype is None or dtype.kind != "f":
-            raise LayerError(f"{label}: {what}[{k!r}] should be a floating-point array, got "
-                             f"{dtype if dtype is not None else type(value).__name__}")
+        value = param(label, tree, k, what=what)  # a floating-point array
         if value.shape != shape:
             raise LayerError(
                 f"{label}: input {x_shape} does not fit {what}[{k!r}] of shape {value.shape} "

@@ -112,7 +112,7 @@ def batch_norm(*, momentum: float = 0.1, eps: float = 1e-5, affine: bool = True,
         xhat, _ = normalize(x, state["mean"].astype(x.dtype), state["var"].astype(x.dtype), eps)
         return out(params, xhat)
 
-    return layer(label, init, forward, backward, apply=apply, stateful=True, name="batch_norm")
+    return layer(label, init, forward, backward, apply=apply, stateful=True)
 
 
 def _per_sample(label: str, init, axes_of, eps: float, affine: bool, regroup=None) -> Layer:
@@ -123,23 +123,22 @@ def _per_sample(label: str, init, axes_of, eps: float, affine: bool, regroup=Non
     def forward(params, x):
         xr = regroup(x)
         axes = axes_of(xr)
-        xhat, inv = normalize(xr, *moments(xr, axes)[:2], eps)
-        xhat = xhat.reshape(x.shape)
+        mean, var, n = moments(xr, axes)
+        xhat_r, inv = normalize(xr, mean, var, eps)  # regrouped, as the backward wants it
+        xhat = xhat_r.reshape(x.shape)
         y = xhat * params["scale"] + params["bias"] if affine else xhat
-        return y, (xhat, inv)
+        return y, (xhat, xhat_r, inv, axes, n)
 
     def backward(params, saved, dy, input_grad):
-        xhat, inv = saved
+        xhat, xhat_r, inv, axes, n = saved
         lead = tuple(range(dy.ndim - np.ndim(params["scale"]))) if affine else ()
         grads = {"scale": (dy * xhat).sum(axis=lead), "bias": dy.sum(axis=lead)} if affine else {}
         if not input_grad:
             return grads, None
-        g, xr = regroup(dy * params["scale"] if affine else dy), regroup(xhat)
-        axes = axes_of(xr)
-        n = int(np.prod([xr.shape[a] for a in axes]))
-        return grads, normalize_backward(g, xr, inv, axes, n).reshape(dy.shape)
+        g = regroup(dy * params["scale"] if affine else dy)
+        return grads, normalize_backward(g, xhat_r, inv, axes, n).reshape(dy.shape)
 
-    return layer(label, init, forward, backward, name=label.split("(")[0])
+    return layer(label, init, forward, backward)
 
 
 def layer_norm(axes=-1, *, eps: float = 1e-5, affine: bool = True, scale_init="ones",

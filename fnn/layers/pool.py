@@ -87,16 +87,11 @@ def _with_relu_fusion(layer: Layer, label: str, nd: int, forward: Callable,
                       train: Callable) -> Layer:
     """Give a max-pool layer the fused ``relu`` + max-pool that :func:`fnn.serial` runs in
     place of an adjacent ``relu(), max_pool(...)`` pair (:mod:`fnn.ops.pool`: same numbers,
-    fewer passes over the relu's full-size input). Stored as attributes of its functions, so
-    the Layer keeps its fields: ``apply.after_relu(params, x)`` and
-    ``vjp.after_relu(params, x, input_grad) -> (y, pullback)``, ``x`` being the relu's input."""
+    fewer passes over the relu's full-size input). Stored as attributes of its own functions
+    (made for this layer alone), so the Layer keeps its fields: ``apply.after_relu(params, x)``
+    and ``vjp.after_relu(params, x, input_grad) -> (y, pullback)``, ``x`` being the relu's
+    input."""
     check = rank_checker(label, (nd + 2,), layout(nd))
-
-    def apply(params, x):
-        return layer.apply(params, x)
-
-    def vjp(params, x, *, key=None, input_grad=True):
-        return layer.vjp(params, x, key=key, input_grad=input_grad)
 
     def fused_vjp(params, x, input_grad=True):
         no_params(label, params)
@@ -107,9 +102,9 @@ def _with_relu_fusion(layer: Layer, label: str, nd: int, forward: Callable,
         no_params(label, params)
         return forward(check(x), relu=True)
 
-    apply.after_relu = fused_apply
-    vjp.after_relu = fused_vjp
-    return layer._replace(apply=apply, vjp=vjp)
+    layer.apply.after_relu = fused_apply
+    layer.vjp.after_relu = fused_vjp
+    return layer
 
 
 def max_pool1d(kernel_size, stride=None, padding=0) -> Layer:
