@@ -113,8 +113,9 @@ def _bce_with_logits(y_pred, y_true, grad):
     return value, ((sig - y) / n).astype(z.dtype, copy=False)
 
 
-def _class_targets(name: str, y_pred: np.ndarray, y_true) -> np.ndarray:
-    """Integer class indices ``(N,)`` from integer labels or one-hot / probability rows."""
+def _class_targets(name: str, y_pred: np.ndarray, y_true, check_range: bool = True) -> np.ndarray:
+    """Integer class indices ``(N,)`` from integer labels or one-hot / probability rows;
+    ``check_range=False`` leaves the labels' range to the caller."""
     y_true = np.asarray(y_true)
     n, c = y_pred.shape[0], y_pred.shape[-1]
     if y_pred.ndim != 2:
@@ -122,7 +123,7 @@ def _class_targets(name: str, y_pred: np.ndarray, y_true) -> np.ndarray:
     if y_true.dtype.kind in "iu":
         if y_true.shape != (n,):
             raise LayerError(f"{name}: integer labels must have shape ({n},), got {y_true.shape}")
-        if y_true.size and (y_true.min() < 0 or y_true.max() >= c):
+        if check_range and y_true.size and (y_true.min() < 0 or y_true.max() >= c):
             bad = y_true[(y_true < 0) | (y_true >= c)]
             raise LayerError(
                 f"{name}: labels must lie in [0, {c}) for {c} classes, got {bad[:5].tolist()}"
@@ -161,9 +162,12 @@ def _nll_of_logp(name: str, logp: np.ndarray, target: np.ndarray) -> tuple[float
 
 def _cross_entropy(y_pred, y_true, grad):
     z = _pred("cross_entropy", y_pred)
-    target = _class_targets("cross_entropy", z, y_true)
+    target = _class_targets("cross_entropy", z, y_true, check_range=False)
     if target.ndim == 1:  # integer labels: one kernel (fnn.ops.losses; numpy or compiled)
-        return softmax_cross_entropy(z, target, grad)
+        out = softmax_cross_entropy(z, target, grad)
+        if out is None:  # a label out of range: the check words the error
+            _class_targets("cross_entropy", z, target)
+        return out
     shifted = z - z.max(axis=-1, keepdims=True)
     logp = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
     value, d_logp = _nll_of_logp("cross_entropy", logp, target)

@@ -39,7 +39,7 @@ from fnn.checkpoint import (
 from fnn.core import Layer, init, value_and_grad
 from fnn.io import FnnFileError, read_npz
 from fnn.keys import Key, fold_in
-from fnn.optim import Optimizer, apply_updates
+from fnn.optim import Optimizer, apply_gradients
 from fnn.optim import stats as optimizer_stats
 from fnn.tree import flatten_with_paths
 
@@ -700,8 +700,7 @@ def supervised_step(model: Layer, loss, optimizer: Optimizer, *, threads: int = 
             value, grads, model_state = grad_fn(state.params, x, y, key=key, state=model_state)
         else:
             value, grads = grad_fn(state.params, x, y, key=key)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = apply_updates(state.params, updates)
+        params, opt_state = apply_gradients(optimizer, grads, state.opt_state, state.params)
         metrics = {"loss": value, **optimizer_stats(opt_state)}  # lr, grad_norm when clipping
         return TrainState(params, opt_state, state.key, state.step + 1, model_state), metrics
 

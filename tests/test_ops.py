@@ -173,6 +173,12 @@ def test_softmax_cross_entropy_agrees(dtype):
     (v0, g0), (v1, g1) = both(fnn.cross_entropy.vjp, z, labels)
     assert v1 == pytest.approx(v0, rel=1e-6) and g0.dtype == g1.dtype == dtype
     assert_close(g0, g1, dtype)
+    for bad in (10, -1):  # the range check runs in the kernel: None, and the loss words it
+        labels[5] = bad
+        assert both(fnn.ops.losses.softmax_cross_entropy, z, labels) == (None, None)
+        for name in fnn.ops.BACKENDS:
+            with fnn.ops.using(name), pytest.raises(fnn.LayerError, match=rf"\[{bad}\]"):
+                fnn.cross_entropy.vjp(z, labels)
 
 
 # --- layers: apply and vjp on both backends ------------------------------------------------------

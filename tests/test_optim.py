@@ -460,3 +460,33 @@ def test_state_survives_fnn_save_and_load(name, tmp_path):
     assert optree.tree_structure(loaded) == optree.tree_structure(state)
     for a, b in zip(optree.tree_leaves(loaded), optree.tree_leaves(state)):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: fnn.sgd(0.1), lambda: fnn.sgd(optim.cosine_decay(0.1, 5), momentum=0.9, nesterov=True),
+    lambda: fnn.adam(0.01, weight_decay=0.1), lambda: fnn.adamw(0.01),
+    lambda: fnn.rmsprop(0.01, centered=True, momentum=0.5),
+    lambda: optim.chain(optim.clip_by_global_norm(0.5), fnn.sgd(0.1, momentum=0.9)),
+    lambda: optim.masked(fnn.sgd(0.1), lambda path: path.startswith("a")),  # not fused
+    lambda: optim.chain(fnn.sgd(0.1), optim.scale(0.5)),  # not fused: the scale comes last
+])
+def test_apply_gradients_is_update_then_apply_bit_for_bit(make):
+    opt = make()
+    params = {**P, "h": np.array([1.0, 2.0])}  # a float64 leaf among float32 ones
+    grads = {**G, "h": np.array([0.25, -0.5])}
+    p1 = p2 = params
+    s1 = s2 = opt.init(params)
+    for _ in range(3):
+        updates, s1 = opt.update(grads, s1, p1)
+        p1 = fnn.apply_updates(p1, updates)
+        p2, s2 = optim.apply_gradients(opt, grads, s2, p2)
+    for a, b in zip(optree.tree_leaves(p1), optree.tree_leaves(p2)):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    assert optree.tree_structure(p1) == optree.tree_structure(p2)
+    assert optim.stats(s1) == optim.stats(s2)
+    assert params["a"]["w"].tolist() == [1.0, -2.0]  # inputs untouched
+
+
+def test_apply_gradients_fuses_the_chains_that_end_with_the_learning_rate():
+    assert hasattr(fnn.adamw(0.1).update, "step") and hasattr(fnn.sgd(0.1).update, "step")
+    assert not hasattr(optim.chain(fnn.sgd(0.1), optim.scale(0.5)).update, "step")

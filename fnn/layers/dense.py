@@ -7,6 +7,7 @@ from fnn.core import Layer
 from fnn.keys import split
 from fnn.layers.arguments import positive_int
 from fnn.layers.base import layer
+from fnn.ops.conv import bias_grad
 
 
 def linear(out_dim: int, *, bias: bool = True, w_init="xavier_uniform", b_init="zeros") -> Layer:
@@ -34,7 +35,7 @@ def linear(out_dim: int, *, bias: bool = True, w_init="xavier_uniform", b_init="
 
     def backward(params, x, dy, input_grad):
         x2, dy2 = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])
-        grads = {"w": x2.T @ dy2, "b": dy2.sum(axis=0)} if bias else {"w": x2.T @ dy2}
+        grads = {"w": x2.T @ dy2, "b": bias_grad(dy2)} if bias else {"w": x2.T @ dy2}
         return grads, dy @ params["w"].T if input_grad else None
 
     return layer(label, init, forward, backward)

@@ -34,7 +34,10 @@ _jit = numba.njit(cache=True, nogil=True, fastmath=False)
 
 
 def _image(a: np.ndarray) -> np.ndarray:
-    """``(N, L, C)`` → ``(N, 1, L, C)`` (a view); 2-D images unchanged."""
+    """``(N, L, C)`` → ``(N, 1, L, C)``; 2-D images unchanged; C-contiguous either way (a
+    strided view, e.g. the cropped gradient of a padded convolution, would make numba compile
+    and run a generic-layout loop ten times slower than copying it first)."""
+    a = np.ascontiguousarray(a)
     return a if a.ndim == 4 else a.reshape(a.shape[0], 1, *a.shape[1:])
 
 
@@ -220,6 +223,9 @@ def _softmax_cross_entropy(z, labels, grad, d):
     inv_n = z.dtype.type(1.0 / n)
     total = 0.0
     for i in range(n):
+        if labels[i] < 0 or labels[i] >= c:
+            return -1.0  # a label out of range (a loss is never negative)
+    for i in range(n):
         m = z[i, 0]
         for j in range(1, c):
             if z[i, j] > m:
@@ -237,8 +243,11 @@ def _softmax_cross_entropy(z, labels, grad, d):
 
 
 def softmax_cross_entropy(z: np.ndarray, labels: np.ndarray,
-                          grad: bool = True) -> tuple[float, np.ndarray | None]:
-    """:func:`fnn.ops.losses.softmax_cross_entropy` in one pass over the logits."""
+                          grad: bool = True) -> tuple[float, np.ndarray | None] | None:
+    """:func:`fnn.ops.losses.softmax_cross_entropy` in one pass over the logits (and one over
+    the labels, checking their range)."""
     d = np.empty_like(z) if grad else np.empty((0, 0), dtype=z.dtype)
     value = _softmax_cross_entropy(z, labels.astype(np.int64, copy=False), grad, d)
+    if value < 0:
+        return None
     return float(value), (d if grad else None)

@@ -14,14 +14,16 @@ from fnn.ops import _backend
 
 
 def softmax_cross_entropy(z: np.ndarray, labels: np.ndarray,
-                          grad: bool = True) -> tuple[float, np.ndarray | None]:
+                          grad: bool = True) -> tuple[float, np.ndarray | None] | None:
     """Mean over the batch of ``-log softmax(z)[label]`` for logits ``z: (N, C)`` and integer
-    labels ``(N,)`` in ``[0, C)``, and its gradient ``(softmax(z) - onehot) / N`` (None
-    without ``grad``)."""
+    labels ``(N,)``, and its gradient ``(softmax(z) - onehot) / N`` (None without ``grad``);
+    None when a label is outside ``[0, C)`` (checked in the same pass as the loss)."""
     if (_backend.compiled() and z.dtype in (np.float32, np.float64) and z.ndim == 2
             and z.flags.c_contiguous):
         return _backend.kernels().softmax_cross_entropy(z, labels, grad)
-    n = z.shape[0]
+    n, c = z.shape
+    if n and (labels.min() < 0 or labels.max() >= c):
+        return None
     shifted = z - z.max(axis=-1, keepdims=True)
     logp = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
     rows = np.arange(n)

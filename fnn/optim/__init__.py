@@ -10,7 +10,7 @@
 
 * :mod:`fnn.optim.transforms`: the small gradient transformations (``scale_by_adam``,
   ``trace``, ``scale_by_rms``, ``add_decayed_weights``, ``clip_by_global_norm``, ...), ``chain``,
-  ``masked``, ``apply_updates`` and ``stats``;
+  ``masked``, ``apply_updates``, ``apply_gradients`` (update and apply in one pass) and ``stats``;
 * :mod:`fnn.optim.schedules`: ``step -> lr`` functions and ``in_epochs``;
 * :mod:`fnn.optim.aliases`: ``sgd``, ``momentum``, ``adam``, ``adamw``, ``rmsprop``, each a chain
   of transforms, with its exact update rule and the PyTorch optimiser it matches.
@@ -49,6 +49,7 @@ from fnn.optim.transforms import (
     Schedule,
     TraceState,
     add_decayed_weights,
+    apply_gradients,
     apply_updates,
     chain,
     clip,
@@ -69,7 +70,7 @@ from fnn.optim.transforms import (
 __all__ = [
     "ClipByGlobalNormState", "EmptyState", "GradientTransformation", "MaskedState", "Optimizer",
     "ScaleByAdamState", "ScaleByLearningRateState", "ScaleByRmsState", "ScaleByStddevState",
-    "Schedule", "TraceState", "adam", "adamw", "add_decayed_weights", "apply_updates", "chain",
+    "Schedule", "TraceState", "adam", "adamw", "add_decayed_weights", "apply_gradients", "apply_updates", "chain",
     "clip", "clip_by_global_norm", "constant", "cosine_decay", "exponential_decay", "global_norm",
     "in_epochs", "join_schedules", "linear", "linear_warmup", "masked", "momentum", "piecewise",
     "rmsprop", "scale", "scale_by_adam", "scale_by_learning_rate", "scale_by_momentum",

@@ -243,14 +243,32 @@ def scale_by_learning_rate(lr: float | Schedule) -> Optimizer:
     def init(params):
         return ScaleByLearningRateState(0, math.nan)
 
-    def update(updates, state, params=None):
+    def rate(state):
         count = int(state.count)
         lr_t = float(lr(count)) if callable(lr) else lr
         if not math.isfinite(lr_t):
             raise ValueError(f"scale_by_learning_rate: the schedule gave lr {lr_t} at step {count}")
-        return tree_map(lambda u: -lr_t * u, updates), ScaleByLearningRateState(count + 1, lr_t)
+        return lr_t, ScaleByLearningRateState(count + 1, lr_t)
 
+    def update(updates, state, params=None):
+        lr_t, state = rate(state)
+        return tree_map(lambda u: -lr_t * u, updates), state
+
+    def step(updates, state, params):
+        lr_t, state = rate(state)
+        return tree_map(lambda p, u: _add_scaled(p, -lr_t, u), params, updates), state
+
+    update.step = step  # update + apply_updates in one pass per leaf: see apply_gradients
     return Optimizer(init, update)
+
+
+def _add_scaled(p: np.ndarray, a: float, u: np.ndarray) -> np.ndarray:
+    """``p + a * u`` in ``p``'s dtype, the same bits as ``apply_updates`` after a scale, with
+    one temporary instead of two."""
+    out = a * u
+    if isinstance(out, np.ndarray) and out.dtype == p.dtype and out.shape == p.shape:
+        return np.add(p, out, out=out)
+    return (p + out).astype(p.dtype, copy=False)
 
 
 def add_decayed_weights(weight_decay: float, mask: Mask | None = None) -> Optimizer:
@@ -479,15 +497,27 @@ def chain(*transforms: Optimizer) -> Optimizer:
     def init(params):
         return tuple(t.init(params) for t in transforms)
 
-    def update(updates, state, params=None):
+    def run(updates, state, params, n):
         if len(state) != len(transforms):
             raise ValueError(f"chain: state has {len(state)} entries for {len(transforms)} transforms")
         new = []
-        for t, s in zip(transforms, state):
+        for t, s in zip(transforms[:n], state):
             updates, s = t.update(updates, s, params)
             new.append(s)
+        return updates, new
+
+    def update(updates, state, params=None):
+        updates, new = run(updates, state, params, len(transforms))
         return updates, tuple(new)
 
+    last = getattr(transforms[-1].update, "step", None) if transforms else None
+    if last is not None:  # ends with scale_by_learning_rate: fuse it with apply_updates
+        def step(updates, state, params):
+            updates, new = run(updates, state, params, len(transforms) - 1)
+            params, s = last(updates, state[-1], params)
+            return params, (*new, s)
+
+        update.step = step
     return Optimizer(init, update)
 
 
@@ -557,6 +587,27 @@ def apply_updates(params, updates):
     array([1.5, 2. ], dtype=float32)
     """
     return tree_map(lambda p, u: (p + u).astype(p.dtype, copy=False), params, updates)
+
+
+def apply_gradients(optimizer: Optimizer, grads, state, params) -> tuple[Any, Any]:
+    """``(new_params, new_state)``: ``optimizer.update`` then :func:`apply_updates`, what
+    every training step does. A chain that ends with :func:`scale_by_learning_rate` (every
+    optimiser in :mod:`fnn.optim.aliases`) does the scaling and the addition in one pass per
+    leaf, with the same bits as the two calls; any other optimiser runs the two calls.
+
+    >>> import numpy as np, fnn
+    >>> opt = fnn.sgd(0.5)
+    >>> params = {"w": np.ones(2, np.float32)}
+    >>> new, state = fnn.optim.apply_gradients(opt, {"w": np.array([1.0, 2.0], np.float32)},
+    ...                                        opt.init(params), params)
+    >>> new["w"], fnn.optim.stats(state)
+    (array([0.5, 0. ], dtype=float32), {'lr': 0.5})
+    """
+    step = getattr(optimizer.update, "step", None)
+    if step is not None:
+        return step(grads, state, params)
+    updates, state = optimizer.update(grads, state, params)
+    return apply_updates(params, updates), state
 
 
 def stats(opt_state) -> dict[str, float]:
