@@ -84,6 +84,34 @@ def test_wide_input_gradients(nd, k, stride, padding, dilation):
     _gradcheck([fnn.conv_transpose1d, fnn.conv_transpose2d][nd - 1](8, k, **kw), (-1, *(4,) * nd, 2))
 
 
+@pytest.mark.parametrize("layer, shape", [
+    (fnn.conv2d(5, 3, padding="same", bias=True), (7, 6, 6, 3)),
+    (fnn.conv2d(4, 3, stride=2, padding=1), (5, 7, 7, 9)),
+    (fnn.conv_transpose2d(3, 3, stride=2, padding=1, output_padding=1, bias=True), (6, 4, 4, 9)),
+    (fnn.conv1d(4, 3, bias=True), (5, 9, 2)),
+])
+def test_forward_blocks_give_the_same_numbers(layer, shape, monkeypatch):
+    """The forward matmul runs on blocks of samples (``fnn.ops.conv.BLOCK_BYTES``): one sample
+    per block gives the numbers of one block for the whole batch."""
+    _, params = layer.init(fnn.key(0), (-1, *shape[1:]))
+    x = RNG.standard_normal(shape)
+
+    def run():
+        y, back = layer.vjp(params, x)
+        return y, *back(np.ones_like(y))
+
+    y, grads, dx = run()
+    monkeypatch.setattr(fnn.ops.conv, "BLOCK_BYTES", 1)
+    g = geometry("test", shape[1:-1], (3,) * (len(shape) - 2), (1,) * (len(shape) - 2),
+                 (1,) * (len(shape) - 2), "same")
+    assert len(fnn.ops.conv.sample_blocks(shape[0], g, 8)) == shape[0]
+    y1, grads1, dx1 = run()
+    np.testing.assert_allclose(y1, y, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx1, dx, rtol=1e-12, atol=1e-12)
+    for k in grads:
+        np.testing.assert_allclose(grads1[k], grads[k], rtol=1e-12, atol=1e-12)
+
+
 POOLS = [
     (fnn.max_pool1d, (-1, 9, 3), [(2, None, 0), (3, 2, 1), (2, 1, 0), (3, 3, (0, 2))]),
     (fnn.avg_pool1d, (-1, 9, 3), [(2, None, 0), (3, 2, 1), (2, 1, 0), (4, 3, (1, 2))]),

@@ -187,6 +187,9 @@ LAYERS = [
     (fnn.conv2d(4, 3, padding="same", bias=True), (2, 8, 8, 3)),
     (fnn.conv2d(3, (2, 3), stride=(2, 1), dilation=(1, 2), padding=1), (2, 9, 8, 2)),
     (fnn.conv1d(5, 3, stride=2, padding="same", bias=True), (2, 11, 1)),
+    (fnn.conv2d(12, 3, padding="same"), (2, 6, 6, 9)),  # 8+ input channels: the wide dx
+    (fnn.conv2d(4, 3, stride=2, padding=1, bias=True), (2, 7, 7, 8)),
+    (fnn.conv1d(12, 3, padding="same"), (2, 9, 9)),
     (fnn.conv_transpose2d(2, 3, stride=2, padding=1, output_padding=1, bias=True), (2, 4, 4, 3)),
     (fnn.conv_transpose1d(3, 2, stride=2), (2, 5, 4)),
     (fnn.max_pool2d(2), (2, 8, 8, 3)), (fnn.max_pool2d(3, 2, 1), (2, 7, 6, 2)),

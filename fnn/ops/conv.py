@@ -19,7 +19,16 @@ import math
 
 import numpy as np
 
-from fnn.ops.windows import Geometry, crop, fold, geometry, pad, tap_slices, windows
+from fnn.ops.windows import (
+    Geometry,
+    compiled_fits,
+    crop,
+    fold,
+    geometry,
+    pad,
+    tap_slices,
+    windows,
+)
 
 
 def patches(x: np.ndarray, g: Geometry, ones: bool = False) -> np.ndarray:
@@ -97,11 +106,13 @@ def correlate_adjoint(dy: np.ndarray, w: np.ndarray, g: Geometry) -> np.ndarray:
 def adjoint_by_taps(dy: np.ndarray, w: np.ndarray, g: Geometry) -> np.ndarray:
     """:func:`correlate_adjoint` for any geometry: ``dy @ w.T`` per tap, folded back onto the
     input. With 8 or more input channels each tap's matmul is added to its shifted slice of
-    the output at once (its block is still in cache); with fewer, one wide matmul then a fold
-    is faster (``benchmarks/micro.py`` times the three ways)."""
+    the output at once (its block is still in cache); with fewer, or on 2-D images with the
+    compiled fold (one pass at memory speed, where the per-tap adds write strided
+    rectangles), one wide matmul then a fold is faster (``benchmarks/micro.py`` times the
+    three ways)."""
     n, c_in, c_out = dy.shape[0], w.shape[-2], w.shape[-1]
     rows = dy.reshape(-1, c_out)
-    if c_in >= 8:
+    if c_in >= 8 and not (len(g.kernel) == 2 and compiled_fits(g, dy, w)):
         out = np.zeros((n, *g.padded_sizes, c_in), dtype=np.result_type(dy, w))
         for tap_w, target in zip(w.reshape(-1, c_in, c_out), tap_slices(g)):
             out[target] += (rows @ tap_w.T).reshape(n, *g.out_sizes, c_in)
