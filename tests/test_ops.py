@@ -97,6 +97,7 @@ POOL_GEOMETRIES = [  # (spatial sizes, kernel, stride, padding)
     ((7, 6), (3, 3), (2, 2), ((1, 1), (1, 1))),       # overlapping, padded
     ((7, 6), (2, 3), (1, 2), ((0, 1), (1, 0))),
     ((9, 9), (2, 2), (3, 3), ((0, 0), (0, 0))),       # gaps between windows
+    ((6, 6), (2, 2), (2, 2), ((1, 1), (1, 1))),       # tiling the padded input
     ((11,), (3,), (2,), ((1, 1),)),
     ((12,), (2,), (2,), ((0, 0),)),
 ]
@@ -104,8 +105,9 @@ POOL_GEOMETRIES = [  # (spatial sizes, kernel, stride, padding)
 
 def _pool_input(sizes, dtype, ties):
     x = RNG.standard_normal((3, *sizes, 5)).astype(dtype)
-    if ties:  # many equal values (and zeros): the first maximum must win on both backends
+    if ties:  # many equal values (and zeros): the first maximum must win on both backends;
         x = np.round(x * 2) / 2
+        x.reshape(-1)[::17] = np.nan  # and a NaN propagates (its window's arg-max is kept)
     return x
 
 
