@@ -38,17 +38,21 @@ def patches(x: np.ndarray, g: Geometry, ones: bool = False) -> np.ndarray:
     numpy: with one input channel the windows' rows are only ``kernel`` values long, so the
     patches are copied tap by tap (whole image rows at a time) into a tap-major array whose
     transpose is the patch matrix (faster: ``benchmarks/micro.py``)."""
-    xp = pad(x, g.pads)
-    n, c, k = x.shape[0], x.shape[-1], math.prod(g.kernel) * x.shape[-1]
+    return padded_patches(pad(x, g.pads), g, ones)
+
+
+def padded_patches(xp: np.ndarray, g: Geometry, ones: bool = False) -> np.ndarray:
+    """:func:`patches` of an input already padded as ``g`` says, ``(N, *Sp, C)``."""
+    n, c, k = xp.shape[0], xp.shape[-1], math.prod(g.kernel) * xp.shape[-1]
     if c == 1:
-        taps = np.empty((k + ones, n, *g.out_sizes, 1), dtype=x.dtype)
+        taps = np.empty((k + ones, n, *g.out_sizes, 1), dtype=xp.dtype)
         for tap, source in zip(taps, tap_slices(g)):
             tap[...] = xp[source]
         taps[k:] = 1
         return taps.reshape(len(taps), -1).T
     if not ones:
         return windows(xp, g).reshape(-1, k)
-    cols = np.empty((n, *g.out_sizes, k + 1), dtype=x.dtype)
+    cols = np.empty((n, *g.out_sizes, k + 1), dtype=xp.dtype)
     cols[..., k] = 1
     # splitting the contiguous last axis of a view is always a view: this writes into cols
     cols[..., :k].reshape(n, *g.out_sizes, *g.kernel, c)[...] = windows(xp, g)
@@ -81,11 +85,11 @@ def correlate(x: np.ndarray, w: np.ndarray, g: Geometry,
     ones in the patches meets it as the kernel's last row): ``(y, patch blocks)``,
     ``y: (N, *S_out, C_out)``; the patch matrix comes as the row blocks of
     :func:`sample_blocks`, each multiplied as soon as it is built."""
-    matrix = kernel_matrix(w, b)
+    matrix, xp = kernel_matrix(w, b), pad(x, g.pads)
     y = np.empty((x.shape[0], *g.out_sizes, w.shape[-1]), dtype=np.result_type(x, matrix))
     cols = []
     for part in sample_blocks(x.shape[0], g, matrix.shape[0] * x.itemsize):
-        cols.append(patches(x[part], g, ones=b is not None))
+        cols.append(padded_patches(xp[part], g, ones=b is not None))
         np.matmul(cols[-1], matrix, out=y[part].reshape(-1, matrix.shape[1]))
     return y, cols
 
