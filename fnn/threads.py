@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from fnn.keys import fold_in
 from fnn.tree import tree_leaves, tree_map
 
@@ -161,8 +163,7 @@ def sharded(value_and_grad_fn: Callable, threads: int, *, batch_mean: bool | Non
             results = [first] + [_result(f) for f in futures]
         _raise_first_failure(results)
         value = sum(w * r[0] for w, r in zip(weights, results))
-        grads = tree_map(lambda *gs: sum(w * g for w, g in zip(weights, gs)),
-                         *(r[1] for r in results))
+        grads = tree_map(lambda *gs: _weighted_sum(weights, gs), *(r[1] for r in results))
         # with state, every shard computed the same new state (the batch's statistics)
         return (value, grads, results[0][2]) if stateful else (value, grads)
 
@@ -213,11 +214,29 @@ def chunked(value_and_grad_fn: Callable, size: int, *, batch_mean: bool | None =
             w = (part.stop - part.start) / n
             value += w * v
             grads = (tree_map(lambda b, w=w: w * b, g) if grads is None
-                     else tree_map(lambda a, b, w=w: a + w * b, grads, g))
+                     else tree_map(lambda a, b, w=w: _add_weighted(a, w, b), grads, g))
         return value, grads
 
     run.loss = getattr(value_and_grad_fn, "loss", None)
     return run
+
+
+def _add_weighted(total, w: float, a):
+    """``total + w * a``, added into ``total`` (a sum this module owns) when the shapes and
+    dtypes allow: one temporary instead of two per leaf (LeNet's dense kernel is 1.6 MB)."""
+    term = w * a
+    if isinstance(total, np.ndarray) and total.shape == np.shape(term) \
+            and total.dtype == np.result_type(total, term):
+        return np.add(total, term, out=total)
+    return total + term
+
+
+def _weighted_sum(weights: list[float], arrays) -> Any:
+    """``sum(w * a)`` over the shards' gradients of one leaf."""
+    total = weights[0] * arrays[0]
+    for w, a in zip(weights[1:], arrays[1:]):
+        total = _add_weighted(total, w, a)
+    return total
 
 
 def _result(future) -> Any:
