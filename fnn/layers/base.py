@@ -30,7 +30,15 @@ from fnn.keys import key as make_key
 
 
 def _flat(label: str, what: str, tree: Any, spec: dict, x_shape: tuple) -> None:
-    """``tree`` must be a dict with the keys of ``spec`` and arrays of its shapes."""
+    """``tree`` must be a dict with the keys of ``spec`` and floating-point arrays of its
+    shapes (a quick pass for the usual case; the checks below word what is wrong)."""
+    if type(tree) is dict and len(tree) == len(spec):
+        for k, shape in spec.items():
+            value = tree.get(k)
+            if type(value) is not np.ndarray or value.shape != shape or value.dtype.kind != "f":
+                break
+        else:
+            return
     param_keys(label, tree, tuple(spec), what)
     for k, shape in spec.items():
         value = param(label, tree, k, what=what)  # a floating-point array

@@ -15,6 +15,7 @@ values back in one pass (:func:`fnn.ops.windows.fold`). The matmuls stay in BLAS
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -157,7 +158,15 @@ def bias_grad(dy: np.ndarray) -> np.ndarray:
     """``dy`` summed over every axis but the last (channels), as a matrix-vector product:
     faster than ``sum(axis=0)`` over few channels (``benchmarks/micro.py``)."""
     rows = dy.reshape(-1, dy.shape[-1])
-    return np.ones(len(rows), dtype=dy.dtype) @ rows
+    return _ones(len(rows), rows.dtype) @ rows
+
+
+@functools.lru_cache(maxsize=64)
+def _ones(n: int, dtype: np.dtype) -> np.ndarray:
+    """A read-only vector of ``n`` ones (the same few lengths come every step)."""
+    ones = np.ones(n, dtype=dtype)
+    ones.flags.writeable = False
+    return ones
 
 
 def flops(g: Geometry, batch: int, c_in: int, c_out: int) -> int:
