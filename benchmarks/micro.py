@@ -19,6 +19,7 @@ from fnn.ops import elementwise
 from fnn.ops.conv import (
     adjoint_by_taps,
     bias_grad,
+    correlate,
     correlate_adjoint,
     kernel_grad,
     kernel_matrix,
@@ -63,7 +64,7 @@ def cases():
     x32, g14 = data(64, 14, 14, 32), same3x3(14)
     cols32 = patches(x32, g14, ones=True)
     rows64 = data(64 * 14 * 14, 64)
-    dy64, w3264 = data(64, 14, 14, 64), data(3, 3, 32, 64)
+    dy64, w3264, b64 = data(64, 14, 14, 64), data(3, 3, 32, 64), data(64)
     dy8, w168 = data(64, 14, 14, 8), data(3, 3, 16, 8)
     dy1, w161 = data(64, 28, 28, 1), data(3, 3, 16, 1)
     y16 = data(64, 28, 28, 16)
@@ -81,13 +82,16 @@ def cases():
          lambda: kernel_grad(cols32, rows64, (3, 3, 32, 64)), lambda: cols32.T @ rows64),
         ("bias grad as matrix-vector product (28x28x16)",
          lambda: bias_grad(y16), lambda: y16.reshape(-1, 16).sum(axis=0)),
-        ("input grad, per-tap matmuls added in place (14x14, 32 -> 64)",
-         lambda: adjoint_by_taps(dy64, w3264, g14),
+        ("conv forward on L2-sized blocks of patches (14x14, 32 -> 64)",
+         lambda: correlate(x32, w3264, g14, b64),
+         lambda: patches(x32, g14, ones=True) @ kernel_matrix(w3264, b64)),
+        ("numpy: input grad, per-tap matmuls added in place (14x14, 32 -> 64)",
+         on("numpy", adjoint_by_taps, dy64, w3264, g14),
          lambda: fold_taps(per_tap(dy64, w3264).reshape(3, 3, 64, 14, 14, 32), g14)),
-        ("  ... against one wide matmul then a fold",
-         lambda: adjoint_by_taps(dy64, w3264, g14),
-         lambda: fold((dy64.reshape(-1, 64) @ kernel_matrix(w3264).T)
-                      .reshape(64, 14, 14, 3, 3, 32), g14)),
+        ("  ... against one wide matmul then numpy's fold",
+         on("numpy", adjoint_by_taps, dy64, w3264, g14),
+         on("numpy", lambda: fold((dy64.reshape(-1, 64) @ kernel_matrix(w3264).T)
+                                  .reshape(64, 14, 14, 3, 3, 32), g14))),
         ("input grad as flipped convolution (14x14, 16 -> 8)",
          lambda: correlate_adjoint(dy8, w168, g14), lambda: adjoint_by_taps(dy8, w168, g14)),
         ("input grad as flipped convolution (28x28, 16 -> 1)",
@@ -122,11 +126,37 @@ def compiled_cases():
     dy = data(*y.shape)
     g28 = same3x3(28)
     dwin = data(64, 28, 28, 3, 3, 4)
+    dy64, w3264, g14 = data(64, 14, 14, 64), data(3, 3, 32, 64), same3x3(14)
+    strided_dy = data(64, 16, 16, 32)[:, 1:15, 1:15]  # a cropped conv input gradient
+    g_up = ops_geometry((14, 14), (3, 3), (2, 2), (1, 1), ((1, 1), (1, 1)))  # the AE's decoder
+    dy8, w168 = data(64, 7, 7, 8), data(3, 3, 16, 8)
+    g14_pool = ops_geometry((28, 28), (2, 2), (2, 2), (1, 1), ((0, 0),) * 2)
     both = lambda fn, *a: (on("compiled", fn, *a), on("numpy", fn, *a))  # noqa: E731
+    from fnn.ops import compiled  # numba is installed here
+
+    def general_pool():  # the kernel for any window, which the 2x2 one replaces
+        out, where = np.empty(y.shape, y.dtype), np.empty(arg.shape, arg.dtype)
+        compiled._max_pool2d(x, 2, 2, 2, 2, 0, 0, True, out, where)
+        return out, where
+
+    def strided_backward():  # the kernel fed the strided view, as before the copy to C order
+        dx = np.empty(x.shape, x.dtype)
+        compiled._max_pool2d_backward(strided_dy, arg, y, True, 2, 2, 2, 2, 0, 0, True, dx)
+        return dx
+
     return [
         ("compiled: relu + 2x2 max-pool forward, fused (28x28x32)", *both(max_pool, x, g_pool, True)),
+        ("compiled: 2x2 max-pool kernel against the kernel for any window",
+         on("compiled", max_pool, x, g_pool, True), general_pool),
         ("compiled: relu + 2x2 max-pool backward, fused (28x28x32)",
          *both(max_pool_backward, dy, arg, g_pool, y)),
+        ("compiled: max-pool backward, a strided dy copied to C order first",
+         on("compiled", max_pool_backward, strided_dy, arg, g14_pool, y), strided_backward),
+        ("compiled: input grad on 2-D, wide matmul + fold (14x14 <- 7x7, 16 <- 8, stride 2)",
+         on("compiled", adjoint_by_taps, dy8, w168, g_up), on("numpy", adjoint_by_taps, dy8, w168, g_up)),
+        ("  ... the same on LeNet's second conv (14x14, 32 <- 64)",
+         on("compiled", adjoint_by_taps, dy64, w3264, g14),
+         on("numpy", adjoint_by_taps, dy64, w3264, g14)),
         ("compiled: fold 3x3 windows (28x28x4)", *both(fold, dwin, g28)),
         ("compiled: relu vjp (28x28x32)", *both(elementwise.relu_vjp, x, x)),
         ("compiled: tanh vjp (28x28x32)", *both(elementwise.tanh_vjp, x, x)),

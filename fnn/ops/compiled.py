@@ -36,7 +36,8 @@ _jit = numba.njit(cache=True, nogil=True, fastmath=False)
 def _image(a: np.ndarray) -> np.ndarray:
     """``(N, L, C)`` → ``(N, 1, L, C)``; 2-D images unchanged; C-contiguous either way (a
     strided view, e.g. the cropped gradient of a padded convolution, would make numba compile
-    and run a generic-layout loop ten times slower than copying it first)."""
+    and run a generic-layout loop several times slower than copying it first:
+    ``benchmarks/micro.py``)."""
     a = np.ascontiguousarray(a)
     return a if a.ndim == 4 else a.reshape(a.shape[0], 1, *a.shape[1:])
 
@@ -47,7 +48,6 @@ def _image(a: np.ndarray) -> np.ndarray:
 def _fold2d(dwin, sh, sw, dh, dw, ph, pw, out):
     # dwin: (n, oh, ow, kh, kw, c), out: (n, h, w, c). Indexing by axes, not by flat offsets:
     # numba then hoists the negative-index checks out of the channel loop, which vectorises
-    # (flat offsets measured 2-4x slower)
     n, oh, ow, kh, kw, c = dwin.shape
     h, w = out.shape[1], out.shape[2]
     out[...] = 0
@@ -115,7 +115,8 @@ def _max_pool2d(x, kh, kw, sh, sw, ph, pw, relu, y, arg):
 def _max_pool_pairs(x, kh, relu, y, arg):
     # windows of 2 (kh = 1) or 2x2 (kh = 2) that tile x without padding, the usual pooling:
     # the best value and tap of each channel live in registers across the taps (one store
-    # each), so the channel loop vectorises; 4x faster than _max_pool2d on LeNet's first pool
+    # each), so the channel loop vectorises: several times faster than _max_pool2d
+    # (benchmarks/micro.py)
     n, oh, ow, c = y.shape
     zero = y.dtype.type(0)
     for b in range(n):
