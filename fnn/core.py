@@ -92,14 +92,6 @@ def _vjp(layer: Layer, p, x, s, key, input_grad) -> tuple:
     return (*layer.vjp(p, x, key=key, input_grad=input_grad), None)
 
 
-def _has_params(p: Any) -> bool:
-    """Whether a layer's params hold any array (a flat dict of arrays, the usual case, is
-    answered without flattening the tree)."""
-    if type(p) is dict and all(type(v) is np.ndarray for v in p.values()):
-        return bool(p)
-    return bool(tree_leaves(p))
-
-
 def _child_state(combinator: str, state: Any, names: list[str], wanted: list[str]) -> list:
     """Each child's state (None for those without) from a combinator's state dict, whose keys
     are ``wanted`` (its stateful children); one without state takes none (None or ``{}``)."""
@@ -236,13 +228,11 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
                     x, pullback = layers[i + 1].vjp.after_relu(ps[i + 1], x, input_grad)
                     steps.append((child, pullback, ps[i + 1], input_grad))
                     continue
+                x, pullback, s = _vjp(layer, p, x, s, sub, input_grad)
                 if layer.stateful:
-                    x, pullback, new_state[child] = layer.vjp(p, x, key=sub, state=s,
-                                                              input_grad=input_grad)
-                else:
-                    x, pullback = layer.vjp(p, x, key=sub, input_grad=input_grad)
+                    new_state[child] = s
                 steps.append((child, pullback, p, input_grad))
-                input_grad = input_grad or _has_params(p)
+                input_grad = input_grad or bool(tree_leaves(p))
         except LayerError as err:
             raise err.within(child, input_from_model=child != names[0]) from None
 

@@ -268,7 +268,7 @@ def _add_scaled(p: np.ndarray, a: float, u: np.ndarray) -> np.ndarray:
     out = a * u
     if isinstance(out, np.ndarray) and out.dtype == p.dtype and out.shape == p.shape:
         return np.add(p, out, out=out)
-    return (p + out).astype(p.dtype, copy=False)
+    return _add(p, out)
 
 
 def add_decayed_weights(weight_decay: float, mask: Mask | None = None) -> Optimizer:
@@ -586,7 +586,12 @@ def apply_updates(params, updates):
     >>> fnn.apply_updates({"w": np.ones(2, np.float32)}, {"w": np.array([0.5, 1.0])})["w"]
     array([1.5, 2. ], dtype=float32)
     """
-    return tree_map(lambda p, u: (p + u).astype(p.dtype, copy=False), params, updates)
+    return tree_map(_add, params, updates)
+
+
+def _add(p, u):
+    """``p + u`` in ``p``'s dtype (one leaf of :func:`apply_updates`)."""
+    return (p + u).astype(p.dtype, copy=False)
 
 
 def apply_gradients(optimizer: Optimizer, grads, state, params) -> tuple[Any, Any]:
