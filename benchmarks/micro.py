@@ -21,6 +21,8 @@ from fnn.ops.conv import (
     bias_grad,
     correlate,
     correlate_adjoint,
+    correlate_by_patches,
+    correlate_vjp,
     kernel_grad,
     kernel_matrix,
     patches,
@@ -132,6 +134,11 @@ def compiled_cases():
     dy8, w168 = data(64, 7, 7, 8), data(3, 3, 16, 8)
     g14_pool = ops_geometry((28, 28), (2, 2), (2, 2), (1, 1), ((0, 0),) * 2)
     both = lambda fn, *a: (on("compiled", fn, *a), on("numpy", fn, *a))  # noqa: E731
+    x32, x16 = data(64, 14, 14, 32), data(64, 14, 14, 16)
+    w168_same, dy14_8 = data(3, 3, 16, 8), data(64, 14, 14, 8)
+
+    def conv_step(correlate_fn, x, w, dy):  # forward, then dw, db and dx
+        return lambda: correlate_vjp(correlate_fn(x, w, g14, w[0, 0, 0])[1], dy, w, g14)
     from fnn.ops import compiled  # numba is installed here
 
     def general_pool():  # the kernel for any window, which the 2x2 one replaces
@@ -157,6 +164,13 @@ def compiled_cases():
         ("  ... the same on LeNet's second conv (14x14, 32 <- 64)",
          on("compiled", adjoint_by_taps, dy64, w3264, g14),
          on("numpy", adjoint_by_taps, dy64, w3264, g14)),
+        ("compiled: Winograd F(2x2,3x3) conv, forward + backward, against the patch matrix "
+         "(LeNet's second conv, 14x14, 32 -> 64)",
+         on("compiled", conv_step(correlate, x32, w3264, dy64)),
+         on("compiled", conv_step(correlate_by_patches, x32, w3264, dy64))),
+        ("  ... the same on the autoencoder's second conv (14x14, 16 -> 8)",
+         on("compiled", conv_step(correlate, x16, w168_same, dy14_8)),
+         on("compiled", conv_step(correlate_by_patches, x16, w168_same, dy14_8))),
         ("compiled: fold 3x3 windows (28x28x4)", *both(fold, dwin, g28)),
         ("compiled: relu vjp (28x28x32)", *both(elementwise.relu_vjp, x, x)),
         ("compiled: tanh vjp (28x28x32)", *both(elementwise.tanh_vjp, x, x)),

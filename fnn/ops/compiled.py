@@ -288,3 +288,137 @@ def softmax_cross_entropy(z: np.ndarray, labels: np.ndarray,
     if value < 0:
         return None
     return float(value), (d if grad else None)
+
+
+# --- Winograd F(2x2, 3x3) transforms (fnn.ops.winograd) ------------------------------------------
+# Tiles are 4x4 input windows at stride 2, each giving a 2x2 block of output. Transformed arrays
+# are tile-major, (tiles, 16, C): each tile reads and writes a few contiguous runs of channels,
+# so the channel loops vectorise; the 16 matmuls read them as (16, tiles, C) strided views.
+
+@_jit
+def _bt(d0, d1, d2, d3):  # B^T d (B^T = [[1,0,-1,0], [0,1,1,0], [0,-1,1,0], [0,1,0,-1]])
+    return d0 - d2, d1 + d2, d2 - d1, d1 - d3
+
+
+@_jit
+def _b(u0, u1, u2, u3):  # B u, the adjoint of _bt
+    return u0, u1 - u2 + u3, u1 + u2 - u0, -u3
+
+
+@_jit
+def _at(m0, m1, m2, m3):  # A^T m (A^T = [[1,1,1,0], [0,1,-1,-1]])
+    return m0 + m1 + m2, m1 - m2 - m3
+
+
+@_jit
+def _a(y0, y1):  # A y, the adjoint of _at
+    return y0, y0 + y1, y0 - y1, -y1
+
+
+@_jit
+def _winograd_input(xp, th, tw, v):
+    # xp: (n, >= 2th+2, >= 2tw+2, c) padded input; v: (n*th*tw, 16, c) <- B^T d B per tile.
+    # Each transform runs as two passes over a small scratch tile, rows then columns: every
+    # channel loop then reads and writes a few rows of two arrays, so it vectorises (one
+    # pass over the 16 rows of two arrays did not: numba's arrays may alias)
+    n, c = xp.shape[0], xp.shape[3]
+    s = np.empty((4, 4, c), dtype=v.dtype)
+    for b in range(n):
+        for i in range(th):
+            for j in range(tw):
+                out = v[(b * th + i) * tw + j]
+                for r in range(4):
+                    row, sr = xp[b, 2 * i + r, 2 * j:2 * j + 4], s[r]
+                    for ch in range(c):
+                        sr[0, ch], sr[1, ch], sr[2, ch], sr[3, ch] = _bt(
+                            row[0, ch], row[1, ch], row[2, ch], row[3, ch])
+                for k in range(4):
+                    s0, s1, s2, s3 = s[0, k], s[1, k], s[2, k], s[3, k]
+                    o0, o1, o2, o3 = out[k], out[4 + k], out[8 + k], out[12 + k]
+                    for ch in range(c):
+                        o0[ch], o1[ch], o2[ch], o3[ch] = _bt(s0[ch], s1[ch], s2[ch], s3[ch])
+
+
+@_jit
+def _winograd_output(m, bias, th, tw, y):
+    # m: (n*th*tw, 16, c); y: (n, h, w, c) <- A^T m A + bias (a tile's rows and columns past
+    # h, w are dropped: odd output sizes)
+    n, h, w, c = y.shape
+    s = np.empty((4, 2, c), dtype=y.dtype)
+    for b in range(n):
+        for i in range(th):
+            for j in range(tw):
+                t = m[(b * th + i) * tw + j]
+                for r in range(4):
+                    t0, t1, t2, t3, sr = t[4 * r], t[4 * r + 1], t[4 * r + 2], t[4 * r + 3], s[r]
+                    for ch in range(c):
+                        sr[0, ch], sr[1, ch] = _at(t0[ch], t1[ch], t2[ch], t3[ch])
+                for k in range(min(2, w - 2 * j)):
+                    s0, s1, s2, s3 = s[0, k], s[1, k], s[2, k], s[3, k]
+                    top = y[b, 2 * i, 2 * j + k]
+                    if 2 * i + 1 < h:
+                        bottom = y[b, 2 * i + 1, 2 * j + k]
+                        for ch in range(c):
+                            y0, y1 = _at(s0[ch], s1[ch], s2[ch], s3[ch])
+                            top[ch], bottom[ch] = y0 + bias[ch], y1 + bias[ch]
+                    else:
+                        for ch in range(c):
+                            top[ch] = _at(s0[ch], s1[ch], s2[ch], s3[ch])[0] + bias[ch]
+
+
+@_jit
+def _winograd_output_grad(dy, th, tw, dm):
+    # the adjoint of _winograd_output: dy (n, h, w, c) -> dm (n*th*tw, 16, c) = A dy A^T
+    n, h, w, c = dy.shape
+    zero = dy.dtype.type(0)
+    s = np.empty((2, 4, c), dtype=dm.dtype)
+    for b in range(n):
+        for i in range(th):
+            for j in range(tw):
+                out = dm[(b * th + i) * tw + j]
+                for r in range(2):
+                    sr = s[r]
+                    if 2 * i + r >= h:
+                        sr[...] = 0
+                        continue
+                    left = dy[b, 2 * i + r, 2 * j]
+                    if 2 * j + 1 < w:
+                        right = dy[b, 2 * i + r, 2 * j + 1]
+                        for ch in range(c):
+                            sr[0, ch], sr[1, ch], sr[2, ch], sr[3, ch] = _a(left[ch], right[ch])
+                    else:
+                        for ch in range(c):
+                            sr[0, ch], sr[1, ch], sr[2, ch], sr[3, ch] = _a(left[ch], zero)
+                for k in range(4):
+                    s0, s1 = s[0, k], s[1, k]
+                    o0, o1, o2, o3 = out[k], out[4 + k], out[8 + k], out[12 + k]
+                    for ch in range(c):
+                        o0[ch], o1[ch], o2[ch], o3[ch] = _a(s0[ch], s1[ch])
+
+
+@_jit
+def _winograd_input_grad(dv, th, tw, ph, pw, buf, dx):
+    # the adjoint of _winograd_input: dv (n*th*tw, 16, c) -> B dv B^T summed onto the padded
+    # positions of each tile in buf (n, 2th+2, 2tw+2, c), then cropped by (ph, pw) into dx
+    n, h, w, c = dx.shape
+    s = np.empty((4, 4, c), dtype=dx.dtype)
+    buf[...] = 0
+    for b in range(n):
+        for i in range(th):
+            for j in range(tw):
+                t = dv[(b * th + i) * tw + j]
+                for r in range(4):
+                    t0, t1, t2, t3, sr = t[4 * r], t[4 * r + 1], t[4 * r + 2], t[4 * r + 3], s[r]
+                    for ch in range(c):
+                        sr[0, ch], sr[1, ch], sr[2, ch], sr[3, ch] = _b(t0[ch], t1[ch], t2[ch], t3[ch])
+                for k in range(4):
+                    s0, s1, s2, s3 = s[0, k], s[1, k], s[2, k], s[3, k]
+                    o0, o1 = buf[b, 2 * i, 2 * j + k], buf[b, 2 * i + 1, 2 * j + k]
+                    o2, o3 = buf[b, 2 * i + 2, 2 * j + k], buf[b, 2 * i + 3, 2 * j + k]
+                    for ch in range(c):
+                        e0, e1, e2, e3 = _b(s0[ch], s1[ch], s2[ch], s3[ch])
+                        o0[ch] += e0
+                        o1[ch] += e1
+                        o2[ch] += e2
+                        o3[ch] += e3
+        dx[b] = buf[b, ph:ph + h, pw:pw + w]

@@ -8,6 +8,10 @@ reuses the patches for ``dw`` (and ``db``) and folds ``dy @ w.T`` back onto the 
 ``dx`` (at stride 1 with ``C_out <= C_in``: convolves ``dy`` with the flipped kernel instead).
 ``benchmarks/micro.py`` times each of these choices against the plain numpy way.
 
+On the compiled backend, 3×3 stride-1 2-D convolutions with 8 or more channels in and out
+run by Winograd's algorithm instead (:mod:`fnn.ops.winograd`); :func:`correlate_vjp` gives
+the gradients from whichever kind of data the forward pass saved.
+
 Both backends build the patch matrix with numpy (a padded copy, then one strided copy that runs
 at memcpy speed; a compiled loop over taps measured slower); the compiled backend folds window
 values back in one pass (:func:`fnn.ops.windows.fold`). The matmuls stay in BLAS.
@@ -20,6 +24,7 @@ import math
 
 import numpy as np
 
+from fnn.ops import winograd
 from fnn.ops.windows import (
     Geometry,
     compiled_fits,
@@ -80,12 +85,25 @@ def sample_blocks(n: int, g: Geometry, row_bytes: int) -> list[slice]:
     return [slice(start, min(n, start + per)) for start in range(0, n, per)]
 
 
+Saved = list[np.ndarray] | winograd.Tiles  # what the forward pass keeps for the backward one
+
+
 def correlate(x: np.ndarray, w: np.ndarray, g: Geometry,
-              b: np.ndarray | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+              b: np.ndarray | None = None) -> tuple[np.ndarray, Saved]:
     """Forward convolution (plus the bias ``b``, if any, inside the same matmul: a column of
-    ones in the patches meets it as the kernel's last row): ``(y, patch blocks)``,
-    ``y: (N, *S_out, C_out)``; the patch matrix comes as the row blocks of
-    :func:`sample_blocks`, each multiplied as soon as it is built."""
+    ones in the patches meets it as the kernel's last row): ``(y, saved)``,
+    ``y: (N, *S_out, C_out)``; ``saved`` (for :func:`correlate_vjp` / :func:`kernel_grad`)
+    is the patch matrix as the row blocks of :func:`sample_blocks`, each multiplied as soon
+    as it is built, or, for the 3×3 stride-1 convolutions the compiled backend runs by
+    Winograd's algorithm (:func:`fnn.ops.winograd.fits`), the transformed tiles."""
+    if winograd.fits(g, x, w):
+        return winograd.correlate(x, w, g, b)
+    return correlate_by_patches(x, w, g, b)
+
+
+def correlate_by_patches(x: np.ndarray, w: np.ndarray, g: Geometry,
+                         b: np.ndarray | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """:func:`correlate` by the patch matrix, whatever the backend and geometry."""
     matrix, xp = kernel_matrix(w, b), pad(x, g.pads)
     y = np.empty((x.shape[0], *g.out_sizes, w.shape[-1]), dtype=np.result_type(x, matrix))
     cols = []
@@ -138,10 +156,25 @@ def adjoint_geometry(g: Geometry) -> Geometry | None:
     return geometry(g.out_sizes, g.kernel, g.stride, g.dilation, pads)
 
 
-def kernel_grad(cols: np.ndarray | list[np.ndarray], dy: np.ndarray,
+def correlate_vjp(saved: Saved, dy: np.ndarray, w: np.ndarray, g: Geometry,
+                  input_grad: bool = True) -> tuple[np.ndarray, np.ndarray | None,
+                                                    np.ndarray | None]:
+    """``(dw, db, dx)`` of :func:`correlate` from what it saved and the output gradient
+    ``dy`` (``db`` None without a bias; ``dx`` None unless ``input_grad``)."""
+    if isinstance(saved, winograd.Tiles):
+        dw, dx = winograd.grads(saved, dy, input_grad)
+        return dw, (bias_grad(dy) if saved.bias else None), dx
+    dw, db = kernel_grad(saved, dy, w.shape)
+    return dw, db, (correlate_adjoint(dy, w, g) if input_grad else None)
+
+
+def kernel_grad(cols: Saved | np.ndarray, dy: np.ndarray,
                 w_shape: tuple) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(dw, db)`` from the patch matrix (or its row blocks, from :func:`correlate`) and the
-    output gradient (``db`` from the column of ones, None without one)."""
+    """``(dw, db)`` from the patch matrix (or what :func:`correlate` saved) and the output
+    gradient (``db`` from the column of ones, None without one)."""
+    if isinstance(cols, winograd.Tiles):
+        dw, _ = winograd.grads(cols, dy, input_grad=False)
+        return dw, (bias_grad(dy) if cols.bias else None)
     rows = dy.reshape(-1, dy.shape[-1])
     full, start = None, 0
     for block in cols if isinstance(cols, list) else [cols]:
