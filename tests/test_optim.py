@@ -470,10 +470,12 @@ def test_state_survives_fnn_save_and_load(name, tmp_path):
     lambda: optim.masked(fnn.sgd(0.1), lambda path: path.startswith("a")),  # not fused
     lambda: optim.chain(fnn.sgd(0.1), optim.scale(0.5)),  # not fused: the scale comes last
 ])
-def test_apply_gradients_is_update_then_apply_bit_for_bit(make):
+def test_apply_gradients_is_update_then_apply_bit_for_bit(make, backend):
     opt = make()
-    params = {**P, "h": np.array([1.0, 2.0])}  # a float64 leaf among float32 ones
-    grads = {**G, "h": np.array([0.25, -0.5])}
+    rng = np.random.default_rng(0)
+    # a float64 leaf among float32 ones, and random values (where rounding shows)
+    params = {**P, "h": np.array([1.0, 2.0]), "r": rng.standard_normal((7, 9), np.float32)}
+    grads = {**G, "h": np.array([0.25, -0.5]), "r": rng.standard_normal((7, 9), np.float32)}
     p1 = p2 = params
     s1 = s2 = opt.init(params)
     for _ in range(3):
