@@ -118,7 +118,22 @@ def _child_names(layers: Sequence[Layer]) -> list[str]:
     return [f"{i:0{width}d}_{layer.name}" for i, layer in enumerate(layers)]
 
 
+def _has_params(p: Any) -> bool:
+    """Whether a layer's params hold any array (a flat dict of arrays without flattening it:
+    optree takes microseconds, and serial asks this of its first layers every step)."""
+    if type(p) is dict:
+        for v in p.values():
+            if type(v) is np.ndarray:
+                return True
+    return bool(tree_leaves(p))
+
+
 def _child_params(combinator: str, params: Any, names: list[str]) -> list:
+    if type(params) is dict and len(params) == len(names):
+        try:
+            return [params[n] for n in names]
+        except KeyError:
+            pass  # worded below
     if not isinstance(params, dict):
         raise LayerError(
             f"{combinator}: params should be a dict with keys {names}, got {type(params).__name__}"
@@ -228,11 +243,13 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
                     x, pullback = layers[i + 1].vjp.after_relu(ps[i + 1], x, input_grad)
                     steps.append((child, pullback, ps[i + 1], input_grad))
                     continue
-                x, pullback, s = _vjp(layer, p, x, s, sub, input_grad)
                 if layer.stateful:
-                    new_state[child] = s
+                    x, pullback, new_state[child] = layer.vjp(p, x, key=sub, state=s,
+                                                              input_grad=input_grad)
+                else:
+                    x, pullback = layer.vjp(p, x, key=sub, input_grad=input_grad)
                 steps.append((child, pullback, p, input_grad))
-                input_grad = input_grad or bool(tree_leaves(p))
+                input_grad = input_grad or _has_params(p)
         except LayerError as err:
             raise err.within(child, input_from_model=child != names[0]) from None
 

@@ -18,6 +18,7 @@ autoencoder's BCE is "nats per image", as in the report.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -65,7 +66,7 @@ def _same_shape(name: str, y_pred, y_true) -> tuple[np.ndarray, np.ndarray]:
 
 def _loss(name: str, vjp: Callable) -> Loss:
     return Loss(lambda y_pred, y_true: vjp(y_pred, y_true, False)[0],
-                lambda y_pred, y_true: vjp(y_pred, y_true, True), name)
+                functools.partial(vjp, grad=True), name)
 
 
 def _mse(y_pred, y_true, grad):
@@ -161,8 +162,14 @@ def _nll_of_logp(name: str, logp: np.ndarray, target: np.ndarray) -> tuple[float
 
 
 def _cross_entropy(y_pred, y_true, grad):
-    z = _pred("cross_entropy", y_pred)
-    target = _class_targets("cross_entropy", z, y_true, check_range=False)
+    z = y_pred
+    if type(z) is not np.ndarray or z.dtype.kind != "f" or not z.ndim or not len(z):
+        z = _pred("cross_entropy", y_pred)
+    if (type(y_true) is np.ndarray and y_true.dtype.kind in "iu" and z.ndim == 2
+            and y_true.shape == z.shape[:1]):
+        target = y_true  # integer labels, the usual case (the kernel checks their range)
+    else:
+        target = _class_targets("cross_entropy", z, y_true, check_range=False)
     if target.ndim == 1:  # integer labels: one kernel (fnn.ops.losses; numpy or compiled)
         out = softmax_cross_entropy(z, target, grad)
         if out is None:  # a label out of range: the check words the error

@@ -111,11 +111,12 @@ def layer(label: str, init: Callable, forward: Callable, backward: Callable, *,
         return found
 
     def check(params, x, state=None):
-        x = float_input(label, x)
+        if type(x) is not np.ndarray or x.dtype.kind != "f":
+            x = float_input(label, x)
         if x.ndim < min_rank:
             raise LayerError(f"{label}: expects inputs of rank >= {min_rank} (batch first), "
                              f"got {x.shape}")
-        found = spec(x.shape)
+        found = specs.get(x.shape[1:]) or spec(x.shape)
         _flat(label, "params", params, found[0], x.shape)
         if stateful:
             if state is None:
@@ -170,6 +171,7 @@ def parameter_free(label: str, fn: Callable, back: Callable | None = None, *,
     """
     if (back is None) == (train is None):
         raise TypeError(f"{label}: give exactly one of back= and train=")
+    floats_only = check is None  # the default check: a floating-point array
     check = check or (lambda x: float_input(label, x))
 
     def init(key, input_shape):
@@ -180,8 +182,10 @@ def parameter_free(label: str, fn: Callable, back: Callable | None = None, *,
         return fn(check(x))
 
     def vjp(params, x, *, key=None, input_grad=True):
-        no_params(label, params)
-        x = check(x)
+        if params is not None and not (type(params) is dict and not params):
+            no_params(label, params)  # words what is wrong (or lets an empty tuple pass)
+        if not (floats_only and type(x) is np.ndarray and x.dtype.kind == "f"):
+            x = check(x)
         if train is not None:
             y, pull = train(x, key)
             return y, lambda dy: ({}, pull(dy) if input_grad else None)

@@ -230,25 +230,21 @@ def _sigmoid_vjp(y, dy, out):
         out[i] = dy[i] * (y[i] * (one - y[i]))
 
 
-def _flat(a: np.ndarray) -> np.ndarray:
-    return a.reshape(-1)
-
-
 def relu_vjp(x: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    out = np.empty_like(dy)
-    _relu_vjp(_flat(x), _flat(dy), _flat(out))
+    out = np.empty(dy.shape, dy.dtype)
+    _relu_vjp(x.reshape(-1), dy.reshape(-1), out.reshape(-1))
     return out
 
 
 def tanh_vjp(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    out = np.empty_like(dy)
-    _tanh_vjp(_flat(y), _flat(dy), _flat(out))
+    out = np.empty(dy.shape, dy.dtype)
+    _tanh_vjp(y.reshape(-1), dy.reshape(-1), out.reshape(-1))
     return out
 
 
 def sigmoid_vjp(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    out = np.empty_like(dy)
-    _sigmoid_vjp(_flat(y), _flat(dy), _flat(out))
+    out = np.empty(dy.shape, dy.dtype)
+    _sigmoid_vjp(y.reshape(-1), dy.reshape(-1), out.reshape(-1))
     return out
 
 
@@ -283,7 +279,7 @@ def softmax_cross_entropy(z: np.ndarray, labels: np.ndarray,
                           grad: bool = True) -> tuple[float, np.ndarray | None] | None:
     """:func:`fnn.ops.losses.softmax_cross_entropy` in one pass over the logits (and one over
     the labels, checking their range)."""
-    d = np.empty_like(z) if grad else np.empty((0, 0), dtype=z.dtype)
+    d = np.empty(z.shape if grad else (0, 0), dtype=z.dtype)
     value = _softmax_cross_entropy(z, labels.astype(np.int64, copy=False), grad, d)
     if value < 0:
         return None

@@ -14,12 +14,14 @@ import numpy as np
 from fnn.ops import _backend
 
 
-def _compiled(*arrays: np.ndarray) -> bool:
-    if not _backend.compiled():
-        return False
-    dtype = arrays[0].dtype
-    return dtype in (np.float32, np.float64) and all(
-        a.dtype == dtype and a.shape == arrays[0].shape and a.flags.c_contiguous for a in arrays)
+def _compiled(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether the compiled kernel takes ``a`` and ``b``: C-contiguous float32/float64 arrays
+    of one dtype and shape, compiled backend."""
+    return (_backend.compiled() and a.dtype == b.dtype and a.dtype in _FLOATS
+            and a.shape == b.shape and a.flags.c_contiguous and b.flags.c_contiguous)
+
+
+_FLOATS = (np.float32, np.float64)
 
 
 def relu(x: np.ndarray) -> np.ndarray:

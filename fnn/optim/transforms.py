@@ -24,6 +24,7 @@ and grads stay float32; all maps are ``fnn.tree.tree_map`` over the tree.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Callable
@@ -256,13 +257,13 @@ def scale_by_learning_rate(lr: float | Schedule) -> Optimizer:
 
     def step(updates, state, params):
         lr_t, state = rate(state)
-        return tree_map(lambda p, u: _add_scaled(p, -lr_t, u), params, updates), state
+        return optree.tree_map(functools.partial(_add_scaled, a=-lr_t), params, updates), state
 
     update.step = step  # update + apply_updates in one pass per leaf: see apply_gradients
     return Optimizer(init, update)
 
 
-def _add_scaled(p: np.ndarray, a: float, u: np.ndarray) -> np.ndarray:
+def _add_scaled(p: np.ndarray, u: np.ndarray, a: float) -> np.ndarray:
     """``p + a * u`` in ``p``'s dtype, the same bits as ``apply_updates`` after a scale, with
     one temporary instead of two."""
     out = a * u
@@ -513,7 +514,11 @@ def chain(*transforms: Optimizer) -> Optimizer:
     last = getattr(transforms[-1].update, "step", None) if transforms else None
     if last is not None:  # ends with scale_by_learning_rate: fuse it with apply_updates
         def step(updates, state, params):
-            updates, new = run(updates, state, params, len(transforms) - 1)
+            new: list = []
+            if len(transforms) > 1:
+                updates, new = run(updates, state, params, len(transforms) - 1)
+            elif len(state) != 1:  # (what run checks)
+                raise ValueError(f"chain: state has {len(state)} entries for 1 transform")
             params, s = last(updates, state[-1], params)
             return params, (*new, s)
 
