@@ -53,7 +53,17 @@ def pool(kind: str, nd: int, kernel_size, stride=None, padding=0) -> Layer:
     stride = kernel if stride is None else int_tuple(label, "stride", stride, nd)
     padding = padding_arg(label, padding, nd)
 
+    geometries: dict = {}  # per input size: a layer meets the same few every step
+
     def geom(sizes):
+        g = geometries.get(sizes)
+        if g is None:
+            g = geometries[sizes] = _geom(sizes)
+            if len(geometries) > 64:
+                geometries.clear()
+        return g
+
+    def _geom(sizes):
         g = geometry(label, sizes, kernel, stride, (1,) * nd, padding)
         if any(lo >= k or hi >= k for (lo, hi), k in zip(g.pads, kernel)):
             raise LayerError(f"{label}: padding {g.pads} must be smaller than the kernel "

@@ -105,7 +105,8 @@ def correlate_by_patches(x: np.ndarray, w: np.ndarray, g: Geometry,
                          b: np.ndarray | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
     """:func:`correlate` by the patch matrix, whatever the backend and geometry."""
     matrix, xp = kernel_matrix(w, b), pad(x, g.pads)
-    y = np.empty((x.shape[0], *g.out_sizes, w.shape[-1]), dtype=np.result_type(x, matrix))
+    dtype = x.dtype if x.dtype == matrix.dtype else np.result_type(x, matrix)
+    y = np.empty((x.shape[0], *g.out_sizes, w.shape[-1]), dtype=dtype)
     cols = []
     for part in sample_blocks(x.shape[0], g, matrix.shape[0] * x.itemsize):
         cols.append(padded_patches(xp[part], g, ones=b is not None))

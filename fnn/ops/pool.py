@@ -16,6 +16,7 @@ pair gives the same numbers as relu then max-pool, without the relu's passes ove
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -75,6 +76,7 @@ def arg_dtype(g: Geometry) -> type:
     return np.uint8 if math.prod(g.kernel) < 256 else np.int32
 
 
+@functools.lru_cache(maxsize=1024)
 def tiled(g: Geometry) -> bool:
     """Windows that cover the padded input exactly once (kernel == stride, no remainder)."""
     return g.kernel == g.stride and g.padded_sizes == tuple(

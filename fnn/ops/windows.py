@@ -97,26 +97,45 @@ def compiled_fits(g: Geometry, *arrays: np.ndarray) -> bool:
     if not _backend.compiled() or len(g.kernel) > 2:
         return False
     dtype = arrays[0].dtype
-    return dtype in (np.float32, np.float64) and all(a.dtype == dtype for a in arrays)
+    if dtype != np.float32 and dtype != np.float64:
+        return False
+    for a in arrays:
+        if a.dtype != dtype:
+            return False
+    return True
 
 
 def pad(x: np.ndarray, pads: Pads, value: float = 0.0) -> np.ndarray:
     """Pad the spatial axes of ``(N, *S, C)`` with ``value`` (no copy when there is nothing to
     pad). The interior is copied once and only the border slabs are filled: a few numpy calls,
     where ``np.pad`` spends several times longer in Python (``benchmarks/micro.py``)."""
-    if not any(lo or hi for lo, hi in pads):
+    shape, interior, borders = _pad_plan(x.shape, pads)
+    if interior is None:
         return x
-    sizes = x.shape[1:-1]
-    out = np.empty((x.shape[0], *(n + lo + hi for n, (lo, hi) in zip(sizes, pads)), x.shape[-1]),
-                   dtype=x.dtype)
-    out[(slice(None), *(slice(lo, lo + n) for n, (lo, _) in zip(sizes, pads)))] = x
+    out = np.empty(shape, dtype=x.dtype)
+    out[interior] = x
+    for border in borders:
+        out[border] = value
+    return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _pad_plan(shape: tuple, pads: Pads) -> tuple:
+    """:func:`pad`'s output shape, the index of the interior and those of the border slabs
+    (interior None: nothing to pad); cached, as a layer pads the same shapes every step."""
+    if not any(lo or hi for lo, hi in pads):
+        return shape, None, ()
+    sizes = shape[1:-1]
+    out = (shape[0], *(n + lo + hi for n, (lo, hi) in zip(sizes, pads)), shape[-1])
+    interior = (slice(None), *(slice(lo, lo + n) for n, (lo, _) in zip(sizes, pads)))
+    borders = []
     for axis, (lo, hi) in enumerate(pads, start=1):
         before = (slice(None),) * axis
         if lo:
-            out[(*before, slice(0, lo))] = value
+            borders.append((*before, slice(0, lo)))
         if hi:
-            out[(*before, slice(out.shape[axis] - hi, None))] = value
-    return out
+            borders.append((*before, slice(out[axis] - hi, None)))
+    return out, interior, tuple(borders)
 
 
 def crop(xp: np.ndarray, g: Geometry) -> np.ndarray:

@@ -130,7 +130,7 @@ def grads(saved: Tiles, dy: np.ndarray,
     th, tw = tile_counts(g)
     c_in, c_out = u.shape[1:]
     dy = np.ascontiguousarray(dy)
-    du = np.zeros_like(u)
+    du = np.zeros(u.shape, u.dtype)
     u_t = np.ascontiguousarray(u.transpose(0, 2, 1))
     dx = np.empty((dy.shape[0], *g.sizes, c_in), dtype=dy.dtype) if input_grad else None
     for part, v in zip(saved.blocks, saved.v):
@@ -138,7 +138,7 @@ def grads(saved: Tiles, dy: np.ndarray,
         kernels._winograd_output_grad(dy[part], th, tw, dm)
         du += np.matmul(v.transpose(1, 2, 0), dm.transpose(1, 0, 2))
         if input_grad:
-            dv = np.empty_like(v)
+            dv = np.empty(v.shape, v.dtype)
             np.matmul(dm.transpose(1, 0, 2), u_t, out=dv.transpose(1, 0, 2))
             buf = np.empty((part.stop - part.start, 2 * th + 2, 2 * tw + 2, c_in), dy.dtype)
             kernels._winograd_input_grad(dv, th, tw, g.pads[0][0], g.pads[1][0], buf, dx[part])
