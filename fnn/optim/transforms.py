@@ -257,7 +257,7 @@ def scale_by_learning_rate(lr: float | Schedule) -> Optimizer:
 
     def step(updates, state, params):
         lr_t, state = rate(state)
-        return optree.tree_map(functools.partial(_add_scaled, a=-lr_t), params, updates), state
+        return tree_map(functools.partial(_add_scaled, a=-lr_t), params, updates), state
 
     update.step = step  # update + apply_updates in one pass per leaf: see apply_gradients
     return Optimizer(init, update)
