@@ -27,6 +27,7 @@ from fnn.ops.conv import (
     kernel_matrix,
     patches,
 )
+from fnn.ops.dense import input_grad as dense_input_grad
 from fnn.ops.pool import max_and_argmax, max_pool, max_pool_backward
 from fnn.ops.windows import fold, fold_taps, pad, windows
 from fnn.ops.windows import geometry as ops_geometry
@@ -74,6 +75,7 @@ def cases():
     pool_x = data(64, 28, 28, 32)
     g_pool = ops_geometry((28, 28), (2, 2), (2, 2), (1, 1), ((0, 0), (0, 0)))
     small = data(2, 6, 6, 4)
+    dy_dense, w_dense = data(32, 100), data(4064, 100)
     g_small = same3x3(6)
     per_tap = lambda dy, w: np.matmul(dy.reshape(-1, w.shape[-1]),  # noqa: E731
                                       w.reshape(-1, *w.shape[-2:]).transpose(0, 2, 1))
@@ -102,6 +104,8 @@ def cases():
          lambda: max_and_argmax(pool_x, g_pool), lambda: argmax_pool(pool_x)),
         ("relu backward with a float mask (28x28x32)",
          lambda: relu_dy * (relu_x > 0).astype(relu_x.dtype), lambda: relu_dy * (relu_x > 0)),
+        ("dense input grad as (w @ dy.T).T, C order (the Conv1D net's 4064 -> 100, batch 32)",
+         lambda: dense_input_grad(dy_dense, w_dense), lambda: dy_dense @ w_dense.T),
         ("pad by border slabs (tiny input: Python time)",
          lambda: pad(small, g_small.pads), lambda: np.pad(small, ((0, 0), *g_small.pads, (0, 0)))),
         ("windows by one as_strided (tiny input: Python time)",
@@ -135,6 +139,7 @@ def compiled_cases():
     g14_pool = ops_geometry((28, 28), (2, 2), (2, 2), (1, 1), ((0, 0),) * 2)
     both = lambda fn, *a: (on("compiled", fn, *a), on("numpy", fn, *a))  # noqa: E731
     x32, x16 = data(64, 14, 14, 32), data(64, 14, 14, 16)
+    w_big = data(4064, 100)
     w168_same, dy14_8 = data(3, 3, 16, 8), data(64, 14, 14, 8)
 
     def conv_step(correlate_fn, x, w, dy):  # forward, then dw, db and dx
@@ -172,6 +177,8 @@ def compiled_cases():
          on("compiled", conv_step(correlate, x16, w168_same, dy14_8)),
          on("compiled", conv_step(correlate_by_patches, x16, w168_same, dy14_8))),
         ("compiled: fold 3x3 windows (28x28x4)", *both(fold, dwin, g28)),
+        ("compiled: p + a * u in one pass (a 4064x100 kernel's SGD update)",
+         *both(elementwise.add_scaled, w_big, w_big, -0.05)),
         ("compiled: relu vjp (28x28x32)", *both(elementwise.relu_vjp, x, x)),
         ("compiled: tanh vjp (28x28x32)", *both(elementwise.tanh_vjp, x, x)),
         ("compiled: sigmoid vjp (28x28x32)", *both(elementwise.sigmoid_vjp, x, x)),

@@ -225,3 +225,17 @@ def test_assert_gradients_close_passes_good_and_names_bad_gradients():
     wrong = fnn.layers.elementwise("bad_square", lambda v: v * v, lambda v, out: v)  # not 2v
     with pytest.raises(AssertionError, match=r"bad_square: .*relative error > 1e-06\) at x \("):
         fnn.assert_gradients_close(wrong, {}, x + 3.0)
+
+
+@pytest.mark.parametrize("shape", [(3, 700), (2, 3, 700)], ids=["2d", "3d"])
+def test_linear_input_gradient_of_a_large_kernel(shape):
+    """Kernels of TRANSPOSED_MIN entries or more take the transposed product: same dx."""
+    layer = fnn.linear(100)
+    _, params = layer.init(fnn.key(0), (-1, *shape[1:]))
+    assert params["w"].size >= fnn.ops.dense.TRANSPOSED_MIN
+    x = np.random.default_rng(0).standard_normal(shape)
+    y, pullback = layer.vjp(params, x)
+    dy = np.random.default_rng(1).standard_normal(y.shape)
+    dx = pullback(dy)[1]
+    assert dx.shape == x.shape and dx.flags.c_contiguous
+    np.testing.assert_allclose(dx, dy @ params["w"].T, rtol=1e-12)

@@ -103,6 +103,8 @@ POOL_GEOMETRIES = [  # (spatial sizes, kernel, stride, padding)
     ((6, 6), (2, 2), (2, 2), ((1, 1), (1, 1))),       # tiling the padded input
     ((11,), (3,), (2,), ((1, 1),)),
     ((12,), (2,), (2,), ((0, 0),)),
+    ((13,), (2,), (2,), ((0, 0),)),                   # pairs, a trailing value left out
+    ((7, 7), (2, 2), (2, 2), ((0, 0), (0, 0))),       # 2x2, a trailing row and column
 ]
 
 

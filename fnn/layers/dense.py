@@ -8,6 +8,7 @@ from fnn.keys import split
 from fnn.layers.arguments import positive_int
 from fnn.layers.base import layer
 from fnn.ops.conv import bias_grad
+from fnn.ops.dense import input_grad as dense_input_grad
 
 
 def linear(out_dim: int, *, bias: bool = True, w_init="xavier_uniform", b_init="zeros") -> Layer:
@@ -36,6 +37,6 @@ def linear(out_dim: int, *, bias: bool = True, w_init="xavier_uniform", b_init="
     def backward(params, x, dy, input_grad):
         x2, dy2 = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])
         grads = {"w": x2.T @ dy2, "b": bias_grad(dy2)} if bias else {"w": x2.T @ dy2}
-        return grads, dy @ params["w"].T if input_grad else None
+        return grads, dense_input_grad(dy, params["w"]) if input_grad else None
 
     return layer(label, init, forward, backward)

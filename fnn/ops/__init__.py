@@ -4,6 +4,7 @@
 * :mod:`fnn.ops.conv` — patch matrices, convolution and its adjoints, kernel/bias gradients;
 * :mod:`fnn.ops.winograd` — 3×3 stride-1 convolutions by Winograd's F(2×2, 3×3) (compiled
   backend);
+* :mod:`fnn.ops.dense` — the dense layer's input gradient in BLAS's faster layout;
 * :mod:`fnn.ops.pool` — max-pool with arg-max (optionally fused with a preceding relu),
   average pool, their backward passes;
 * :mod:`fnn.ops.elementwise` — activations and their vector-Jacobian products;

@@ -248,6 +248,12 @@ def sigmoid_vjp(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     return out
 
 
+@_jit
+def add_scaled(p, u, a, out):
+    for i in range(p.size):
+        out[i] = p[i] + a * u[i]  # two roundings, as numpy's a * u then + (no fused multiply-add)
+
+
 # --- losses --------------------------------------------------------------------------------------
 
 @_jit

@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import optree
 
+from fnn.ops.elementwise import add_scaled
 from fnn.tree import path_str, tree_leaves, tree_map
 
 Schedule = Callable[[int], float]
@@ -264,12 +265,13 @@ def scale_by_learning_rate(lr: float | Schedule) -> Optimizer:
 
 
 def _add_scaled(p: np.ndarray, u: np.ndarray, a: float) -> np.ndarray:
-    """``p + a * u`` in ``p``'s dtype, the same bits as ``apply_updates`` after a scale, with
-    one temporary instead of two."""
-    out = a * u
-    if isinstance(out, np.ndarray) and out.dtype == p.dtype and out.shape == p.shape:
-        return np.add(p, out, out=out)
-    return _add(p, out)
+    """``p + a * u`` in ``p``'s dtype, the same bits as ``apply_updates`` after a scale, in
+    one pass or with one temporary (:func:`fnn.ops.elementwise.add_scaled`) when ``p`` and
+    ``u`` are arrays of one dtype and shape."""
+    if type(p) is np.ndarray and type(u) is np.ndarray and p.dtype == u.dtype \
+            and p.shape == u.shape and p.dtype.kind == "f":
+        return add_scaled(p, u, a)
+    return _add(p, a * u)
 
 
 def add_decayed_weights(weight_decay: float, mask: Mask | None = None) -> Optimizer:
