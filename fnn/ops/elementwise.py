@@ -62,16 +62,19 @@ ADD_SCALED_COMPILED_MIN = 1 << 16
 
 
 def add_scaled(p: np.ndarray, u: np.ndarray, a: float) -> np.ndarray:
-    """``p + a * u`` for arrays of one dtype and shape, as a new array: ``a * u`` rounded to
-    the dtype, then added (the same bits on both backends). The compiled kernel makes one
-    pass over memory instead of two, on large arrays (an optimiser's update of a large
-    kernel: ``benchmarks/micro.py``).
+    """``p + a * u`` in ``p``'s dtype, as a new array: ``a * u`` rounded, then added (the same
+    bits on both backends, and as ``apply_updates`` after a scale). For float arrays of one
+    dtype and shape the compiled kernel makes one pass over memory instead of two, on large
+    arrays (an optimiser's update of a large kernel: ``benchmarks/micro.py``).
 
     >>> import numpy as np
     >>> from fnn.ops.elementwise import add_scaled
     >>> add_scaled(np.ones(3, np.float32), np.arange(3, dtype=np.float32), -0.5)
     array([1. , 0.5, 0. ], dtype=float32)
     """
+    if not (type(p) is np.ndarray and type(u) is np.ndarray and p.dtype == u.dtype
+            and p.shape == u.shape and p.dtype.kind == "f"):
+        return (p + a * u).astype(p.dtype, copy=False)
     if p.size >= ADD_SCALED_COMPILED_MIN and _compiled(p, u):
         out = np.empty(p.shape, p.dtype)
         _backend.kernels().add_scaled(p.reshape(-1), u.reshape(-1), p.dtype.type(a),

@@ -258,20 +258,10 @@ def scale_by_learning_rate(lr: float | Schedule) -> Optimizer:
 
     def step(updates, state, params):
         lr_t, state = rate(state)
-        return tree_map(functools.partial(_add_scaled, a=-lr_t), params, updates), state
+        return tree_map(functools.partial(add_scaled, a=-lr_t), params, updates), state
 
     update.step = step  # update + apply_updates in one pass per leaf: see apply_gradients
     return Optimizer(init, update)
-
-
-def _add_scaled(p: np.ndarray, u: np.ndarray, a: float) -> np.ndarray:
-    """``p + a * u`` in ``p``'s dtype, the same bits as ``apply_updates`` after a scale, in
-    one pass or with one temporary (:func:`fnn.ops.elementwise.add_scaled`) when ``p`` and
-    ``u`` are arrays of one dtype and shape."""
-    if type(p) is np.ndarray and type(u) is np.ndarray and p.dtype == u.dtype \
-            and p.shape == u.shape and p.dtype.kind == "f":
-        return add_scaled(p, u, a)
-    return _add(p, a * u)
 
 
 def add_decayed_weights(weight_decay: float, mask: Mask | None = None) -> Optimizer:
