@@ -140,3 +140,40 @@ def test_transform_kernel_and_its_adjoint():
     u = winograd.transform_kernel(w).reshape(4, 4, 2, 3)
     np.testing.assert_array_equal(u[0, 0], w[0, 0])
     np.testing.assert_array_equal(u[3, 3], w[2, 2])
+
+
+def test_compiled_transforms_are_the_matrices():
+    """Each compiled tile transform is its matrix product (B^T d B, A^T m A, and their
+    adjoints A dy A^T, B dv B^T) on every tile; the kernel transform is G w G^T."""
+    from fnn.ops import compiled
+
+    bt, at, g = winograd.B_T, winograd.A_T, winograd.G
+    n, th, tw, c = 2, 3, 2, 5
+    xp = RNG.standard_normal((n, 2 * th + 2, 2 * tw + 2, c))
+    v = np.empty((n * th * tw, 16, c))
+    compiled._winograd_input(xp, th, tw, v)
+    m = RNG.standard_normal((n * th * tw, 16, c))
+    y = np.empty((n, 2 * th, 2 * tw, c))
+    compiled._winograd_output(m, np.zeros(c), th, tw, y)
+    dy = RNG.standard_normal(y.shape)
+    dm = np.empty(m.shape)
+    compiled._winograd_output_grad(dy, th, tw, dm)
+    for b, i, j in np.ndindex(n, th, tw):
+        t = (b * th + i) * tw + j
+        d = xp[b, 2 * i:2 * i + 4, 2 * j:2 * j + 4]  # (4, 4, c)
+        np.testing.assert_allclose(v[t].reshape(4, 4, c), np.einsum("ai,ijc,bj->abc", bt, d, bt))
+        block = np.einsum("ia,abc,jb->ijc", at, m[t].reshape(4, 4, c), at)
+        np.testing.assert_allclose(y[b, 2 * i:2 * i + 2, 2 * j:2 * j + 2], block)
+        grad = np.einsum("ai,ijc,bj->abc", at.T, dy[b, 2 * i:2 * i + 2, 2 * j:2 * j + 2], at.T)
+        np.testing.assert_allclose(dm[t].reshape(4, 4, c), grad)
+    dx = np.empty((n, 2 * th, 2 * tw, c))
+    buf = np.empty((n, 2 * th + 2, 2 * tw + 2, c))
+    compiled._winograd_input_grad(v, th, tw, 1, 1, buf, dx)
+    full = np.zeros(buf.shape)
+    for b, i, j in np.ndindex(n, th, tw):
+        vt = v[(b * th + i) * tw + j].reshape(4, 4, c)
+        full[b, 2 * i:2 * i + 4, 2 * j:2 * j + 4] += np.einsum("ai,abc,bj->ijc", bt, vt, bt)
+    np.testing.assert_allclose(dx, full[:, 1:1 + 2 * th, 1:1 + 2 * tw])
+    w = RNG.standard_normal((3, 3, 2, 3))
+    np.testing.assert_allclose(winograd.transform_kernel(w).reshape(4, 4, 2, 3),
+                               np.einsum("ak,klio,bl->abio", g, w, g))

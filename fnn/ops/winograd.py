@@ -35,7 +35,6 @@ units in the last place of the outputs' scale, ``tests/test_winograd.py``).
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
@@ -144,9 +143,3 @@ def grads(saved: Tiles, dy: np.ndarray,
             kernels._winograd_input_grad(dv, th, tw, g.pads[0][0], g.pads[1][0], buf, dx[part])
     return kernel_adjoint(du), dx
 
-
-def flops(g: Geometry, batch: int, c_in: int, c_out: int) -> int:
-    """Multiply-adds × 2 of the 16 matmuls of one forward pass (each backward matmul costs as
-    much): ``2 · 16 · tiles · C_in · C_out``, against ``2 · 9 · positions · C_in · C_out``
-    for the patch matrix."""
-    return 2 * 16 * batch * math.prod(tile_counts(g)) * c_in * c_out
