@@ -24,6 +24,8 @@ Winograd's F(2×2, 3×3) (:mod:`fnn.ops.winograd`: 2.25× fewer multiplies).
 
 from __future__ import annotations
 
+import functools
+
 from fnn import initializers
 from fnn.checks import LayerError, fmt_shape
 from fnn.core import Layer
@@ -65,18 +67,9 @@ def conv(nd: int, out_channels: int, kernel_size, *, transpose: bool = False, st
                          f"got output_padding={output_padding!r}, stride={stride}")
     w_init, b_init = initializers.get(w_init), initializers.get(b_init)
 
-    geometries: dict = {}  # per input size: a layer meets the same few every step
-
-    def conv_geometry(in_sizes):
+    @functools.lru_cache(maxsize=64)  # per input size: a layer meets the same few every step
+    def conv_geometry(in_sizes: tuple):
         """The geometry of the convolution itself (for a transpose: of the conv it adjoins)."""
-        g = geometries.get(in_sizes)
-        if g is None:
-            g = geometries[in_sizes] = _conv_geometry(in_sizes)
-            if len(geometries) > 64:
-                geometries.clear()
-        return g
-
-    def _conv_geometry(in_sizes):
         if not transpose:
             return geometry(label, in_sizes, kernel, stride, dilation, padding)
         sizes = [(n - 1) * s - lo - hi + d * (k - 1) + 1 + p for n, s, (lo, hi), d, k, p

@@ -13,6 +13,7 @@ relu's own passes; the same numbers as the pair): see ``_with_relu_fusion``.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -53,17 +54,8 @@ def pool(kind: str, nd: int, kernel_size, stride=None, padding=0) -> Layer:
     stride = kernel if stride is None else int_tuple(label, "stride", stride, nd)
     padding = padding_arg(label, padding, nd)
 
-    geometries: dict = {}  # per input size: a layer meets the same few every step
-
-    def geom(sizes):
-        g = geometries.get(sizes)
-        if g is None:
-            g = geometries[sizes] = _geom(sizes)
-            if len(geometries) > 64:
-                geometries.clear()
-        return g
-
-    def _geom(sizes):
+    @functools.lru_cache(maxsize=64)  # per input size: a layer meets the same few every step
+    def geom(sizes: tuple):
         g = geometry(label, sizes, kernel, stride, (1,) * nd, padding)
         if any(lo >= k or hi >= k for (lo, hi), k in zip(g.pads, kernel)):
             raise LayerError(f"{label}: padding {g.pads} must be smaller than the kernel "
