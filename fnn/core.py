@@ -243,11 +243,9 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
                     x, pullback = layers[i + 1].vjp.after_relu(ps[i + 1], x, input_grad)
                     steps.append((child, pullback, ps[i + 1], input_grad))
                     continue
+                x, pullback, s = _vjp(layer, p, x, s, sub, input_grad)
                 if layer.stateful:
-                    x, pullback, new_state[child] = layer.vjp(p, x, key=sub, state=s,
-                                                              input_grad=input_grad)
-                else:
-                    x, pullback = layer.vjp(p, x, key=sub, input_grad=input_grad)
+                    new_state[child] = s
                 steps.append((child, pullback, p, input_grad))
                 input_grad = input_grad or _has_params(p)
         except LayerError as err:

@@ -27,6 +27,7 @@ import numpy as np
 from fnn.ops import winograd
 from fnn.ops.windows import (
     Geometry,
+    blocks_of_samples,
     compiled_fits,
     crop,
     fold,
@@ -81,8 +82,7 @@ BLOCK_BYTES = 1 << 20
 def sample_blocks(n: int, g: Geometry, row_bytes: int) -> list[slice]:
     """Consecutive slices of ``n`` samples whose patch matrices (``row_bytes`` per row, one
     row per output position) take at most :data:`BLOCK_BYTES` each (at least one sample)."""
-    per = max(1, BLOCK_BYTES // (math.prod(g.out_sizes) * row_bytes))
-    return [slice(start, min(n, start + per)) for start in range(0, n, per)]
+    return blocks_of_samples(n, math.prod(g.out_sizes) * row_bytes, BLOCK_BYTES)
 
 
 Saved = list[np.ndarray] | winograd.Tiles  # what the forward pass keeps for the backward one

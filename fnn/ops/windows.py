@@ -105,6 +105,19 @@ def compiled_fits(g: Geometry, *arrays: np.ndarray) -> bool:
     return True
 
 
+def blocks_of_samples(n: int, sample_bytes: int, block_bytes: int) -> list[slice]:
+    """Consecutive slices of ``n`` samples of ``sample_bytes`` each (a sample's share of some
+    working array) holding at most ``block_bytes`` each, at least one sample: how the
+    convolutions keep their working arrays in cache.
+
+    >>> from fnn.ops.windows import blocks_of_samples
+    >>> blocks_of_samples(5, 100, 250)
+    [slice(0, 2, None), slice(2, 4, None), slice(4, 5, None)]
+    """
+    per = max(1, block_bytes // sample_bytes)
+    return [slice(start, min(n, start + per)) for start in range(0, n, per)]
+
+
 def pad(x: np.ndarray, pads: Pads, value: float = 0.0) -> np.ndarray:
     """Pad the spatial axes of ``(N, *S, C)`` with ``value`` (no copy when there is nothing to
     pad). The interior is copied once and only the border slabs are filled: a few numpy calls,

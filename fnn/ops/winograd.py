@@ -40,7 +40,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fnn.ops import _backend
-from fnn.ops.windows import Geometry, compiled_fits, pad
+from fnn.ops.windows import Geometry, blocks_of_samples, compiled_fits, pad
 
 #: The transforms of F(2×2, 3×3): input ``B^T d B``, kernel ``G w G^T``, output ``A^T m A``.
 B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]])
@@ -90,12 +90,6 @@ def kernel_adjoint(du: np.ndarray) -> np.ndarray:
     return np.matmul(g.T, rows).reshape(3, 3, *du.shape[1:])
 
 
-def _blocks(n: int, g: Geometry, channels: int, itemsize: int) -> list[slice]:
-    th, tw = tile_counts(g)
-    per = max(1, BLOCK_BYTES // (th * tw * 16 * channels * itemsize))
-    return [slice(start, min(n, start + per)) for start in range(0, n, per)]
-
-
 def correlate(x: np.ndarray, w: np.ndarray, g: Geometry,
               b: np.ndarray | None = None) -> tuple[np.ndarray, Tiles]:
     """:func:`fnn.ops.conv.correlate` of ``x: (N, H, W, C_in)`` with ``w: (3, 3, C_in,
@@ -108,7 +102,8 @@ def correlate(x: np.ndarray, w: np.ndarray, g: Geometry,
     c_in, c_out = u.shape[1:]
     y = np.empty((x.shape[0], *g.out_sizes, c_out), dtype=x.dtype)
     bias = np.zeros(c_out, x.dtype) if b is None else b.astype(x.dtype, copy=False)
-    blocks, vs = _blocks(x.shape[0], g, max(c_in, c_out), x.itemsize), []
+    sample_bytes = th * tw * 16 * max(c_in, c_out) * x.itemsize  # its transformed tiles
+    blocks, vs = blocks_of_samples(x.shape[0], sample_bytes, BLOCK_BYTES), []
     for part in blocks:
         tiles = (part.stop - part.start) * th * tw
         v = np.empty((tiles, 16, c_in), dtype=x.dtype)

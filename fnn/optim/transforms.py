@@ -506,11 +506,7 @@ def chain(*transforms: Optimizer) -> Optimizer:
     last = getattr(transforms[-1].update, "step", None) if transforms else None
     if last is not None:  # ends with scale_by_learning_rate: fuse it with apply_updates
         def step(updates, state, params):
-            new: list = []
-            if len(transforms) > 1:
-                updates, new = run(updates, state, params, len(transforms) - 1)
-            elif len(state) != 1:  # (what run checks)
-                raise ValueError(f"chain: state has {len(state)} entries for 1 transform")
+            updates, new = run(updates, state, params, len(transforms) - 1)
             params, s = last(updates, state[-1], params)
             return params, (*new, s)
 
