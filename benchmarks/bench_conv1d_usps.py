@@ -20,7 +20,9 @@ from harness import (
     jax_trainer,
     load_jax,
     load_torch,
+    pin_to_cores,
     repeats_arg,
+    threads,
     torch_trainer,
     training_flops,
 )
@@ -75,4 +77,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    pin_to_cores(threads())  # "1 thread" means one core for every library (see harness)
     main()

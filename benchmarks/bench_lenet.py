@@ -29,6 +29,7 @@ from harness import (
     jax_trainer,
     load_jax,
     load_torch,
+    pin_to_cores,
     repeats_arg,
     threads,
     torch_trainer,
@@ -118,4 +119,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    pin_to_cores(threads())  # "1 thread" means one core for every library (see harness)
     main()

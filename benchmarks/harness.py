@@ -14,6 +14,12 @@ Each result also records the machine: CPU model, the BLAS numpy uses (threadpool
 ``internal_api`` / ``architecture``), and the GEMM peak measured in the same process (a
 2048² float32 ``numpy`` matmul at the benchmark's thread count), against which every
 library's GFLOP/s (the model's multiply-add FLOPs per step, counted analytically) is given.
+
+With fewer threads than cores, a benchmark run (``run_all.py``, or a ``bench_*.py`` script
+run directly) pins its process to that many cores (:func:`pin_to_cores`), so "1 thread"
+means one core for every library: JAX's runtime otherwise runs its dispatch on a second core
+beside the compute thread (a JAX MLP epoch measured 1.5 CPU-seconds per second unpinned).
+Each library's CPU-seconds per wall-second is recorded beside its times (``cpu_per_wall``).
 """
 
 from __future__ import annotations
@@ -52,6 +58,23 @@ def threads() -> int:
     """Threads for every library: all cores, or ``OPENBLAS_NUM_THREADS`` when set (numpy's
     BLAS reads it at import; torch and XLA are told the same number here)."""
     return int(os.environ.get("OPENBLAS_NUM_THREADS") or os.cpu_count() or 1)
+
+
+def pin_to_cores(n: int) -> list[int]:
+    """Pin every thread of this process, and so every thread it starts later, to the first
+    ``n`` of its cores when it has more (Linux; elsewhere nothing changes); call it before
+    torch or JAX starts its threads. The cores in use."""
+    if not hasattr(os, "sched_setaffinity"):
+        return []
+    cores = sorted(os.sched_getaffinity(0))
+    if n < len(cores):
+        cores = cores[:n]
+        tasks = Path("/proc/self/task")
+        for tid in ([int(t.name) for t in tasks.iterdir()] if tasks.is_dir() else [0]):
+            with contextlib.suppress(OSError):  # a thread that has just ended
+                os.sched_setaffinity(tid, cores)
+    return cores
+
 
 
 def load_torch():
@@ -157,9 +180,14 @@ def machine() -> dict:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
-    return {"cpu": cpu_model(), "cores": os.cpu_count(), "platform": platform.platform(),
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "cores_used": _cores(),
+            "platform": platform.platform(),
             "blas": blas_info(), "gemm_peak_gflops": gemm_peak_gflops(), "versions": versions,
             "loadavg_before": _loadavg()}
+
+
+def _cores() -> list[int] | None:
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
 
 
 def _loadavg() -> list[float] | None:
@@ -289,27 +317,36 @@ def jax_conv_relu_pool(jax, h, p):
 
 # --- timing --------------------------------------------------------------------------------------
 
-def timings(fn: Callable[[], object], repeats: int, warmup: int = 1) -> list[float]:
-    """Seconds per call of ``fn`` over ``repeats`` calls after ``warmup`` untimed ones."""
+def timings(fn: Callable[[], object], repeats: int, warmup: int = 1,
+            cpu: list[float] | None = None) -> list[float]:
+    """Seconds per call of ``fn`` over ``repeats`` calls after ``warmup`` untimed ones;
+    ``cpu``, when given, gets each call's CPU-seconds per wall-second (every thread of the
+    process: 2.0 = two cores busy throughout)."""
     for _ in range(warmup):
         fn()
     out = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         fn()
-        out.append(time.perf_counter() - t0)
+        wall = time.perf_counter() - t0
+        out.append(wall)
+        if cpu is not None:
+            cpu.append((time.process_time() - c0) / wall)
     return out
 
 
-def interleaved(runs: dict[str, Callable], repeats: int) -> dict[str, list[float]]:
+def interleaved(runs: dict[str, Callable], repeats: int,
+                cpu: dict[str, list[float]] | None = None) -> dict[str, list[float]]:
     """Every callable once untimed (warm-up: JIT compilation, caches), then ``repeats``
-    rounds in which each runs once, in turn, so load changes hit them all alike."""
+    rounds in which each runs once, in turn, so load changes hit them all alike. ``cpu``, when
+    given, gets each one's CPU-seconds per wall-second per repeat (see :func:`timings`)."""
     for fn in runs.values():
         fn()
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
         for name, fn in runs.items():
-            times[name] += timings(fn, 1, warmup=0)
+            times[name] += timings(fn, 1, warmup=0,
+                                   cpu=None if cpu is None else cpu.setdefault(name, []))
     return times
 
 
@@ -330,12 +367,14 @@ def compare(name: str, what: str, runs: dict[str, Callable | None], *, flops: in
     runs = {k: v for k, v in runs.items() if v is not None}
     mach = machine()
     peak = mach["gemm_peak_gflops"]
-    times = interleaved(runs, repeats)
+    cpu: dict[str, list[float]] = {}
+    times = interleaved(runs, repeats, cpu)
     libs = {}
     for lib, ts in times.items():
         median = statistics.median(ts)
         libs[lib] = {"median_s": median, "times_s": ts, "gflops": flops / median / 1e9,
-                     "pct_of_gemm_peak": 100 * flops / median / 1e9 / peak}
+                     "pct_of_gemm_peak": 100 * flops / median / 1e9 / peak,
+                     "cpu_per_wall": statistics.median(cpu[lib])}
         if hasattr(runs[lib], "compile_s"):
             libs[lib]["compile_s"] = runs[lib].compile_s
     ratios = {f"{a}/{b}": ratio_stats(times[a], times[b])
@@ -348,8 +387,8 @@ def compare(name: str, what: str, runs: dict[str, Callable | None], *, flops: in
         "libraries": libs, "ratios": ratios, "targets": targets or {},
         "machine": mach, "loadavg_after": _loadavg(), **(extra or {}),
     }
-    parts = [f"{lib} {v['median_s'] * 1e3:.1f} ms ({v['gflops']:.1f} GFLOP/s)"
-             for lib, v in libs.items()]
+    parts = [f"{lib} {v['median_s'] * 1e3:.1f} ms ({v['gflops']:.1f} GFLOP/s, "
+             f"{v['cpu_per_wall']:.1f} cores busy)" for lib, v in libs.items()]
     verdicts = []
     for key, r in ratios.items():
         target = (targets or {}).get(key)

@@ -8,7 +8,8 @@ write the performance tables into a Markdown file.
     python benchmarks/run_all.py --print       # only print the tables from results/*.json
 
 Each thread count runs in its own process (numpy's BLAS and XLA read their thread settings
-when imported; torch is set to the same count), so every library gets the same cores. The
+when imported; torch is set to the same count), pinned to that many cores when there are more
+(``harness.pin_to_cores``), so every library gets the same cores. The
 tables replace what stands between ``<!-- bench:start -->`` and ``<!-- bench:end -->`` in the
 target file when ``--target`` names one. The docs' Performance page renders :func:`table` from
 ``results/*.json`` at every docs build (``docs/_build/gen_pages.py``), so nothing needs writing
@@ -81,11 +82,17 @@ def throughput(results: list[dict]) -> list[str]:
              "|---|---|---|" + "---|" * len(LIBS)]
     for r in results:
         libs = r["libraries"]
-        cells = [f"{libs[lib]['gflops']:.1f} ({libs[lib]['pct_of_gemm_peak']:.0f}%)"
-                 if lib in libs else "–" for lib in LIBS]
+        cells = [_throughput(libs[lib]) if lib in libs else "–" for lib in LIBS]
         lines.append(f"| `{r['benchmark']}` | {r['threads']} | "
                      f"{r['machine']['gemm_peak_gflops']:.0f} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _throughput(lib: dict) -> str:
+    text = f"{lib['gflops']:.1f} ({lib['pct_of_gemm_peak']:.0f}%"
+    if "cpu_per_wall" in lib:
+        text += f", {lib['cpu_per_wall']:.1f} cores busy"
+    return text + ")"
 
 
 def batch_sweep(results: list[dict]) -> list[str]:
@@ -127,10 +134,12 @@ def tables(results_dir: Path = HERE / "results") -> str:
     out = headline(reused)
     out += ["", "Medians of interleaved repeats; brackets: the range of the per-repeat ratios; "
             "✓/✗: the issue's target for that ratio. JAX runs one jitted SGD step, its compile "
-            "time (in parentheses) is not in its timing.", "",
+            "time (in parentheses) is not in its timing. With fewer threads than cores the "
+            "process is pinned to that many cores, so 1 thread means one core for every "
+            "library (JAX's runtime otherwise dispatches from a second core).", "",
             "Throughput, GFLOP/s (% of the GEMM peak: a 2048² float32 numpy matmul in the same "
             "process; FLOPs per step counted analytically as 3x the forward pass's "
-            "multiply-adds):", ""]
+            "multiply-adds; cores busy: CPU-seconds per wall-second of the run):", ""]
     out += throughput(reused)
     sweep = batch_sweep([r for r in reused if r.get("batch_sweep")])
     if len(sweep) > 2:
@@ -177,6 +186,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.in_process:
         sys.path.insert(0, str(HERE))
+        import harness
+
+        harness.pin_to_cores(harness.threads())  # before torch and JAX start their threads
         for name in BENCHMARKS:
             importlib.import_module(name).main([] if args.repeats is None
                                                else ["--repeats", str(args.repeats)])

@@ -205,6 +205,7 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
     wanted = [n for n, layer in zip(names, layers) if layer.stateful]  # keys of the state
     stateful = bool(wanted)
     fused = _fusions(layers)
+    nones = (None,) * len(layers)  # keys or state when there are none
 
     def init(k, input_shape):
         shapes, params, state = _init_children(names, layers, k, input_shape, chain=True)
@@ -227,39 +228,41 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
         return x
 
     def vjp(params, x, *, key=None, state=None, input_grad=True):
-        steps, new_state = [], {}
-        child = names[0]
         ps = _child_params(name, params, names)
-        ss = _child_state(name, state, names, wanted)
+        ss = nones if state is None and not wanted else _child_state(name, state, names, wanted)
+        keys = nones if key is None else split(key, len(layers))
+        pullbacks, needs_dx, new_state = [], [], {}  # one pullback per child, in order
         try:
-            for i, (child, layer, p, s, sub) in enumerate(
-                    zip(names, layers, ps, ss, _keys(key, len(layers)))):
+            for i, layer in enumerate(layers):
                 if i - 1 in fused:  # ran with the relu before it
                     continue
                 if i in fused:  # relu + max-pool in one: the relu's pullback passes dy on
-                    no_params(f"{layer.name}", p)
-                    steps.append((child, _pass_on, p, input_grad))
-                    child = names[i + 1]
-                    x, pullback = layers[i + 1].vjp.after_relu(ps[i + 1], x, input_grad)
-                    steps.append((child, pullback, ps[i + 1], input_grad))
-                    continue
-                x, pullback, s = _vjp(layer, p, x, s, sub, input_grad)
-                if layer.stateful:
-                    new_state[child] = s
-                steps.append((child, pullback, p, input_grad))
-                input_grad = input_grad or _has_params(p)
-        except LayerError as err:
+                    no_params(f"{layer.name}", ps[i])
+                    pullbacks.append(_pass_on)
+                    x, back = layers[i + 1].vjp.after_relu(ps[i + 1], x, input_grad)
+                    needs_dx.append(input_grad)
+                elif layer.stateful:
+                    x, back, new_state[names[i]] = layer.vjp(ps[i], x, key=keys[i], state=ss[i],
+                                                             input_grad=input_grad)
+                else:
+                    x, back = layer.vjp(ps[i], x, key=keys[i], input_grad=input_grad)
+                pullbacks.append(back)
+                needs_dx.append(input_grad)
+                input_grad = input_grad or _has_params(ps[i])
+        except LayerError as err:  # the child that failed is the next one without a pullback
+            child = names[len(pullbacks)]
             raise err.within(child, input_from_model=child != names[0]) from None
 
         def pullback(dy):
-            grads = {}
-            for child, back, p, needs_dx in reversed(steps):
+            grads = [{}] * len(pullbacks)
+            for i in range(len(pullbacks) - 1, -1, -1):
                 if dy is None:  # a parameter-free layer below every param: nothing to compute
-                    grads[child] = tree_map(np.zeros_like, p)
+                    grads[i] = tree_map(np.zeros_like, ps[i])
                     continue
-                grads[child], dy = back(dy)
-                dy = dy if needs_dx else None
-            return dict(sorted(grads.items())), dy
+                grads[i], dy = pullbacks[i](dy)
+                if not needs_dx[i]:
+                    dy = None
+            return dict(zip(names, grads)), dy  # names sort in order
 
         return (x, pullback, new_state) if stateful else (x, pullback)
 

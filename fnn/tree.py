@@ -18,12 +18,54 @@ PyTree = Any
 def tree_map(fn: Callable, tree: PyTree, *rest: PyTree) -> PyTree:
     """Apply ``fn`` leaf-wise over one or more trees of the same structure.
 
+    One or two trees of nested dicts of arrays (params, grads: what every training step maps)
+    are walked in Python, which runs faster inside a training step than optree's general
+    flatten and unflatten; anything else (lists, tuples, ``None``, scalar leaves, mismatched
+    structures and their errors) goes to ``optree.tree_map``. The result is the same either
+    way: the first tree's structure and key order.
+
     >>> import numpy as np
     >>> from fnn.tree import tree_map
     >>> tree_map(lambda p, g: p - 0.1 * g, {"w": np.ones(2)}, {"w": np.array([1.0, 2.0])})
     {'w': array([0.9, 0.8])}
     """
+    if type(tree) is dict and len(rest) <= 1:
+        try:
+            return _map_dicts(fn, tree) if not rest else _map_dict_pairs(fn, tree, rest[0])
+        except _NotDictsOfArrays:
+            pass  # fn is pure: calling it again on the leaves done so far is only wasted work
     return optree.tree_map(fn, tree, *rest)
+
+
+class _NotDictsOfArrays(Exception):
+    """A tree that is not nested dicts of numpy arrays (optree maps it)."""
+
+
+def _map_dicts(fn: Callable, tree: dict) -> dict:
+    out = {}
+    for k, v in tree.items():
+        if type(v) is np.ndarray:
+            out[k] = fn(v)
+        elif type(v) is dict:
+            out[k] = _map_dicts(fn, v)
+        else:
+            raise _NotDictsOfArrays
+    return out
+
+
+def _map_dict_pairs(fn: Callable, a: dict, b: Any) -> dict:
+    if type(b) is not dict or len(b) != len(a):
+        raise _NotDictsOfArrays
+    out = {}
+    for k, v in a.items():
+        w = b.get(k)
+        if type(v) is np.ndarray and type(w) is np.ndarray:
+            out[k] = fn(v, w)
+        elif type(v) is dict:
+            out[k] = _map_dict_pairs(fn, v, w)
+        else:
+            raise _NotDictsOfArrays
+    return out
 
 
 def tree_leaves(tree: PyTree) -> list:

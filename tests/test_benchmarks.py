@@ -45,11 +45,35 @@ def test_compare_and_tables(monkeypatch, tmp_path, capsys):
     assert result["machine"]["cpu"] and "gemm_peak_gflops" in result["machine"]
     saved = json.loads(next(tmp_path.glob("lenet_100_steps_*t_default_malloc.json")).read_text())
     assert saved["libraries"]["torch"]["times_s"]
+    assert 0 <= saved["libraries"]["torch"]["cpu_per_wall"] < 64
+    assert saved["machine"]["cores_used"]
     target = tmp_path / "page.md"
     target.write_text("# perf\n<!-- bench:start -->\nold\n<!-- bench:end -->\ntail\n")
     run_all.write_tables(target, results_dir=tmp_path)
     text = target.read_text()
     assert "old" not in text and text.endswith("<!-- bench:end -->\ntail\n")
-    assert "default malloc" in text and "`lenet_100_steps`" in text
+    assert "default malloc" in text and "`lenet_100_steps`" in text and "cores busy" in text
     for name in ("harness", "run_all"):
         sys.modules.pop(name, None)
+
+
+def test_pin_to_cores_holds_every_thread_started_after(tmp_path):
+    """ "1 thread" means one core for every library: the process, and threads it starts later
+    (JAX's runtime), stay on the first core (in a child process: pytest is left alone)."""
+    import os
+    import subprocess
+
+    import pytest
+
+    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs Linux and two cores")
+    code = ("import os, threading, harness\n"
+            "first = min(os.sched_getaffinity(0))\n"
+            "print(harness.pin_to_cores(1) == [first], harness.pin_to_cores(99) == [first])\n"
+            "seen = []\n"
+            "t = threading.Thread(target=lambda: seen.append(os.sched_getaffinity(0)))\n"
+            "t.start(); t.join()\n"
+            "print(seen == [{first}])\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=BENCHMARKS, capture_output=True,
+                         text=True, env=dict(os.environ, FNN_BENCH_MALLOC="default"), check=True)
+    assert out.stdout.split() == ["True", "True", "True"], out.stdout + out.stderr

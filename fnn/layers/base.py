@@ -29,16 +29,23 @@ from fnn.initializers import shapes_only
 from fnn.keys import key as make_key
 
 
+def _matches(tree: Any, spec: dict) -> bool:
+    """Whether ``tree`` is a dict with the keys of ``spec`` holding floating-point arrays of
+    its shapes (the usual case, checked without wording anything)."""
+    if type(tree) is not dict or len(tree) != len(spec):
+        return False
+    for k, shape in spec.items():
+        value = tree.get(k)
+        if type(value) is not np.ndarray or value.shape != shape or value.dtype.kind != "f":
+            return False
+    return True
+
+
 def _flat(label: str, what: str, tree: Any, spec: dict, x_shape: tuple) -> None:
     """``tree`` must be a dict with the keys of ``spec`` and floating-point arrays of its
-    shapes (a quick pass for the usual case; the checks below word what is wrong)."""
-    if type(tree) is dict and len(tree) == len(spec):
-        for k, shape in spec.items():
-            value = tree.get(k)
-            if type(value) is not np.ndarray or value.shape != shape or value.dtype.kind != "f":
-                break
-        else:
-            return
+    shapes: the checks below word what is wrong."""
+    if _matches(tree, spec):
+        return
     param_keys(label, tree, tuple(spec), what)
     for k, shape in spec.items():
         value = param(label, tree, k, what=what)  # a floating-point array
@@ -117,7 +124,8 @@ def layer(label: str, init: Callable, forward: Callable, backward: Callable, *,
             raise LayerError(f"{label}: expects inputs of rank >= {min_rank} (batch first), "
                              f"got {x.shape}")
         found = specs.get(x.shape[1:]) or spec(x.shape)
-        _flat(label, "params", params, found[0], x.shape)
+        if not _matches(params, found[0]):
+            _flat(label, "params", params, found[0], x.shape)
         if stateful:
             if state is None:
                 raise LayerError(f"{label}: has state (running statistics): pass state=, "

@@ -35,7 +35,8 @@ def linear(out_dim: int, *, bias: bool = True, w_init="xavier_uniform", b_init="
         return y, x
 
     def backward(params, x, dy, input_grad):
-        x2, dy2 = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])
+        x2, dy2 = (x, dy) if x.ndim == 2 else (x.reshape(-1, x.shape[-1]),
+                                                dy.reshape(-1, dy.shape[-1]))
         grads = {"w": x2.T @ dy2, "b": bias_grad(dy2)} if bias else {"w": x2.T @ dy2}
         return grads, dense_input_grad(dy, params["w"]) if input_grad else None
 

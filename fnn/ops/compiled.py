@@ -209,8 +209,12 @@ def max_pool_backward(dy: np.ndarray, arg: np.ndarray, g: Geometry,
 
 # --- element-wise ----------------------------------------------------------------------------
 
+# The element-wise kernels take C-contiguous arrays of any rank and flatten them inside (a
+# reshape of a contiguous array is a view there too): no Python-level reshapes per call.
+
 @_jit
 def _relu_vjp(x, dy, out):
+    x, dy, out = x.reshape(x.size), dy.reshape(dy.size), out.reshape(out.size)
     one, zero = dy.dtype.type(1), dy.dtype.type(0)
     for i in range(x.size):
         out[i] = dy[i] * (one if x[i] > 0 else zero)
@@ -218,6 +222,7 @@ def _relu_vjp(x, dy, out):
 
 @_jit
 def _tanh_vjp(y, dy, out):
+    y, dy, out = y.reshape(y.size), dy.reshape(dy.size), out.reshape(out.size)
     one = y.dtype.type(1)
     for i in range(y.size):
         out[i] = dy[i] * (one - y[i] * y[i])
@@ -225,6 +230,7 @@ def _tanh_vjp(y, dy, out):
 
 @_jit
 def _sigmoid_vjp(y, dy, out):
+    y, dy, out = y.reshape(y.size), dy.reshape(dy.size), out.reshape(out.size)
     one = y.dtype.type(1)
     for i in range(y.size):
         out[i] = dy[i] * (y[i] * (one - y[i]))
@@ -232,24 +238,25 @@ def _sigmoid_vjp(y, dy, out):
 
 def relu_vjp(x: np.ndarray, dy: np.ndarray) -> np.ndarray:
     out = np.empty(dy.shape, dy.dtype)
-    _relu_vjp(x.reshape(-1), dy.reshape(-1), out.reshape(-1))
+    _relu_vjp(x, dy, out)
     return out
 
 
 def tanh_vjp(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     out = np.empty(dy.shape, dy.dtype)
-    _tanh_vjp(y.reshape(-1), dy.reshape(-1), out.reshape(-1))
+    _tanh_vjp(y, dy, out)
     return out
 
 
 def sigmoid_vjp(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     out = np.empty(dy.shape, dy.dtype)
-    _sigmoid_vjp(y.reshape(-1), dy.reshape(-1), out.reshape(-1))
+    _sigmoid_vjp(y, dy, out)
     return out
 
 
 @_jit
 def add_scaled(p, u, a, out):
+    p, u, out = p.reshape(p.size), u.reshape(u.size), out.reshape(out.size)
     for i in range(p.size):
         out[i] = p[i] + a * u[i]  # two roundings, as numpy's a * u then + (no fused multiply-add)
 

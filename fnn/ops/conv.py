@@ -191,7 +191,7 @@ def kernel_grad(cols: Saved | np.ndarray, dy: np.ndarray,
 def bias_grad(dy: np.ndarray) -> np.ndarray:
     """``dy`` summed over every axis but the last (channels), as a matrix-vector product:
     faster than ``sum(axis=0)`` over few channels (``benchmarks/micro.py``)."""
-    rows = dy.reshape(-1, dy.shape[-1])
+    rows = dy if dy.ndim == 2 else dy.reshape(-1, dy.shape[-1])
     return _ones(len(rows), rows.dtype) @ rows
 
 

@@ -21,7 +21,7 @@ def _compiled(a: np.ndarray, b: np.ndarray) -> bool:
             and a.shape == b.shape and a.flags.c_contiguous and b.flags.c_contiguous)
 
 
-_FLOATS = (np.float32, np.float64)
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))  # dtypes: compared without converting
 
 
 def relu(x: np.ndarray) -> np.ndarray:
@@ -77,8 +77,7 @@ def add_scaled(p: np.ndarray, u: np.ndarray, a: float) -> np.ndarray:
         return (p + a * u).astype(p.dtype, copy=False)
     if p.size >= ADD_SCALED_COMPILED_MIN and _compiled(p, u):
         out = np.empty(p.shape, p.dtype)
-        _backend.kernels().add_scaled(p.reshape(-1), u.reshape(-1), p.dtype.type(a),
-                                      out.reshape(-1))
+        _backend.kernels().add_scaled(p, u, p.dtype.type(a), out)
         return out
     out = a * u
     return np.add(p, out, out=out) if out.ndim else p + out  # (a 0-d array: a scalar)

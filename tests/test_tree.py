@@ -1,0 +1,72 @@
+"""fnn.tree: the Python walk of nested dicts gives what optree gives, and hands everything
+else (and every error) to optree."""
+
+import numpy as np
+import optree
+import pytest
+
+from fnn.tree import tree_map
+
+
+def _params():
+    rng = np.random.default_rng(0)
+    return {"01_linear": {"w": rng.normal(size=(3, 2)), "b": rng.normal(size=2)},
+            "00_tanh": {},
+            "02_block": {"00_conv": {"w": rng.normal(size=(2, 2))}}}
+
+
+def _same(a, b):
+    assert optree.tree_structure(a) == optree.tree_structure(b)
+    if isinstance(a, dict):
+        assert list(a) == list(b)  # key order too
+    for x, y in zip(optree.tree_leaves(a), optree.tree_leaves(b)):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_one_and_two_trees_match_optree_including_key_order():
+    p = _params()
+    g = {"02_block": {"00_conv": {"w": np.ones((2, 2))}}, "00_tanh": {},  # other key order
+         "01_linear": {"b": np.ones(2), "w": np.ones((3, 2))}}
+    _same(tree_map(lambda a: 2 * a, p), optree.tree_map(lambda a: 2 * a, p))
+    _same(tree_map(lambda a, b: a - 0.5 * b, p, g), optree.tree_map(lambda a, b: a - 0.5 * b, p, g))
+    assert list(tree_map(lambda a: a, p)["01_linear"]) == ["w", "b"]
+
+
+def test_each_leaf_is_mapped_once_with_its_own_partner():
+    p = _params()
+    seen = []
+    out = tree_map(lambda a, b: seen.append((a.shape, b.shape)) or a.shape, p,
+                   tree_map(np.zeros_like, p))
+    assert sorted(seen) == sorted((a.shape, a.shape) for a in optree.tree_leaves(p))
+    assert out["01_linear"] == {"w": (3, 2), "b": (2,)}
+
+
+@pytest.mark.parametrize("tree", [
+    {"a": [np.ones(2), np.zeros(1)]},      # a list inside
+    {"a": None, "b": np.ones(1)},          # None is an empty node for optree
+    {"a": 1.5, "b": np.float32(2.0)},      # scalar leaves
+    (np.ones(2), {"w": np.ones(1)}),       # not a dict at the top
+])
+def test_other_trees_go_to_optree(tree):
+    _same(tree_map(lambda a: a * 2, tree), optree.tree_map(lambda a: a * 2, tree))
+    _same(tree_map(np.add, tree, tree), optree.tree_map(np.add, tree, tree))
+
+
+@pytest.mark.parametrize("other", [
+    {"w": np.ones(2)},                               # a missing key
+    {"w": np.ones(2), "b": np.ones(1), "c": np.ones(1)},  # an extra key
+    {"w": np.ones(2), "c": np.ones(1)},              # a different key
+    {"w": {"x": np.ones(2)}, "b": np.ones(1)},       # a subtree where a leaf is: optree's prefix rule
+    [np.ones(2), np.ones(1)],                        # not a dict
+])
+def test_mismatched_structures_behave_as_optree(other):
+    tree = {"w": np.ones(2), "b": np.ones(1)}
+    try:
+        expected = optree.tree_map(lambda a, b: (a, b), tree, other)
+    except Exception as err:  # noqa: BLE001 - whatever optree raises, tree_map raises too
+        with pytest.raises(type(err)):
+            tree_map(lambda a, b: (a, b), tree, other)
+    else:
+        got = tree_map(lambda a, b: (a, b), tree, other)
+        assert optree.tree_structure(got, none_is_leaf=True) == \
+            optree.tree_structure(expected, none_is_leaf=True)
