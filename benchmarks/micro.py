@@ -140,6 +140,7 @@ def compiled_cases():
     both = lambda fn, *a: (on("compiled", fn, *a), on("numpy", fn, *a))  # noqa: E731
     x32, x16 = data(64, 14, 14, 32), data(64, 14, 14, 16)
     w_big = data(4064, 100)
+    w_mlp = data(256, 100)
     w168_same, dy14_8 = data(3, 3, 16, 8), data(64, 14, 14, 8)
 
     def conv_step(correlate_fn, x, w, dy):  # forward, then dw, db and dx
@@ -179,6 +180,8 @@ def compiled_cases():
         ("compiled: fold 3x3 windows (28x28x4)", *both(fold, dwin, g28)),
         ("compiled: p + a * u in one pass (a 4064x100 kernel's SGD update)",
          *both(elementwise.add_scaled, w_big, w_big, -0.05)),
+        ("  ... the same on the MLP's 256x100 kernel",
+         *both(elementwise.add_scaled, w_mlp, w_mlp, -0.05)),
         ("compiled: relu vjp (28x28x32)", *both(elementwise.relu_vjp, x, x)),
         ("compiled: tanh vjp (28x28x32)", *both(elementwise.tanh_vjp, x, x)),
         ("compiled: sigmoid vjp (28x28x32)", *both(elementwise.sigmoid_vjp, x, x)),

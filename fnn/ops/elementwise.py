@@ -57,8 +57,9 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 #: Arrays of at least this many entries take the compiled ``add_scaled`` (below it, the
-#: call costs more than the pass it saves).
-ADD_SCALED_COMPILED_MIN = 1 << 16
+#: call costs more than the pass it saves; the MLP's 256 x 100 kernel gains ~15%:
+#: ``benchmarks/micro.py``).
+ADD_SCALED_COMPILED_MIN = 1 << 13
 
 
 def add_scaled(p: np.ndarray, u: np.ndarray, a: float) -> np.ndarray:
