@@ -8,7 +8,7 @@ On several cores fnn runs each batch as one shard per core (``fnn.value_and_grad
 threads=n)``) while torch and XLA run each op on every core; each shard runs as chunks of
 at most ``CHUNK`` samples (``chunk=``), so its activations stay in cache.
 
-    python benchmarks/bench_conv_ae.py [--repeats 5]
+    python benchmarks/bench_conv_ae.py [--repeats 9]
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def jax_predict(jax):
 
 
 def main(argv=None):
-    repeats = repeats_arg(__doc__, argv)
+    repeats = repeats_arg(__doc__, argv, default=9)  # its 2-thread timings spread widest
     rng = np.random.default_rng(0)
     x = rng.random((STEPS * BATCH, 28, 28, 1), dtype=np.float32)
     torch, jax = load_torch(), load_jax()

@@ -9,7 +9,7 @@ On several cores fnn runs each batch as one shard per core (``fnn.value_and_grad
 threads=n)``) while torch and XLA run each op on every core; each shard runs as chunks of
 at most ``CHUNK`` samples (``chunk=``), so its activations stay in cache.
 
-    python benchmarks/bench_lenet.py [--repeats 5]
+    python benchmarks/bench_lenet.py [--repeats 7]
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def runs_for(x, y, batch, steps, torch, jax):
 
 
 def main(argv=None):
-    repeats = repeats_arg(__doc__, argv)
+    repeats = repeats_arg(__doc__, argv, default=7)
     rng = np.random.default_rng(0)
     x = rng.random((STEPS * BATCH, 28, 28, 1), dtype=np.float32)
     y = rng.integers(0, C, len(x))
