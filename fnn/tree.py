@@ -21,51 +21,49 @@ def tree_map(fn: Callable, tree: PyTree, *rest: PyTree) -> PyTree:
     One or two trees of nested dicts of arrays (params, grads: what every training step maps)
     are walked in Python, which runs faster inside a training step than optree's general
     flatten and unflatten; anything else (lists, tuples, ``None``, scalar leaves, mismatched
-    structures and their errors) goes to ``optree.tree_map``. The result is the same either
-    way: the first tree's structure and key order.
+    structures and their errors) goes to ``optree.tree_map``. Either way ``fn`` is called
+    once per leaf and the result has the first tree's structure and key order.
 
     >>> import numpy as np
     >>> from fnn.tree import tree_map
     >>> tree_map(lambda p, g: p - 0.1 * g, {"w": np.ones(2)}, {"w": np.array([1.0, 2.0])})
     {'w': array([0.9, 0.8])}
     """
-    if type(tree) is dict and len(rest) <= 1:
-        try:
-            return _map_dicts(fn, tree) if not rest else _map_dict_pairs(fn, tree, rest[0])
-        except _NotDictsOfArrays:
-            pass  # fn is pure: calling it again on the leaves done so far is only wasted work
+    if type(tree) is dict:
+        if not rest and _dicts_of_arrays(tree):
+            return _map_dicts(fn, tree)
+        if len(rest) == 1 and _same_dicts_of_arrays(tree, rest[0]):
+            return _map_dict_pairs(fn, tree, rest[0])
     return optree.tree_map(fn, tree, *rest)
 
 
-class _NotDictsOfArrays(Exception):
-    """A tree that is not nested dicts of numpy arrays (optree maps it)."""
+def _dicts_of_arrays(tree: dict) -> bool:
+    for v in tree.values():
+        if type(v) is not np.ndarray and not (type(v) is dict and _dicts_of_arrays(v)):
+            return False
+    return True
+
+
+def _same_dicts_of_arrays(a: dict, b: Any) -> bool:
+    if type(b) is not dict or len(b) != len(a):
+        return False
+    for k, v in a.items():
+        w = b.get(k)
+        if type(v) is np.ndarray:
+            if type(w) is not np.ndarray:
+                return False
+        elif type(v) is not dict or not _same_dicts_of_arrays(v, w):
+            return False
+    return True
 
 
 def _map_dicts(fn: Callable, tree: dict) -> dict:
-    out = {}
-    for k, v in tree.items():
-        if type(v) is np.ndarray:
-            out[k] = fn(v)
-        elif type(v) is dict:
-            out[k] = _map_dicts(fn, v)
-        else:
-            raise _NotDictsOfArrays
-    return out
+    return {k: fn(v) if type(v) is np.ndarray else _map_dicts(fn, v) for k, v in tree.items()}
 
 
-def _map_dict_pairs(fn: Callable, a: dict, b: Any) -> dict:
-    if type(b) is not dict or len(b) != len(a):
-        raise _NotDictsOfArrays
-    out = {}
-    for k, v in a.items():
-        w = b.get(k)
-        if type(v) is np.ndarray and type(w) is np.ndarray:
-            out[k] = fn(v, w)
-        elif type(v) is dict:
-            out[k] = _map_dict_pairs(fn, v, w)
-        else:
-            raise _NotDictsOfArrays
-    return out
+def _map_dict_pairs(fn: Callable, a: dict, b: dict) -> dict:
+    return {k: fn(v, b[k]) if type(v) is np.ndarray else _map_dict_pairs(fn, v, b[k])
+            for k, v in a.items()}
 
 
 def tree_leaves(tree: PyTree) -> list:

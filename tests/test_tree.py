@@ -70,3 +70,14 @@ def test_mismatched_structures_behave_as_optree(other):
         got = tree_map(lambda a, b: (a, b), tree, other)
         assert optree.tree_structure(got, none_is_leaf=True) == \
             optree.tree_structure(expected, none_is_leaf=True)
+
+
+def test_fn_runs_once_per_leaf_when_the_tree_is_handed_to_optree():
+    """A dict whose first values are arrays and a later one a list: fn sees each leaf once."""
+    tree = {"a": np.ones(1), "b": np.ones(2), "c": [np.ones(3)]}
+    seen = []
+    tree_map(lambda a: seen.append(a.size), tree)
+    assert sorted(seen) == [1, 2, 3]
+    seen.clear()
+    tree_map(lambda a, b: seen.append(a.size), tree, tree)
+    assert sorted(seen) == [1, 2, 3]
