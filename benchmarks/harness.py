@@ -76,7 +76,6 @@ def pin_to_cores(n: int) -> list[int]:
     return cores
 
 
-
 def load_torch():
     """The torch module pinned to this machine's cores, or None if it is not installed."""
     try:
