@@ -205,7 +205,6 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
     wanted = [n for n, layer in zip(names, layers) if layer.stateful]  # keys of the state
     stateful = bool(wanted)
     fused = _fusions(layers)
-    nones = (None,) * len(layers)  # keys or state when there are none
 
     def init(k, input_shape):
         shapes, params, state = _init_children(names, layers, k, input_shape, chain=True)
@@ -229,8 +228,8 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
 
     def vjp(params, x, *, key=None, state=None, input_grad=True):
         ps = _child_params(name, params, names)
-        ss = nones if state is None and not wanted else _child_state(name, state, names, wanted)
-        keys = nones if key is None else split(key, len(layers))
+        ss = _child_state(name, state, names, wanted)
+        keys = _keys(key, len(layers))
         pullbacks, needs_dx, new_state = [], [], {}  # one pullback per child, in order
         try:
             for i, layer in enumerate(layers):
@@ -241,11 +240,10 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
                     pullbacks.append(_pass_on)
                     x, back = layers[i + 1].vjp.after_relu(ps[i + 1], x, input_grad)
                     needs_dx.append(input_grad)
-                elif layer.stateful:
-                    x, back, new_state[names[i]] = layer.vjp(ps[i], x, key=keys[i], state=ss[i],
-                                                             input_grad=input_grad)
                 else:
-                    x, back = layer.vjp(ps[i], x, key=keys[i], input_grad=input_grad)
+                    x, back, s = _vjp(layer, ps[i], x, ss[i], keys[i], input_grad)
+                    if layer.stateful:
+                        new_state[names[i]] = s
                 pullbacks.append(back)
                 needs_dx.append(input_grad)
                 input_grad = input_grad or _has_params(ps[i])

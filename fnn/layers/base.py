@@ -43,9 +43,7 @@ def _matches(tree: Any, spec: dict) -> bool:
 
 def _flat(label: str, what: str, tree: Any, spec: dict, x_shape: tuple) -> None:
     """``tree`` must be a dict with the keys of ``spec`` and floating-point arrays of its
-    shapes: the checks below word what is wrong."""
-    if _matches(tree, spec):
-        return
+    shapes: the full check, wording what is wrong (callers try :func:`_matches` first)."""
     param_keys(label, tree, tuple(spec), what)
     for k, shape in spec.items():
         value = param(label, tree, k, what=what)  # a floating-point array
@@ -130,7 +128,8 @@ def layer(label: str, init: Callable, forward: Callable, backward: Callable, *,
             if state is None:
                 raise LayerError(f"{label}: has state (running statistics): pass state=, "
                                  "the third value of init")
-            _flat(label, "state", state, found[1], x.shape)
+            if not _matches(state, found[1]):
+                _flat(label, "state", state, found[1], x.shape)
         return x
 
     if stateful:
