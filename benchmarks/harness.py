@@ -18,7 +18,7 @@ library's GFLOP/s (the model's multiply-add FLOPs per step, counted analytically
 With fewer threads than cores, a benchmark run (``run_all.py``, or a ``bench_*.py`` script
 run directly) pins its process to that many cores (:func:`pin_to_cores`), so "1 thread"
 means one core for every library: JAX's runtime otherwise runs its dispatch on a second core
-beside the compute thread (a JAX MLP epoch measured 1.5 CPU-seconds per second unpinned).
+beside the compute thread.
 Each library's CPU-seconds per wall-second is recorded beside its times (``cpu_per_wall``).
 """
 
