@@ -86,6 +86,24 @@ def test_decision_boundary_errors():
         fnn.plot.decision_boundary(f, x, y[:-1])
     with pytest.raises(ValueError, match=r"decision_boundary: predict_fn must return.*\(5,\)"):
         fnn.plot.decision_boundary(lambda g: np.zeros(5), x, y, resolution=10)
+    with pytest.raises(ValueError, match=r"decision_boundary: resolution must be an int >= 2, got 1"):
+        fnn.plot.decision_boundary(f, x, y, resolution=1)
+    with pytest.raises(ValueError, match=r"decision_boundary: alpha must be a number in \[0, 1\]"):
+        fnn.plot.decision_boundary(f, x, y, alpha=2.0)
+
+
+def test_argument_checks_are_worded_alike():
+    """Counts, indices and choices are checked by fnn.validate: one wording everywhere."""
+    with pytest.raises(ValueError, match=r"weights: max_units must be a positive int, got 0"):
+        fnn.plot.weights(np.zeros((16, 3)), image_shape=(4, 4), max_units=0)
+    with pytest.raises(ValueError, match=r"filters: max_filters must be a positive int, got 0"):
+        fnn.plot.filters(np.zeros((3, 3, 1, 2)), max_filters=0)
+    with pytest.raises(ValueError, match=r"filters: channel must be an int in \[0, 1\], got 2"):
+        fnn.plot.filters(np.zeros((3, 3, 2, 2)), channel=2)
+    with pytest.raises(ValueError, match=r"image_grid: ncols must be a positive int, got 0"):
+        fnn.plot.image_grid(np.zeros((2, 4, 4)), ncols=0)
+    with pytest.raises(ValueError, match=r"embed_2d: perplexity must be a finite number > 0"):
+        fnn.plot.embed_2d(np.zeros((10, 3)), perplexity=0)
 
 
 # ---------------------------------------------------------------- weights / filters
@@ -251,8 +269,12 @@ def test_latent_map_errors():
         fnn.plot.latent_map(np.zeros(10), np.zeros(10))
     with pytest.raises(ValueError, match=r"latent_map: labels must be \(N,\) with N=10.*\(9,\)"):
         fnn.plot.latent_map(np.zeros((10, 3)), np.zeros(9))
-    with pytest.raises(ValueError, match=r"embed_2d: method must be .*'umap'"):
+    with pytest.raises(ValueError, match=r"latent_map: method must be one of .*'umap'"):
         fnn.plot.latent_map(np.zeros((10, 3)), np.zeros(10), method="umap")
+    with pytest.raises(ValueError, match=r"embed_2d: method must be one of .*'umap'"):
+        fnn.plot.embed_2d(np.zeros((10, 3)), method="umap")
+    with pytest.raises(ValueError, match=r"latent_map: max_points must be a positive int, got 0"):
+        fnn.plot.latent_map(np.zeros((10, 3)), max_points=0)
 
 
 # ---------------------------------------------------------------- comparisons

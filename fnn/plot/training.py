@@ -1,0 +1,115 @@
+"""Training curves: one run's metrics per epoch (:func:`curves`), several runs' one metric
+overlaid (:func:`curves_overlay`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+
+from fnn.plot._style import colors, log_worthwhile, new_figure, one_panel
+from fnn.validate import one_of
+
+__all__ = ["curves", "curves_overlay"]
+
+
+def curves(history: Any, metrics: Sequence[str] | None = None,
+           title: str | None = None) -> Figure:
+    """One panel per metric (loss, accuracy, ...), train (solid) and eval (dashed) per epoch,
+    with the restored best epoch marked when early stopping kept one.
+
+    ``history`` is the :class:`fnn.History` that :func:`fnn.train` returns; ``metrics`` picks
+    the panels (default: every metric it has).
+
+    >>> import fnn
+    >>> history = fnn.History(train={"loss": [1.0, 0.5, 0.4]}, eval={"loss": [1.1, 0.7, 0.8]})
+    >>> fig = fnn.plot.curves(history, title="toy run")
+    >>> len(fig.axes), fig.axes[0].get_ylabel()
+    (1, 'loss')
+    """
+    names = list(metrics) if metrics else list(dict.fromkeys([*history.train, *history.eval]))
+    if not names:
+        raise ValueError("curves: the history has no metrics yet")
+    fig, axes = new_figure(len(names))
+    for ax, name in zip(axes[0], names):
+        for label, section, style in (("train", history.train, "-"), ("eval", history.eval, "--")):
+            if name in section:
+                values = section[name]
+                ax.plot(range(1, len(values) + 1), values, style, marker=".", label=label)
+        if history.best_epoch is not None:
+            ax.axvline(history.best_epoch + 1, color="grey", lw=0.8, ls=":", label="best")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _check_runs(histories: Mapping[str, Any], metric: str, sections: tuple[str, ...]) -> None:
+    """Every run has ``metric`` in one of ``sections``; the error lists what a run has."""
+    if not histories:
+        raise ValueError("curves_overlay: histories is empty; expected {label: History}")
+    for name, h in histories.items():
+        if not any(metric in getattr(h, s) for s in sections):
+            have = {s: sorted(getattr(h, s)) for s in ("train", "eval")}
+            raise ValueError(
+                f"curves_overlay: run {name!r} has no {'/'.join(sections)} metric {metric!r}; "
+                f"it has train: {have['train']}, eval: {have['eval']}")
+
+
+def _line_style_key(ax: Any) -> None:
+    """A second legend saying which line style is train and which eval, beside the runs'."""
+    ax.add_artist(ax.get_legend())
+    ax.legend(handles=[Line2D([], [], color="0.3", ls="-", label="train"),
+                       Line2D([], [], color="0.3", ls="--", label="eval")],
+              fontsize=8, loc="lower left", title="line style", title_fontsize=8)
+
+
+def curves_overlay(
+    histories: dict[str, Any], metric: str = "loss", *, section: str = "train",
+    log_y: bool = False, title: str | None = None,
+) -> Figure:
+    """One line per labelled run (e.g. initialisation schemes) of ``history.train[metric]``,
+    ``history.eval[metric]``, or with ``section="both"`` train solid and eval dashed in the
+    run's colour, with a key for the two line styles. ``histories`` maps a label to a
+    :class:`fnn.training.History`. ``log_y`` asks for a log axis, used only when the values
+    span a factor of :data:`fnn.plot.LOG_MIN_RATIO` or more.
+
+    >>> import fnn
+    >>> from fnn.training import History
+    >>> runs = {"a": History(train={"loss": [1.0, 0.5]}), "b": History(train={"loss": [1.0, 0.8]})}
+    >>> len(fnn.plot.curves_overlay(runs).axes[0].lines)
+    2
+    """
+    one_of("curves_overlay", "section", section, ("train", "eval", "both"))
+    sections = ("train", "eval") if section == "both" else (section,)
+    _check_runs(histories, metric, sections)
+    fig, ax = one_panel((5.5, 3.8))
+    plotted: list[float] = []
+    for color, (name, h) in zip(colors(len(histories)), histories.items()):
+        labelled = False
+        for s, style in (("train", "-"), ("eval", "--")):
+            if s in sections and metric in getattr(h, s):
+                v = getattr(h, s)[metric]
+                plotted += list(v)
+                ax.plot(range(1, len(v) + 1), v, style, color=color,
+                        label=None if labelled else name)
+                labelled = True
+    if log_y and log_worthwhile(plotted):
+        ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric if section == "both" else f"{section} {metric}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2 if len(histories) > 6 else 1)
+    if section == "both":  # which line style is which, whatever the title says
+        _line_style_key(ax)
+    default = f"{metric} (solid: train, dashed: eval)" if section == "both" \
+        else f"{section} {metric}"
+    ax.set_title(title or default)
+    return fig
