@@ -20,12 +20,12 @@ rotations turn each image about its centre by an angle drawn uniformly in
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 import numpy as np
 
 from fnn.keys import Key, fold_in, rng
+from fnn.validate import integer, real
 
 __all__ = ["augmented", "random_rotations", "random_shifts", "rotate", "shift"]
 
@@ -70,8 +70,7 @@ def random_shifts(key: Key, x: np.ndarray, max_shift: int = 2, fill: float = 0.0
     (4, 8, 8, 1)
     """
     x = _images("random_shifts", x)
-    if isinstance(max_shift, bool) or not isinstance(max_shift, (int, np.integer)) or max_shift < 0:
-        raise ValueError(f"random_shifts: max_shift must be a non-negative int, got {max_shift!r}")
+    max_shift = integer("random_shifts", "max_shift", max_shift, minimum=0)
     offsets = rng(key).integers(-max_shift, max_shift + 1, size=(2, len(x)))
     return shift(x, offsets[0], offsets[1], fill)
 
@@ -107,6 +106,10 @@ def rotate(x: np.ndarray, degrees, fill: float = 0.0) -> np.ndarray:
     return out
 
 
+def _degrees(who: str, degrees: float) -> float:
+    return real(who, "degrees", degrees, lo=0.0, hi=180.0, expected="a number in [0, 180]")
+
+
 def random_rotations(key: Key, x: np.ndarray, degrees: float = 10.0,
                      fill: float = 0.0) -> np.ndarray:
     """Each image rotated by an angle drawn uniformly in ``[-degrees, degrees]`` (see
@@ -117,8 +120,7 @@ def random_rotations(key: Key, x: np.ndarray, degrees: float = 10.0,
     (2, 8, 8, 1)
     """
     x = _images("random_rotations", x)
-    if not (isinstance(degrees, (int, float, np.floating)) and 0 <= degrees <= 180):
-        raise ValueError(f"random_rotations: degrees must be in [0, 180], got {degrees!r}")
+    degrees = _degrees("random_rotations", degrees)
     return rotate(x, rng(key).uniform(-degrees, degrees, len(x)), fill)
 
 
@@ -151,7 +153,8 @@ class Augmented:
         raise TypeError("augmented data is iterated by epoch: data.epoch(i) (fnn.train does so)")
 
     def describe(self) -> dict:
-        key = [self.key.entropy if isinstance(self.key.entropy, int) else list(self.key.entropy),
+        entropy = self.key.entropy
+        key = [entropy if isinstance(entropy, int) or entropy is None else list(entropy),
                list(self.key.spawn_key)]
         return {**self.data.describe(), "augment": {"shift": self.shift,
                                                     "degrees": self.degrees, "fill": self.fill,
@@ -173,6 +176,5 @@ def augmented(data, key: Key, *, shift: int = 2, degrees: float = 10.0,
     """
     if not isinstance(key, np.random.SeedSequence):
         raise TypeError(f"augmented: key must be an fnn key (fnn.key(seed)), got {key!r}")
-    if not math.isfinite(float(degrees)):
-        raise ValueError(f"augmented: degrees must be finite, got {degrees!r}")
-    return Augmented(data, key, shift, float(degrees), float(fill))
+    return Augmented(data, key, integer("augmented", "shift", shift, minimum=0),
+                     _degrees("augmented", degrees), real("augmented", "fill", fill))

@@ -6,6 +6,9 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from fnn.validate import positive_int
 
 
 def _in_notebook() -> bool:
@@ -22,7 +25,7 @@ class LossLogger:
     In Jupyter the figure is redrawn inline (the previous one replaced); elsewhere it is written
     to ``path`` (atomically) after every epoch, so an image viewer shows live progress.
     ``metrics`` picks the panels (default: every metric of the history), ``every`` redraws
-    every n epochs. Needs matplotlib (``pip install 'fnn[plot]'``), imported at the first draw.
+    every n epochs (a positive int). Needs matplotlib (``pip install 'fnn[plot]'``), imported at the first draw.
 
     >>> import os, tempfile, fnn
     >>> data = fnn.datasets.xor(200)
@@ -41,10 +44,11 @@ class LossLogger:
     def __init__(self, path: str | os.PathLike | None = "training_curves.png",
                  metrics: Sequence[str] | None = None, every: int = 1, title: str | None = None):
         self.path = Path(path) if path is not None else None
-        self.metrics, self.every, self.title = metrics, max(1, int(every)), title
-        self._handle = None
+        self.metrics, self.title = metrics, title
+        self.every = positive_int("LossLogger", "every", every)
+        self._handle: Any = None
 
-    def __call__(self, epoch: int, state, history) -> None:
+    def __call__(self, epoch: int, state: Any, history: Any) -> None:
         if (epoch + 1) % self.every:
             return None
         from fnn.plot import curves

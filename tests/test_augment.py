@@ -38,9 +38,9 @@ def test_random_draws_are_functions_of_the_key():
     assert not np.array_equal(a, augment.random_shifts(fnn.key(2), x, 3))
     r = augment.random_rotations(fnn.key(1), x, 20)
     np.testing.assert_array_equal(r, augment.random_rotations(fnn.key(1), x, 20))
-    with pytest.raises(ValueError, match="max_shift must be a non-negative int"):
+    with pytest.raises(ValueError, match="random_shifts: max_shift must be an int >= 0, got -1"):
         augment.random_shifts(fnn.key(0), x, -1)
-    with pytest.raises(ValueError, match=r"degrees must be in \[0, 180\]"):
+    with pytest.raises(ValueError, match=r"random_rotations: degrees must be a number in \[0, 180\]"):
         augment.random_rotations(fnn.key(0), x, 270)
     with pytest.raises(ValueError, match=r"expects float images \(N, H, W, C\)"):
         augment.shift(np.zeros((2, 3)), 0, 0)
@@ -77,3 +77,15 @@ def test_augmented_batches_are_reproducible_and_resume_exactly(tmp_path):
     out, _ = fnn.train(step, data, fnn.TrainState.create(params, opt), epochs=3, progress=False,
                        checkpoint=tmp_path)
     np.testing.assert_array_equal(out.params["01_linear"]["w"], ref.params["01_linear"]["w"])
+
+
+def test_augmented_refuses_bad_arguments_before_the_first_epoch():
+    data = fnn.batches(np.zeros((4, 6, 6, 1), np.float32), np.arange(4), batch_size=2)
+    with pytest.raises(ValueError, match=r"augmented: degrees must be a number in \[0, 180\]"):
+        augment.augmented(data, fnn.key(0), degrees=float("nan"))
+    with pytest.raises(ValueError, match=r"augmented: shift must be an int >= 0, got 1.5"):
+        augment.augmented(data, fnn.key(0), shift=1.5)
+    with pytest.raises(ValueError, match=r"augmented: fill must be a finite number"):
+        augment.augmented(data, fnn.key(0), fill="white")
+    with pytest.raises(TypeError, match="augmented: key must be an fnn key"):
+        augment.augmented(data, 0)

@@ -126,13 +126,29 @@ def test_xor_and_chessboard_geometry():
     assert not np.array_equal(noisy.x_train, d.x_train)
 
 
-@pytest.mark.parametrize("kwargs", [dict(n=1), dict(n=10, noise=-1.0), dict(n=10, test_size=1.0),
-                                    dict(n=10, seed=1.5)])
-def test_toy_bad_arguments(kwargs):
-    with pytest.raises((ValueError, TypeError)):
+@pytest.mark.parametrize("kwargs,error", [
+    (dict(n=1), r"gaussian_mixture: n must be an int >= 2, got 1"),
+    (dict(n=10, noise=-1.0), r"gaussian_mixture: noise must be a finite number >= 0, got -1.0"),
+    (dict(n=10, test_size=1.0), r"gaussian_mixture: test_size must be a number in \[0, 1\)"),
+    (dict(n=10, seed=1.5), r"seed must be an int or an fnn key"),
+])
+def test_toy_bad_arguments(kwargs, error):
+    with pytest.raises((ValueError, TypeError), match=error):
         gaussian_mixture(**kwargs)
-    with pytest.raises(ValueError, match="cells"):
+    with pytest.raises(ValueError, match="chessboard: cells must be an int >= 2, got 1"):
         chessboard(10, cells=1)
+
+
+def test_loaders_check_their_arguments_before_reading_files():
+    with pytest.raises(ValueError, match=r"usps: layout must be one of \('flat', 'image', 'signal'\)"):
+        fnn.datasets.usps("/nonexistent", layout="square")
+    with pytest.raises(ValueError, match=r"digits: layout must be one of"):
+        fnn.datasets.digits(layout="square")
+    d = xor(20)
+    with pytest.raises(ValueError, match=r"resplit: test_size must be an int in \[1, 19\], got 20"):
+        fnn.datasets.resplit(d, test_size=20)
+    with pytest.raises(ValueError, match=r"masking: fraction must be a fraction in \[0, 1\]"):
+        fnn.datasets.masking(np.zeros((2, 4)), float("nan"), 0)
 
 
 # --------------------------------------------------------------------------- USPS

@@ -410,3 +410,9 @@ def test_grouped_bars_label_both_axes():
     fig = fnn.plot.grouped_bars(["0.1", "0.2"], {"a": [20, 18]}, xlabel="noise std",
                                 ylabel="PSNR (dB)")
     assert fig.axes[0].get_xlabel() == "noise std" and fig.axes[0].get_ylabel() == "PSNR (dB)"
+
+
+def test_loss_logger_checks_every(tmp_path):
+    with pytest.raises(ValueError, match=r"LossLogger: every must be a positive int, got 0"):
+        fnn.LossLogger(tmp_path / "c.png", every=0)
+    assert fnn.LossLogger(tmp_path / "c.png", every=3).every == 3

@@ -58,6 +58,37 @@ def test_grid_and_keys_do_not_depend_on_order():
         fnn.trial_key(0, {"a": object()}, 0)
 
 
+def test_trial_ids_and_keys_are_those_of_the_records_on_disk():
+    """Ids name the result files of earlier runs (a rerun skips them) and keys are the trials'
+    draws: both must stay what they were (values from fnn 0.1.0's fnn/experiments.py)."""
+    cases = [(("sweep_trials.blas_trial", {"n": 20, "scale": 1.0}, 0, 0, "per_trial"),
+              "bb8cd914caf27e412641eab2", 0.6712273162676688),
+             (("conv1d_common.trial", {"lr": np.float32(0.5), "sizes": (1, np.int64(2)),
+                                       "act": "relu", "x": None, "nested": {"b": [1.5, True]}},
+               3, 7, "per_repeat"), "386c776bd520cacbb77c9b04", 0.9560017096289753),
+             (("m.trial", {"lr": 0.1}, 0, 0, "per_trial"), "806e710dab539e46faf97878",
+              0.296213832332492)]
+    for (name, config, repeat, seed, keys), tid, draw in cases:
+        assert fnn.experiments.trial_id(name, config, repeat, seed, keys) == tid
+        assert fnn.rng(fnn.trial_key(seed, config, repeat, keys)).random() == draw
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(repeats=0), "sweep: repeats must be a positive int, got 0"),
+    (dict(seed=-1), "sweep: seed must be an int >= 0, got -1"),
+    (dict(keys="per_config"), "sweep: keys must be one of ('per_trial', 'per_repeat')"),
+    (dict(workers=0), "sweep: workers must be a positive int, got 0"),
+    (dict(blas_threads=0), "sweep: blas_threads must be a positive int, got 0"),
+    (dict(progress="no"), "sweep: progress must be True or False"),
+])
+def test_bad_arguments_are_refused_before_anything_runs(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        fnn.sweep(sweep_trials.failing_trial, {"x": [1]}, folder=tmp_path / "s", **kwargs)
+    assert not (tmp_path / "s").exists()
+    with pytest.raises(ValueError, match="trial_key: keys must be one of"):
+        fnn.trial_key(0, {}, 0, "per_config")
+
+
 def test_inline_resume_failures_and_files(tmp_path):
     folder = tmp_path / "sweep"
     configs = {"x": [1, 2, 3]}
@@ -171,7 +202,9 @@ def test_separate_scheduler_and_worker_processes(tmp_path):
     import tests/sweep_trials.py (other cwd, no PYTHONPATH): the sweep ships it."""
     env_log = open(tmp_path / "cluster.log", "w")
     scheduler_file = tmp_path / "scheduler.json"
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # the workers import the fnn under test (the repository's), but not tests/sweep_trials.py
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+           "PYTHONPATH": str(TESTS.parent)}
     procs = [subprocess.Popen(
         [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
          "--scheduler-file", str(scheduler_file)],

@@ -8,6 +8,11 @@ from typing import NamedTuple
 
 import numpy as np
 
+from fnn.validate import integer, one_of
+
+#: the ways loaders lay images out (see :func:`layout_images`)
+LAYOUTS = ("flat", "image", "signal")
+
 #: Environment variable naming the data folder (see :func:`data_home`).
 DATA_ENV = "FNN_DATA"
 
@@ -57,9 +62,8 @@ def resplit(data: Dataset, *, seed: int = 0, test_size: int | None = None) -> Da
     """
     x = np.concatenate([data.x_train, data.x_test])
     y = np.concatenate([data.y_train, data.y_test])
-    n_test = len(data.x_test) if test_size is None else int(test_size)
-    if not 0 < n_test < len(x):
-        raise ValueError(f"resplit: test_size must be between 1 and {len(x) - 1}, got {n_test}")
+    n_test = len(data.x_test) if test_size is None else test_size
+    n_test = integer("resplit", "test_size", n_test, minimum=1, maximum=len(x) - 1)
     order = np.random.default_rng(seed).permutation(len(x))
     train, test = order[n_test:], order[:n_test]
     return Dataset(x[train], y[train], x[test], y[test], data.class_names)
@@ -89,19 +93,17 @@ def layout_images(x: np.ndarray, side: tuple[int, int], layout: str) -> np.ndarr
     [(5, 256), (5, 16, 16, 1), (5, 256, 1)]
     """
     n = len(x)
+    check_layout("layout_images", layout)
     if layout == "flat":
         return x.reshape(n, side[0] * side[1])
     if layout == "image":
         return x.reshape(n, side[0], side[1], 1)
-    if layout == "signal":
-        return x.reshape(n, side[0] * side[1], 1)
-    raise ValueError(f"layout must be 'flat', 'image' or 'signal', got {layout!r}")
+    return x.reshape(n, side[0] * side[1], 1)
 
 
-def check_layout(layout: str) -> None:
-    """Fail before any file is read when ``layout`` is not one of the three names."""
-    if layout not in ("flat", "image", "signal"):
-        raise ValueError(f"layout must be 'flat', 'image' or 'signal', got {layout!r}")
+def check_layout(who: str, layout: str) -> str:
+    """``layout`` if it is one of :data:`LAYOUTS`: loaders check it before reading any file."""
+    return one_of(who, "layout", layout, LAYOUTS)
 
 
 def data_home(data_dir: str | os.PathLike | None = None) -> Path:

@@ -94,7 +94,7 @@ def _fetch(fn: str, name: str, folder: Path, fname: str, download: bool, progres
 
 def _load(fn: str, name: str, data_dir, layout: str, download: bool, progress: bool,
           class_names: tuple[str, ...]) -> Dataset:
-    check_layout(layout)
+    check_layout(fn, layout)
     folder = data_home(data_dir) / name
     arrays = []
     for split, n in SIZES.items():
@@ -112,7 +112,8 @@ def _load(fn: str, name: str, data_dir, layout: str, download: bool, progress: b
                                f"(max {labels.max(initial=0)}), expected {(n,)} in 0..9")
         x = np.divide(images, np.float32(255.0), dtype=np.float32)  # one pass, no temp
         arrays += [layout_images(x, (28, 28), layout), labels.astype(np.int64)]
-    return Dataset(*arrays, class_names)
+    x_train, y_train, x_test, y_test = arrays  # SIZES: train, then test
+    return Dataset(x_train, y_train, x_test, y_test, class_names)
 
 
 def fashion_mnist(data_dir: str | os.PathLike | None = None, *, layout: str = "flat",

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fnn.validate import real
+
 
 def _generator(rng, fn: str) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
@@ -31,10 +33,7 @@ def _as_float(x) -> np.ndarray:
 
 
 def _fraction(value, name: str, fn: str) -> float:
-    value = float(value)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{fn}: {name} is a fraction in [0, 1] (0.2 for 20%), got {value!r}")
-    return value
+    return real(fn, name, value, lo=0.0, hi=1.0, expected="a fraction in [0, 1] (0.2 for 20%)")
 
 
 def gaussian_noise(x, level: float, rng) -> np.ndarray:
@@ -44,6 +43,8 @@ def gaussian_noise(x, level: float, rng) -> np.ndarray:
     Shapes: any ``x``; the result has ``x``'s shape and (floating) dtype.
 
     >>> import numpy as np
+
+from fnn.validate import real
     >>> x = np.full((1000, 64), 0.5, np.float32)
     >>> y = gaussian_noise(x, 0.2, rng=0)
     >>> y.shape, y.dtype, round(float(y.std()), 2), bool((x == 0.5).all())
@@ -64,6 +65,8 @@ def salt_and_pepper(x, amount: float, rng) -> np.ndarray:
     Shapes: any ``x``; the result has ``x``'s shape and (floating) dtype.
 
     >>> import numpy as np
+
+from fnn.validate import real
     >>> x = np.full((100, 100), 0.5, np.float32)
     >>> y = salt_and_pepper(x, 0.1, rng=0)
     >>> round(float((y != x).mean()), 2), sorted(set(np.unique(y).tolist()))
@@ -85,6 +88,8 @@ def masking(x, fraction: float, rng) -> np.ndarray:
     becomes 0. Shapes: any ``x``; the result has ``x``'s shape and (floating) dtype.
 
     >>> import numpy as np
+
+from fnn.validate import real
     >>> x = np.ones((100, 100), np.float32)
     >>> y = masking(x, 0.25, rng=0)
     >>> round(float((y == 0).mean()), 2), float(x.min())

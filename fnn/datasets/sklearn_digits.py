@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from fnn._extras import require
-from fnn.datasets.base import Dataset, layout_images
+from fnn.datasets.base import Dataset, check_layout, layout_images
 
 
 def digits(*, test_size: float = 0.25, seed: int = 0, layout: str = "flat") -> Dataset:
@@ -16,6 +16,7 @@ def digits(*, test_size: float = 0.25, seed: int = 0, layout: str = "flat") -> D
     >>> data.x_train.shape, data.x_test.shape, data.x_train.dtype, data.num_classes
     ((1347, 64), (450, 64), dtype('float32'), 10)
     """
+    check_layout("digits", layout)
     load_digits = require("sklearn.datasets", "fnn.datasets.digits").load_digits
     train_test_split = require("sklearn.model_selection", "fnn.datasets.digits").train_test_split
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from fnn.datasets.base import Dataset
+from fnn.validate import fraction, integer, non_negative
 
 _CLASS_NAMES = ("0", "1")
 
@@ -22,13 +23,11 @@ def _rng(seed) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def _check(fn: str, n, noise: float, test_size: float) -> None:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
-        raise ValueError(f"{fn}: n must be an int >= 2 (total number of points), got {n!r}")
-    if not noise >= 0:
-        raise ValueError(f"{fn}: noise must be >= 0, got {noise!r}")
-    if not 0 <= test_size < 1:
-        raise ValueError(f"{fn}: test_size must be in [0, 1), got {test_size!r}")
+def _check(fn: str, n: int, noise: float, test_size: float) -> tuple[int, float, float]:
+    """``(n, noise, test_size)`` as Python numbers: n >= 2 points (the total), noise >= 0,
+    test_size in [0, 1)."""
+    return (integer(fn, "n", n, minimum=2), non_negative(fn, "noise", noise),
+            fraction(fn, "test_size", test_size, hi_open=True))
 
 
 def _class_sizes(n: int) -> tuple[int, int]:
@@ -64,7 +63,7 @@ def gaussian_mixture(n: int = 500, *, noise: float = 0.5, test_size: float = 0.2
     >>> bool(((d.x_train.sum(1) > 0) == (d.y_train == 1)).all())
     True
     """
-    _check("gaussian_mixture", n, noise, test_size)
+    n, noise, test_size = _check("gaussian_mixture", n, noise, test_size)
     rng = _rng(seed)
     sizes = _class_sizes(n)
     y = np.repeat([0, 1], sizes)
@@ -93,7 +92,7 @@ def xor(n: int = 500, *, noise: float = 0.3, test_size: float = 0.25, seed=0) ->
     >>> bool(((d.x_test[:, 0] * d.x_test[:, 1] < 0) == (d.y_test == 1)).all())
     True
     """
-    _check("xor", n, noise, test_size)
+    n, noise, test_size = _check("xor", n, noise, test_size)
     rng = _rng(seed)
     centres = {0: ((-1.0, -1.0), (1.0, 1.0)), 1: ((-1.0, 1.0), (1.0, -1.0))}
     xs, ys = [], []
@@ -124,9 +123,8 @@ def chessboard(n: int = 1000, *, cells: int = 4, noise: float = 0.0, test_size: 
     >>> bool((cell.sum(1) % 2 == d.y_train).all())
     True
     """
-    _check("chessboard", n, noise, test_size)
-    if isinstance(cells, bool) or not isinstance(cells, (int, np.integer)) or cells < 2:
-        raise ValueError(f"chessboard: cells must be an int >= 2, got {cells!r}")
+    n, noise, test_size = _check("chessboard", n, noise, test_size)
+    cells = integer("chessboard", "cells", cells, minimum=2)
     rng = _rng(seed)
     ij = np.stack(np.meshgrid(np.arange(cells), np.arange(cells), indexing="ij"), -1).reshape(-1, 2)
     colour = ij.sum(1) % 2

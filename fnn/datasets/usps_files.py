@@ -194,7 +194,7 @@ def usps(data_dir: str | os.PathLike | None = None, *, layout: str = "flat") -> 
     >>> data.x_train.shape, data.x_test.shape, data.class_names[:3]  # doctest: +SKIP
     ((7291, 16, 16, 1), (2007, 16, 16, 1), ('0', '1', '2'))
     """
-    check_layout(layout)
+    check_layout("usps", layout)
     folder = data_home(data_dir) / SUBDIR
     arrays = []
     for split, rows in SIZES.items():
@@ -211,4 +211,5 @@ def usps(data_dir: str | os.PathLike | None = None, *, layout: str = "flat") -> 
         if len(x) != rows:
             raise DatasetError(f"usps: {path} has {len(x)} {split} rows, expected {rows}")
         arrays += [layout_images(x, (16, 16), layout), y]
-    return Dataset(*arrays, tuple(str(i) for i in range(10)))
+    x_train, y_train, x_test, y_test = arrays  # SIZES: train, then test
+    return Dataset(x_train, y_train, x_test, y_test, tuple(str(i) for i in range(10)))
