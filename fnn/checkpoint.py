@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from fnn.io import FnnFileError, decode, encode, read_npz, write_npz
+from fnn.io import FnnFileError, decode, encode, read_npz, renamed_fields, write_npz
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
@@ -282,15 +282,16 @@ def fingerprint_differences(saved: dict | None, now: dict) -> list[str]:
         elif _plain(a) != _plain(b):
             out.append(f"{where}: {_short(a)} in the checkpoint, {_short(b)} now")
 
-    walk(saved or {}, now, "")
+    walk(_plain(saved or {}), now, "")  # _plain: NamedTuple fields renamed since, renamed
     return out
 
 
 def _plain(x):
     if isinstance(x, (list, tuple)):
         return [_plain(v) for v in x]
-    if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, dict):  # {type: {field: ...}} of a NamedTuple: today's field names
+        return {k: _plain(renamed_fields(k, v) if isinstance(v, dict) else v)
+                for k, v in x.items()}
     if isinstance(x, np.generic):
         return x.item()
     return x

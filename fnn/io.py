@@ -48,6 +48,16 @@ _SMALL = 16 << 20  # ... unless it is smaller than 16 MiB
 
 __all__ = ["FnnFileError", "load", "save"]
 
+#: NamedTuple fields renamed since files were written: ``(type name, old field) -> new
+#: field``. :func:`decode` reads an old file's fields under their new names, so the file loads
+#: into today's template (and without one comes back with today's field names).
+RENAMED_FIELDS: dict[tuple[str, str], str] = {
+    # optimiser states' update counter, `count` until it was seen to shadow tuple.count
+    ("ScaleByLearningRateState", "count"): "steps",
+    ("TraceState", "count"): "steps",
+    ("ScaleByAdamState", "count"): "steps",
+}
+
 
 class FnnFileError(ValueError):
     """A file that is not an fnn ``.npz``, is damaged, or does not match the expected tree.
@@ -152,7 +162,7 @@ def decode(spec: dict, arrays: dict[str, np.ndarray], like: Any = None, *,
             return {k: build(v, t.get(k, _NO_TEMPLATE) if has_t and isinstance(t, dict)
                              else _NO_TEMPLATE, (*path, k)) for k, v in items.items()}
         if kind == "namedtuple":
-            fields = s["fields"]
+            fields = renamed_fields(s["namedtuple"], s["fields"], t if has_t else None)
             if has_t:
                 if not _is_namedtuple(t) or tuple(t._fields) != tuple(fields):
                     problems.append(f"{name}: {s['namedtuple']}{tuple(fields)} in the file, "
@@ -160,7 +170,8 @@ def decode(spec: dict, arrays: dict[str, np.ndarray], like: Any = None, *,
                     return None
                 return type(t)(*(build(v, tv, (*path, f))
                                  for (f, v), tv in zip(fields.items(), t)))
-            cls = collections.namedtuple(s["namedtuple"], list(fields))
+            # the file's type name, known only at run time (mypy wants a literal)
+            cls = collections.namedtuple(s["namedtuple"], list(fields))  # type: ignore[misc]
             return cls(*(build(v, _NO_TEMPLATE, (*path, f)) for f, v in fields.items()))
         if kind in ("list", "tuple"):
             items = s[kind]
@@ -204,6 +215,21 @@ def decode(spec: dict, arrays: dict[str, np.ndarray], like: Any = None, *,
     if problems:
         raise FnnFileError(f"{where}: does not match the expected tree: " + "; ".join(problems))
     return out
+
+
+def renamed_fields(type_name: str, fields: dict, like: Any = None) -> dict:
+    """A NamedTuple's ``{field: spec}`` from a file, with the fields :data:`RENAMED_FIELDS`
+    renames under their new names (in their order); the same dict when none is renamed, or
+    when the fields already are those of the template NamedTuple ``like``.
+
+    >>> from fnn.io import renamed_fields
+    >>> list(renamed_fields("TraceState", {"count": {"int": 3}, "trace": {"dict": {}}}))
+    ['steps', 'trace']
+    """
+    if getattr(like, "_fields", None) == tuple(fields) or not any(
+            (type_name, f) in RENAMED_FIELDS for f in fields):
+        return fields
+    return {RENAMED_FIELDS.get((type_name, f), f): v for f, v in fields.items()}
 
 
 class _NoTemplate:
@@ -263,7 +289,7 @@ def write_npz(path: str | os.PathLike, manifest: dict, arrays: dict[str, np.ndar
               where: str = "save") -> Path:
     """An uncompressed ``.npz`` of ``arrays`` (members ``tree/<name>``) plus the JSON
     ``manifest``, written with :func:`atomic_write`."""
-    members = {_SECTION + k: v for k, v in arrays.items()}
+    members: dict[str, Any] = {_SECTION + k: v for k, v in arrays.items()}  # savez's **kwds
     members[_MANIFEST] = np.array(json.dumps(manifest))
 
     def write(f):

@@ -199,6 +199,68 @@ def test_named_tuples_keys_and_scalars_round_trip_with_their_types(tmp_path):
     assert type(plain.opt_state).__name__ == type(state.opt_state).__name__
 
 
+def _as_written_before_steps(state):
+    """``state`` with each optimiser state's ``steps`` field named ``count``, as fnn wrote them
+    before the rename (same type names, same field order)."""
+    import collections
+
+    def old(node):
+        if isinstance(node, tuple) and "steps" in getattr(node, "_fields", ()):
+            fields = ["count" if f == "steps" else f for f in node._fields]
+            return collections.namedtuple(type(node).__name__, fields)(*map(old, node))
+        if isinstance(node, tuple):
+            return type(node)(*map(old, node)) if hasattr(node, "_fields") else tuple(map(old, node))
+        return node
+
+    return old(state)
+
+
+def test_old_optimizer_states_with_count_still_load(tmp_path):
+    """Files written when optimiser states counted their updates in a field ``count`` (now
+    ``steps``) load into today's template, and without one come back with today's names."""
+    _, params = fnn.linear(2).init(fnn.key(0), (-1, 3))
+    opts = {"adam": fnn.adam(1e-3), "momentum": fnn.sgd(0.1, momentum=0.9)}
+    for name, opt in opts.items():
+        state = fnn.TrainState.create(params, opt)
+        for _ in range(2):
+            params_, opt_state = fnn.optim.apply_gradients(opt, params, state.opt_state, params)
+            state = state._replace(params=params_, opt_state=opt_state, step=state.step + 1)
+        fnn.save(tmp_path / f"{name}.npz", _as_written_before_steps(state))
+        manifest = np.load(tmp_path / f"{name}.npz")["meta/manifest"]
+        assert '"count"' in str(manifest) and '"steps"' not in str(manifest)  # the old layout
+        back = fnn.load(tmp_path / f"{name}.npz", like=fnn.TrainState.create(params, opt))
+        assert [type(s) for s in back.opt_state] == [type(s) for s in state.opt_state]
+        assert back.opt_state[-1].steps == 2 and back.opt_state[0].steps == 2
+        for a, b in zip(fnn.tree.tree_leaves(back), fnn.tree.tree_leaves(state)):
+            np.testing.assert_array_equal(a, b)
+        plain = fnn.load(tmp_path / f"{name}.npz")
+        assert plain.opt_state[-1]._fields == ("steps", "lr")
+    # only the listed renames: another NamedTuple's `count` stays a mismatch
+    import collections
+    Other = collections.namedtuple("ScaleByRmsState", ["count"])
+    fnn.save(tmp_path / "rms.npz", Other(np.zeros(1)))
+    with pytest.raises(fnn.FnnFileError, match=r"ScaleByRmsState\('count',\) in the file"):
+        fnn.load(tmp_path / "rms.npz", like=fnn.optim.ScaleByRmsState(np.zeros(1)))
+    # a NamedTuple of one's own that happens to share a listed name loads into its own fields
+    Mine = collections.namedtuple("TraceState", ["count", "trace"])
+    fnn.save(tmp_path / "mine.npz", Mine(3, np.ones(2)))
+    assert fnn.load(tmp_path / "mine.npz", like=Mine(0, np.zeros(2))).count == 3
+
+
+def test_old_optimizer_states_fingerprint_as_today():
+    """A checkpoint's fingerprint written with ``count`` fields matches today's ``steps``, so
+    ``train(checkpoint=...)`` resumes a run checkpointed before the rename."""
+    from fnn.checkpoint import fingerprint_differences, tree_signature
+
+    _, params = fnn.linear(2).init(fnn.key(0), (-1, 3))
+    state = fnn.TrainState.create(params, fnn.adam(1e-3))
+    old = {"state": tree_signature(_as_written_before_steps(state)), "threads": 1}
+    assert "count" in str(old) and "steps" not in str(old)
+    assert fingerprint_differences(old, {"state": tree_signature(state), "threads": 1}) == []
+    other = {"state": tree_signature(fnn.TrainState.create(params, fnn.sgd(0.1))), "threads": 1}
+    assert fingerprint_differences(old, other)  # another optimiser still differs
+
+
 def test_old_params_files_still_load(tmp_path):
     np.savez(tmp_path / "old.npz", **{"meta/format": np.array("fnn-params-1"),
                                        "meta/empty": np.array(["01_relu"]),

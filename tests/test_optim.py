@@ -175,7 +175,7 @@ def test_trace_plain_dampened_nesterov():
     out, state = _updates(optim.trace(0.5), g)
     # v1 = 1, v2 = 0.5 + 2 = 2.5, v3 = 1.25 + 4 = 5.25
     assert [u["w"][0] for u in out] == [1.0, 2.5, 5.25]
-    assert state.count == 3 and state.trace["w"].tolist() == [5.25]
+    assert state.steps == 3 and state.trace["w"].tolist() == [5.25]
     out, _ = _updates(optim.trace(0.5, dampening=0.5), g)
     # v1 = 1 (undamped), v2 = 0.5 + 1 = 1.5, v3 = 0.75 + 2 = 2.75
     assert [u["w"][0] for u in out] == [1.0, 1.5, 2.75]
@@ -190,7 +190,7 @@ def test_scale_by_adam_two_steps():
     # t=1: m = 1, v = 1 -> m_hat = 2, v_hat = 4 -> 1
     # t=2: m = 0.5 - 1 = -0.5, v = 0.75 + 1 = 1.75; m_hat = -0.5 / 0.75, v_hat = 1.75 / 0.4375 = 4
     np.testing.assert_allclose([u["w"][0] for u in out], [1.0, (-0.5 / 0.75) / 2.0])
-    assert state.count == 2
+    assert state.steps == 2
     np.testing.assert_allclose(state.mu["w"], [-0.5])
     np.testing.assert_allclose(state.nu["w"], [1.75])
     u, _ = optim.scale_by_adam(eps=1.0).update(w([0.0]), optim.scale_by_adam().init(w([0.0])))
@@ -266,7 +266,7 @@ def test_weights_only_default():
 
 def test_stats_reports_lr_and_grad_norm():
     opt = optim.chain(optim.clip_by_global_norm(1.0),
-                      fnn.adamw(optim.linear(0.0, 1e-2, 2), weight_decay=0.0))
+                      fnn.adamw(optim.linear_schedule(0.0, 1e-2, 2), weight_decay=0.0))
     params = w([0.0, 0.0])
     state = opt.init(params)
     before = optim.stats(state)
@@ -311,11 +311,11 @@ def test_schedules():
     assert optim.exponential_decay(2.0, 0.5)(3) == 0.25
     assert optim.exponential_decay(2.0, 0.5, 2)(1) == pytest.approx(2 / math.sqrt(2))
     assert optim.exponential_decay(2.0, 0.5, 2, staircase=True)(3) == 1.0
-    assert [optim.linear(1.0, 0.0, 4)(t) for t in (-1, 0, 1, 4, 8)] == [1.0, 1.0, 0.75, 0.0, 0.0]
+    assert [optim.linear_schedule(1.0, 0.0, 4)(t) for t in (-1, 0, 1, 4, 8)] == [1.0, 1.0, 0.75, 0.0, 0.0]
     assert [optim.linear_warmup(2.0, 4, start=1.0)(t) for t in (0, 2, 4, 9)] == [1.0, 1.5, 2.0, 2.0]
     s = optim.piecewise([3.0, 2.0, 1.0], [5, 7])
     assert [s(t) for t in (0, 4, 5, 6, 7, 100)] == [3.0, 3.0, 2.0, 2.0, 1.0, 1.0]
-    s = optim.join_schedules([optim.constant(1.0), optim.linear(2.0, 0.0, 4), optim.constant(5.0)], [3, 5])
+    s = optim.join_schedules([optim.constant(1.0), optim.linear_schedule(2.0, 0.0, 4), optim.constant(5.0)], [3, 5])
     assert [s(t) for t in (0, 2, 3, 4, 5, 9)] == [1.0, 1.0, 2.0, 1.5, 5.0, 5.0]
     s = optim.warmup_cosine_decay(1.0, 4, 12, start=0.5, final=0.1)
     assert [s(t) for t in (0, 2, 4)] == [0.5, 0.75, 1.0]
@@ -327,11 +327,11 @@ def test_in_epochs():
     assert [s(t) for t in (0, 5, 20, 30, 40)] == pytest.approx([0.0, 0.25, 1.0, 0.5, 0.0])
     s = optim.in_epochs(optim.step_decay(1.0, 0.1, 2), 10, per_step=False)
     assert [s(t) for t in (0, 19, 20, 39, 40)] == pytest.approx([1.0, 1.0, 0.1, 0.1, 0.01])
-    s = optim.in_epochs(optim.linear(0.0, 1.0, 1), 4, per_step=False)
+    s = optim.in_epochs(optim.linear_schedule(0.0, 1.0, 1), 4, per_step=False)
     assert [s(t) for t in (0, 3, 4)] == [0.0, 0.0, 1.0]
-    assert optim.in_epochs(optim.linear(0.0, 1.0, 1), np.int64(4))(2) == 0.5
+    assert optim.in_epochs(optim.linear_schedule(0.0, 1.0, 1), np.int64(4))(2) == 0.5
     for bad in (0, 2.5, True):
-        with pytest.raises(ValueError, match="in_epochs: steps_per_epoch must be an int > 0"):
+        with pytest.raises(ValueError, match="in_epochs: steps_per_epoch must be a positive int"):
             optim.in_epochs(optim.constant(1.0), bad)
 
 
@@ -343,7 +343,7 @@ def test_in_epochs():
     (lambda: optim.warmup_cosine_decay(1.0, 10, 5), "warmup_cosine_decay: steps"),
     (lambda: optim.cosine_decay(1.0, 0), "cosine_decay: steps"),
     (lambda: optim.step_decay(1.0, 0.5, 0), "step_decay: every"),
-    (lambda: optim.linear(-1.0, 0.0, 3), "linear: start"),
+    (lambda: optim.linear_schedule(-1.0, 0.0, 3), "linear_schedule: start"),
     (lambda: optim.constant(math.inf), "constant: value"),
 ])
 def test_schedule_errors(build, match):
@@ -493,5 +493,118 @@ def test_apply_gradients_is_update_then_apply_bit_for_bit(make, backend):
 
 
 def test_apply_gradients_fuses_the_chains_that_end_with_the_learning_rate():
-    assert hasattr(fnn.adamw(0.1).update, "step") and hasattr(fnn.sgd(0.1).update, "step")
-    assert not hasattr(optim.chain(fnn.sgd(0.1), optim.scale(0.5)).update, "step")
+    assert fnn.adamw(0.1).step is not None and fnn.sgd(0.1).step is not None
+    assert optim.scale_by_learning_rate(0.1).step is not None
+    assert optim.chain(fnn.sgd(0.1), optim.scale(0.5)).step is None
+    assert optim.masked(fnn.sgd(0.1), optim.weights_only).step is None
+    # declared, not hidden: no function attributes
+    assert not hasattr(fnn.sgd(0.1).update, "step")
+    assert not hasattr(optim.scale_by_learning_rate(0.1).update, "step")
+
+
+# ----------------------------------------------------------------------------- the protocol
+
+def test_optimizer_is_init_update_and_an_optional_step():
+    assert fnn.Optimizer._fields == ("init", "update", "step")
+    t = fnn.Optimizer(lambda p: (), lambda g, s, p=None: (g, s))
+    assert t.step is None and len(t) == 3
+    assert optim.GradientTransformation is fnn.Optimizer
+
+
+def test_a_wrapped_update_runs_the_wrapper_not_the_fused_step():
+    """``Optimizer(opt.init, my_update)`` declares no step: apply_gradients runs the two calls
+    (and the wrapper), with the same result as the fused step of the original."""
+    opt, calls = fnn.sgd(0.1, momentum=0.9), []
+
+    def logged(grads, state, params=None):
+        calls.append(1)
+        return opt.update(grads, state, params)
+
+    wrapped = fnn.Optimizer(opt.init, logged)
+    assert wrapped.step is None
+    p1, s1 = optim.apply_gradients(opt, G, opt.init(P), P)
+    p2, s2 = optim.apply_gradients(wrapped, G, wrapped.init(P), P)
+    assert calls == [1]
+    for a, b in zip(optree.tree_leaves((p1, s1)), optree.tree_leaves((p2, s2))):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_chain_takes_pairs_and_triples_and_fuses_only_a_declared_last_step():
+    lr = optim.scale_by_learning_rate(0.5)
+    init, update, step = lr
+    for t in ((init, update), (init, update, None)):  # plain tuples: no fused step
+        opt = optim.chain(optim.clip(1.0), t)
+        assert opt.step is None
+        assert optim.apply_gradients(opt, w([4.0]), opt.init(w([0.0])), w([1.0]))[0]["w"].tolist() == [0.5]
+    opt = optim.chain(optim.clip(1.0), (init, update, step))
+    assert opt.step is not None
+    new, state = optim.apply_gradients(opt, w([4.0]), opt.init(w([0.0])), w([1.0]))
+    assert new["w"].tolist() == [0.5] and state[-1].steps == 1
+    for bad in ((init,), (init, update, 3), (init, update, step, None), [init, update]):
+        with pytest.raises(TypeError, match="transform 0 must be an Optimizer"):
+            optim.chain(bad)
+
+
+def test_an_optimizer_of_ones_own_without_step_field_still_applies():
+    class Mine(tuple):  # (init, update) without a step field: the two calls
+        init = property(lambda self: self[0])
+        update = property(lambda self: self[1])
+
+    opt = fnn.sgd(0.1)
+    mine = Mine((opt.init, opt.update))
+    new, _ = optim.apply_gradients(mine, G, mine.init(P), P)
+    np.testing.assert_array_equal(new["a"]["w"], optim.apply_gradients(opt, G, opt.init(P), P)[0]["a"]["w"])
+
+
+def test_every_old_transforms_name_still_works():
+    from fnn.optim import transforms
+    for name in ("ClipByGlobalNormState", "EmptyState", "GradientTransformation", "Mask",
+                 "MaskedState", "Optimizer", "ScaleByAdamState", "ScaleByLearningRateState",
+                 "ScaleByRmsState", "ScaleByStddevState", "Schedule", "TraceState",
+                 "add_decayed_weights", "apply_gradients", "apply_updates", "chain", "clip",
+                 "clip_by_global_norm", "global_norm", "masked", "scale", "scale_by_adam",
+                 "scale_by_learning_rate", "scale_by_momentum", "scale_by_rms", "scale_by_stddev",
+                 "stats", "trace", "weights_only"):
+        assert getattr(transforms, name) is getattr(optim, name, getattr(transforms, name)), name
+    assert transforms.scale_by_adam is optim.scale_by_adam
+
+
+# ----------------------------------------------------------------------------- deprecated names
+
+@pytest.fixture
+def fresh_warnings(monkeypatch):
+    """Deprecation warnings not yet given in this process (each warns once)."""
+    import fnn._deprecated
+    monkeypatch.setattr(fnn._deprecated, "_warned", set())
+
+
+def test_state_count_is_a_deprecated_alias_of_steps(fresh_warnings):
+    opt = fnn.adam(0.1, weight_decay=0.0)
+    _, state = opt.update(G, opt.init(P), P)
+    adam_state, lr_state = state
+    with pytest.warns(DeprecationWarning, match=r"ScaleByAdamState.count is deprecated: use "
+                                                r"fnn.optim.ScaleByAdamState.steps"):
+        assert adam_state.count == 1
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert adam_state.count == adam_state.steps == 1  # once only
+    with pytest.warns(DeprecationWarning, match="ScaleByLearningRateState.count"):
+        assert lr_state.count == 1
+    _, tr = _updates(optim.trace(0.5), [w([1.0])])
+    with pytest.warns(DeprecationWarning, match="TraceState.count"):
+        assert tr.count == 1
+    assert lr_state._fields == ("steps", "lr") and tr._fields == ("steps", "trace")
+
+
+def test_linear_schedule_under_its_old_name_warns_once(fresh_warnings):
+    with pytest.warns(DeprecationWarning, match="fnn.optim.linear is deprecated: use "
+                                                "fnn.optim.linear_schedule"):
+        s = optim.linear(0.0, 1.0, 4)
+    assert s(1) == optim.linear_schedule(0.0, 1.0, 4)(1) == 0.25
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        optim.linear(0.0, 1.0, 4)
+    assert "linear" not in optim.__all__ and "linear_schedule" in optim.__all__
+    assert fnn.linear is not optim.linear  # the layer keeps its name

@@ -1,4 +1,5 @@
-"""Optimisers as pure ``(init, update)`` pairs over params trees, in the style of optax.
+"""Optimisers as pure ``Optimizer(init, update, step=None)`` triples over params trees, in the
+style of optax.
 
 ::
 
@@ -6,14 +7,25 @@
     opt_state = opt.init(params)
     updates, opt_state = opt.update(grads, opt_state, params)
     params = fnn.apply_updates(params, updates)
+    # or both at once, fused when the optimiser declares a step (every alias below does):
+    params, opt_state = fnn.optim.apply_gradients(opt, grads, opt_state, params)
     fnn.optim.stats(opt_state)          # {"lr": ..., "grad_norm": ... (when clipping)}
 
-* :mod:`fnn.optim.transforms`: the small gradient transformations (``scale_by_adam``,
-  ``trace``, ``scale_by_rms``, ``add_decayed_weights``, ``clip_by_global_norm``, ...), ``chain``,
-  ``masked``, ``apply_updates``, ``apply_gradients`` (update and apply in one pass) and ``stats``;
+* :mod:`fnn.optim.base`: the protocol: ``Optimizer``, ``chain``, ``apply_updates``,
+  ``apply_gradients`` (the declared fused ``step`` when there is one);
+* the transformations, each beside its state: :mod:`fnn.optim.scaling` (``scale``,
+  ``scale_by_learning_rate``, ``scale_by_adam``, ``scale_by_rms``, ``scale_by_stddev``),
+  :mod:`fnn.optim.velocity` (``trace``: momentum), :mod:`fnn.optim.clipping`
+  (``clip_by_global_norm``, ``clip``), :mod:`fnn.optim.masking` (``masked``,
+  ``weights_only``), :mod:`fnn.optim.decay` (``add_decayed_weights``);
+  :mod:`fnn.optim.reporting`: ``stats``; :mod:`fnn.optim.transforms`: all of them under
+  their old address;
 * :mod:`fnn.optim.schedules`: ``step -> lr`` functions and ``in_epochs``;
 * :mod:`fnn.optim.aliases`: ``sgd``, ``momentum``, ``adam``, ``adamw``, ``rmsprop``, each a chain
   of transforms, with its exact update rule and the PyTorch optimiser it matches.
+
+Deprecated (warn once): ``fnn.optim.linear`` (now :func:`linear_schedule`), a state's
+``count`` (now ``steps``).
 
 >>> import numpy as np, fnn
 >>> opt = fnn.optim.chain(fnn.optim.clip_by_global_norm(1.0), fnn.sgd(0.1, momentum=0.9))
@@ -24,56 +36,25 @@
 """
 
 from fnn.optim.aliases import adam, adamw, momentum, rmsprop, sgd
+from fnn.optim.base import stateless
 from fnn.optim.schedules import (
     constant,
     cosine_decay,
     exponential_decay,
     in_epochs,
     join_schedules,
-    linear,
+    linear,  # noqa: F401  (deprecated alias of linear_schedule, warns once; not in __all__)
+    linear_schedule,
     linear_warmup,
     piecewise,
     step_decay,
     warmup_cosine_decay,
 )
-from fnn.optim.transforms import (
-    ClipByGlobalNormState,
-    EmptyState,
-    GradientTransformation,
-    MaskedState,
-    Optimizer,
-    ScaleByAdamState,
-    ScaleByLearningRateState,
-    ScaleByRmsState,
-    ScaleByStddevState,
-    Schedule,
-    TraceState,
-    add_decayed_weights,
-    apply_gradients,
-    apply_updates,
-    chain,
-    clip,
-    clip_by_global_norm,
-    global_norm,
-    masked,
-    scale,
-    scale_by_adam,
-    scale_by_learning_rate,
-    scale_by_momentum,
-    scale_by_rms,
-    scale_by_stddev,
-    stats,
-    trace,
-    weights_only,
-)
+from fnn.optim.transforms import *  # noqa: F403  (the transformations and their states)
+from fnn.optim.transforms import __all__ as _transform_names
 
 __all__ = [
-    "ClipByGlobalNormState", "EmptyState", "GradientTransformation", "MaskedState", "Optimizer",
-    "ScaleByAdamState", "ScaleByLearningRateState", "ScaleByRmsState", "ScaleByStddevState",
-    "Schedule", "TraceState", "adam", "adamw", "add_decayed_weights", "apply_gradients", "apply_updates", "chain",
-    "clip", "clip_by_global_norm", "constant", "cosine_decay", "exponential_decay", "global_norm",
-    "in_epochs", "join_schedules", "linear", "linear_warmup", "masked", "momentum", "piecewise",
-    "rmsprop", "scale", "scale_by_adam", "scale_by_learning_rate", "scale_by_momentum",
-    "scale_by_rms", "scale_by_stddev", "sgd", "stats", "step_decay", "trace",
-    "warmup_cosine_decay", "weights_only",
+    *_transform_names, "adam", "adamw", "constant", "cosine_decay", "exponential_decay",
+    "in_epochs", "join_schedules", "linear_schedule", "linear_warmup", "momentum", "piecewise",
+    "rmsprop", "sgd", "stateless", "step_decay", "warmup_cosine_decay",
 ]

@@ -19,23 +19,12 @@ raises ``ValueError`` naming the optimiser, the argument, what it expects and wh
 
 from __future__ import annotations
 
-from fnn.optim.transforms import (
-    Mask,
-    Optimizer,
-    Schedule,
-    _decay_rate,
-    _learning_rate,
-    _non_negative,
-    _real,
-    add_decayed_weights,
-    chain,
-    scale_by_adam,
-    scale_by_learning_rate,
-    scale_by_rms,
-    scale_by_stddev,
-    trace,
-    weights_only,
-)
+from fnn.optim.base import Optimizer, Schedule, chain
+from fnn.optim.decay import add_decayed_weights
+from fnn.optim.masking import Mask, weights_only
+from fnn.optim.scaling import scale_by_adam, scale_by_learning_rate, scale_by_rms, scale_by_stddev
+from fnn.optim.velocity import trace
+from fnn.validate import decay_rate, fraction, learning_rate, non_negative
 
 
 def _l2(weight_decay: float, mask: Mask | None) -> tuple[Optimizer, ...]:
@@ -65,10 +54,10 @@ def sgd(lr: float | Schedule, momentum: float = 0.0, *, dampening: float = 0.0,
 
 
 def _sgd(who, momentum_name, lr, momentum, dampening, nesterov, weight_decay, mask):
-    lr = _learning_rate(who, lr)
-    momentum = _decay_rate(who, momentum_name, momentum)
-    dampening = _real(who, "dampening", dampening, lambda x: 0 <= x <= 1, "a number in [0, 1]")
-    weight_decay = _non_negative(who, "weight_decay", weight_decay)
+    lr = learning_rate(who, lr)
+    momentum = decay_rate(who, momentum_name, momentum)
+    dampening = fraction(who, "dampening", dampening)
+    weight_decay = non_negative(who, "weight_decay", weight_decay)
     if nesterov and (momentum == 0 or dampening != 0):
         raise ValueError(f"{who}: nesterov needs {momentum_name} > 0 and dampening 0 (as "
                          f"torch.optim.SGD), got {momentum_name} {momentum}, dampening {dampening}")
@@ -95,8 +84,8 @@ def momentum(lr: float | Schedule, beta: float = 0.9, *, nesterov: bool = False,
 
 
 def _adam_args(who: str, lr, b1, b2, eps, weight_decay):
-    return (_learning_rate(who, lr), _decay_rate(who, "b1", b1), _decay_rate(who, "b2", b2),
-            _non_negative(who, "eps", eps), _non_negative(who, "weight_decay", weight_decay))
+    return (learning_rate(who, lr), decay_rate(who, "b1", b1), decay_rate(who, "b2", b2),
+            non_negative(who, "eps", eps), non_negative(who, "weight_decay", weight_decay))
 
 
 def adam(lr: float | Schedule = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, *,
@@ -168,11 +157,11 @@ def rmsprop(lr: float | Schedule = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
     >>> fnn.apply_updates(p, opt.update({"w": np.array([2.0])}, opt.init(p), p)[0])["w"].round(6).tolist()
     [0.98]
     """
-    lr = _learning_rate("rmsprop", lr)
-    alpha = _decay_rate("rmsprop", "alpha", alpha)
-    eps = _non_negative("rmsprop", "eps", eps)
-    momentum = _decay_rate("rmsprop", "momentum", momentum)
-    weight_decay = _non_negative("rmsprop", "weight_decay", weight_decay)
+    lr = learning_rate("rmsprop", lr)
+    alpha = decay_rate("rmsprop", "alpha", alpha)
+    eps = non_negative("rmsprop", "eps", eps)
+    momentum = decay_rate("rmsprop", "momentum", momentum)
+    weight_decay = non_negative("rmsprop", "weight_decay", weight_decay)
     scaling = (scale_by_stddev if centered else scale_by_rms)(alpha, eps)
     moment = (trace(momentum),) if momentum else ()
     return chain(*_l2(weight_decay, mask), scaling, *moment, scale_by_learning_rate(lr))

@@ -14,16 +14,10 @@ from __future__ import annotations
 
 import bisect
 import math
-import numbers
 from collections.abc import Callable, Sequence
 
-from fnn.optim.transforms import Schedule, _non_negative, _positive, _real
-
-
-def _count(who: str, name: str, v) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0:
-        raise ValueError(f"{who}: {name} must be an int > 0, got {v!r}")
-    return int(v)
+from fnn._deprecated import renamed
+from fnn.validate import Schedule, non_negative, positive, positive_int, real
 
 
 def constant(value: float) -> Schedule:
@@ -32,7 +26,7 @@ def constant(value: float) -> Schedule:
     >>> constant(0.1)(1000)
     0.1
     """
-    value = _non_negative("constant", "value", value)
+    value = non_negative("constant", "value", value)
     return lambda step: value
 
 
@@ -43,9 +37,9 @@ def step_decay(lr: float, factor: float, every: float) -> Schedule:
     >>> step_decay(1.0, 0.5, 10)(25)
     0.25
     """
-    lr = _non_negative("step_decay", "lr", lr)
-    factor = _non_negative("step_decay", "factor", factor)
-    every = _positive("step_decay", "every", every)
+    lr = non_negative("step_decay", "lr", lr)
+    factor = non_negative("step_decay", "factor", factor)
+    every = positive("step_decay", "every", every)
     return lambda step: lr * factor ** math.floor(step / every)
 
 
@@ -56,9 +50,9 @@ def exponential_decay(lr: float, rate: float, every: float = 1, *, staircase: bo
     >>> round(exponential_decay(1.0, 0.5, 10)(5), 6), exponential_decay(1.0, 0.5, 10, staircase=True)(5)
     (0.707107, 1.0)
     """
-    lr = _non_negative("exponential_decay", "lr", lr)
-    rate = _non_negative("exponential_decay", "rate", rate)
-    every = _positive("exponential_decay", "every", every)
+    lr = non_negative("exponential_decay", "lr", lr)
+    rate = non_negative("exponential_decay", "rate", rate)
+    every = positive("exponential_decay", "every", every)
     if staircase:
         return lambda step: lr * rate ** math.floor(step / every)
     return lambda step: lr * rate ** (step / every)
@@ -72,23 +66,27 @@ def cosine_decay(lr: float, steps: float, final: float = 0.0) -> Schedule:
     >>> cosine_decay(1.0, 100)(50), cosine_decay(1.0, 100, final=0.1)(200)
     (0.5, 0.1)
     """
-    lr = _non_negative("cosine_decay", "lr", lr)
-    steps = _positive("cosine_decay", "steps", steps)
-    final = _non_negative("cosine_decay", "final", final)
+    lr = non_negative("cosine_decay", "lr", lr)
+    steps = positive("cosine_decay", "steps", steps)
+    final = non_negative("cosine_decay", "final", final)
     return lambda step: final + 0.5 * (lr - final) * (1 + math.cos(math.pi * min(step, steps) / steps))
 
 
-def linear(start: float, end: float, steps: float) -> Schedule:
+def linear_schedule(start: float, end: float, steps: float) -> Schedule:
     """From ``start`` to ``end`` in a straight line over ``steps`` updates, then ``end``
     (``torch.optim.lr_scheduler.LinearLR`` with factors ``start/lr`` and ``end/lr``).
+    Formerly ``fnn.optim.linear`` (a deprecated alias now: ``fnn.linear`` is the layer).
 
-    >>> linear(0.0, 1.0, 4)(1), linear(0.0, 1.0, 4)(9)
+    >>> linear_schedule(0.0, 1.0, 4)(1), linear_schedule(0.0, 1.0, 4)(9)
     (0.25, 1.0)
     """
-    start = _non_negative("linear", "start", start)
-    end = _non_negative("linear", "end", end)
-    steps = _positive("linear", "steps", steps)
+    start = non_negative("linear_schedule", "start", start)
+    end = non_negative("linear_schedule", "end", end)
+    steps = positive("linear_schedule", "steps", steps)
     return lambda step: start + (end - start) * min(max(step, 0) / steps, 1.0)
+
+
+linear = renamed(linear_schedule, "fnn.optim.linear", "fnn.optim.linear_schedule")
 
 
 def linear_warmup(peak: float, warmup_steps: float, start: float = 0.0) -> Schedule:
@@ -97,8 +95,8 @@ def linear_warmup(peak: float, warmup_steps: float, start: float = 0.0) -> Sched
     >>> [linear_warmup(1.0, 4)(t) for t in (0, 2, 4, 100)]
     [0.0, 0.5, 1.0, 1.0]
     """
-    peak = _non_negative("linear_warmup", "peak", peak)
-    return linear(start, peak, warmup_steps)
+    peak = non_negative("linear_warmup", "peak", peak)
+    return linear_schedule(start, peak, warmup_steps)
 
 
 def piecewise(values: Sequence[float], boundaries: Sequence[float]) -> Schedule:
@@ -110,13 +108,13 @@ def piecewise(values: Sequence[float], boundaries: Sequence[float]) -> Schedule:
     >>> s(9), s(10), s(25)
     (0.1, 0.01, 0.001)
     """
-    values = [_non_negative("piecewise", f"values[{i}]", v) for i, v in enumerate(values)]
+    values = [non_negative("piecewise", f"values[{i}]", v) for i, v in enumerate(values)]
     bounds = _boundaries("piecewise", boundaries, len(values) - 1, "values")
     return lambda step: values[bisect.bisect_right(bounds, step)]
 
 
 def _boundaries(who: str, boundaries, n: int, what: str) -> list[float]:
-    bounds = [_non_negative(who, f"boundaries[{i}]", b) for i, b in enumerate(boundaries)]
+    bounds = [non_negative(who, f"boundaries[{i}]", b) for i, b in enumerate(boundaries)]
     if len(bounds) != n:
         raise ValueError(f"{who}: needs len(boundaries) == len({what}) - 1 = {n}, "
                          f"got {len(bounds)} boundaries")
@@ -130,7 +128,7 @@ def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[float]) -
     (``step - boundaries[i-1]``), as ``optax.join_schedules``
     (``torch.optim.lr_scheduler.SequentialLR(schedulers, milestones=boundaries)``).
 
-    >>> s = join_schedules([linear(0.0, 1.0, 10), cosine_decay(1.0, 10)], [10])
+    >>> s = join_schedules([linear_schedule(0.0, 1.0, 10), cosine_decay(1.0, 10)], [10])
     >>> s(5), s(10), s(15)
     (0.5, 1.0, 0.5)
     """
@@ -152,7 +150,7 @@ def warmup_cosine_decay(peak: float, warmup_steps: float, steps: float, *, start
                         final: float = 0.0) -> Schedule:
     """Linear warm-up from ``start`` to ``peak`` over ``warmup_steps``, then a cosine from
     ``peak`` to ``final`` ending at ``steps`` (the total, warm-up included; ``final`` after):
-    ``join_schedules([linear(start, peak, warmup_steps), cosine_decay(peak, steps -
+    ``join_schedules([linear_schedule(start, peak, warmup_steps), cosine_decay(peak, steps -
     warmup_steps, final)], [warmup_steps])``.
 
     >>> s = warmup_cosine_decay(1.0, 10, 30)
@@ -160,10 +158,10 @@ def warmup_cosine_decay(peak: float, warmup_steps: float, steps: float, *, start
     (0.0, 0.5, 1.0, 0.5, 0.0)
     """
     who = "warmup_cosine_decay"
-    warmup_steps = _positive(who, "warmup_steps", warmup_steps)
-    steps = _real(who, "steps", steps, lambda x: x > warmup_steps,
-                  f"a number > warmup_steps ({warmup_steps})")
-    return join_schedules([linear(start, peak, warmup_steps),
+    warmup_steps = positive(who, "warmup_steps", warmup_steps)
+    steps = real(who, "steps", steps, lo=warmup_steps, lo_open=True,
+                 expected=f"a number > warmup_steps ({warmup_steps})")
+    return join_schedules([linear_schedule(start, peak, warmup_steps),
                            cosine_decay(peak, steps - warmup_steps, final)], [warmup_steps])
 
 
@@ -180,12 +178,16 @@ def in_epochs(schedule: Callable[[float], float], steps_per_epoch: int, *,
     ``steps_per_epoch`` is ``len(x_train) // batch_size`` with ``drop_last``, else rounded up.
 
     >>> s = in_epochs(warmup_cosine_decay(1.0, 1, 3), steps_per_epoch=100)
-    >>> s(50), s(100), s(200), in_epochs(linear(0.0, 1.0, 2), 100, per_step=False)(150)
+    >>> s(50), s(100), s(200), in_epochs(linear_schedule(0.0, 1.0, 2), 100, per_step=False)(150)
     (0.5, 1.0, 0.5, 0.5)
     """
     if not callable(schedule):
         raise ValueError(f"in_epochs: schedule must be a function epoch -> lr, got {schedule!r}")
-    spe = _count("in_epochs", "steps_per_epoch", steps_per_epoch)
+    spe = positive_int("in_epochs", "steps_per_epoch", steps_per_epoch)
     if per_step:
         return lambda step: schedule(step / spe)
     return lambda step: schedule(step // spe)
+
+
+__all__ = ["constant", "cosine_decay", "exponential_decay", "in_epochs", "join_schedules",
+           "linear_schedule", "linear_warmup", "piecewise", "step_decay", "warmup_cosine_decay"]

@@ -1,0 +1,48 @@
+"""What an optimiser state tells of the last update, for the history: :func:`stats`.
+
+>>> import numpy as np, fnn
+>>> opt = fnn.sgd(0.1)
+>>> fnn.optim.stats(opt.init({"w": np.zeros(1)}))   # nan before the first update
+{'lr': nan}
+"""
+
+from __future__ import annotations
+
+from fnn.optim.clipping import ClipByGlobalNormState
+from fnn.optim.scaling import ScaleByLearningRateState
+
+
+def stats(opt_state) -> dict[str, float]:
+    """What the last update used, read from an optimiser state: ``{"lr": ...}`` from the
+    :func:`~fnn.optim.scale_by_learning_rate` in it, and ``"grad_norm"`` (the global norm of
+    the gradients before clipping) when a :func:`~fnn.optim.clip_by_global_norm` is in the
+    chain. The first of each found (depth first, in chain order) counts; values are nan before
+    the first update; ``{}`` when the state has neither. For per-step metrics:
+    ``metrics.update(fnn.optim.stats(opt_state))``.
+
+    >>> import numpy as np, fnn
+    >>> opt = fnn.adamw(1e-3)
+    >>> params = {"w": np.ones(2)}
+    >>> _, state = opt.update({"w": np.ones(2)}, opt.init(params), params)
+    >>> fnn.optim.stats(state)
+    {'lr': 0.001}
+    """
+    out: dict[str, float] = {}
+
+    def walk(node):
+        if isinstance(node, ScaleByLearningRateState):
+            out.setdefault("lr", float(node.lr))
+        elif isinstance(node, ClipByGlobalNormState):
+            out.setdefault("grad_norm", float(node.grad_norm))
+        elif isinstance(node, (tuple, list)):
+            for child in node:
+                walk(child)
+        elif isinstance(node, dict):
+            for child in node.values():
+                walk(child)
+
+    walk(opt_state)
+    return out
+
+
+__all__ = ["stats"]
