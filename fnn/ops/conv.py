@@ -25,13 +25,12 @@ import math
 import numpy as np
 
 from fnn.ops import winograd
+from fnn.ops.geometry import Geometry, geometry
 from fnn.ops.windows import (
-    Geometry,
     blocks_of_samples,
     compiled_fits,
     crop,
     fold,
-    geometry,
     pad,
     tap_slices,
     windows,
@@ -177,13 +176,15 @@ def kernel_grad(cols: Saved | np.ndarray, dy: np.ndarray,
         dw, _ = winograd.grads(cols, dy, input_grad=False)
         return dw, (bias_grad(dy) if cols.bias else None)
     rows = dy.reshape(-1, dy.shape[-1])
-    full, start = None, 0
+    full: np.ndarray | None = None
+    start = 0
     for block in cols if isinstance(cols, list) else [cols]:
         part = rows[start:start + len(block)]
         start += len(block)
         # BLAS reads the big patch matrix fastest in its own layout (benchmarks/micro.py)
         product = (part.T @ block).T if block.flags.c_contiguous else block.T @ part
         full = product if full is None else np.add(full, product, out=full)
+    assert full is not None  # at least one block
     k = math.prod(w_shape[:-1])
     return full[:k].reshape(w_shape), (full[k] if len(full) > k else None)
 
