@@ -28,9 +28,9 @@ from fnn.ops.conv import (
     patches,
 )
 from fnn.ops.dense import input_grad as dense_input_grad
-from fnn.ops.geometry import geometry as ops_geometry
+from fnn.ops.geometry import window_geometry as ops_geometry
 from fnn.ops.pool import max_and_argmax, max_pool, max_pool_backward
-from fnn.ops.windows import fold, fold_taps, pad, windows
+from fnn.ops.windows import fold, fold_taps, pad, window_view
 
 RNG = np.random.default_rng(0)
 
@@ -44,7 +44,7 @@ def data(*shape):
 
 
 def sliding_windows(xp, g):
-    """The sliding_window_view route to :func:`fnn.ops.windows.windows`."""
+    """The sliding_window_view route to :func:`fnn.ops.windows.window_view`."""
     nd = len(g.kernel)
     view = sliding_window_view(xp, g.effective_kernel, axis=tuple(range(1, nd + 1)))
     view = view[(slice(None), *(slice(None, s * (o - 1) + 1, s) for s, o in zip(g.stride, g.out_sizes)),
@@ -81,7 +81,7 @@ def cases():
                                       w.reshape(-1, *w.shape[-2:]).transpose(0, 2, 1))
     return [
         ("patches of 1 channel, tap by tap (28x28x1, 3x3)",
-         lambda: patches(x1, g28), lambda: windows(pad(x1, g28.pads), g28).reshape(-1, 9)),
+         lambda: patches(x1, g28), lambda: window_view(pad(x1, g28.pads), g28).reshape(-1, 9)),
         ("kernel grad in the patches' layout (14x14, 32 -> 64)",
          lambda: kernel_grad(cols32, rows64, (3, 3, 32, 64)), lambda: cols32.T @ rows64),
         ("bias grad as matrix-vector product (28x28x16)",
@@ -109,7 +109,7 @@ def cases():
         ("pad by border slabs (tiny input: Python time)",
          lambda: pad(small, g_small.pads), lambda: np.pad(small, ((0, 0), *g_small.pads, (0, 0)))),
         ("windows by one as_strided (tiny input: Python time)",
-         lambda: windows(small, g_small), lambda: sliding_windows(small, g_small)),
+         lambda: window_view(small, g_small), lambda: sliding_windows(small, g_small)),
     ]
 
 

@@ -122,7 +122,7 @@ def _pool_input(sizes, dtype, ties):
 @pytest.mark.parametrize("ties", [False, True])
 @pytest.mark.parametrize("sizes,kernel,stride,pads", POOL_GEOMETRIES)
 def test_max_pool_kernels_agree(sizes, kernel, stride, pads, relu, ties, dtype):
-    g = geometry.geometry(sizes, kernel, stride, (1,) * len(kernel), pads)
+    g = geometry.window_geometry(sizes, kernel, stride, (1,) * len(kernel), pads)
     x = _pool_input(sizes, dtype, ties)
     (y0, arg0), (y1, arg1) = both(pool.max_pool, x, g, relu)
     np.testing.assert_array_equal(y1, y0)
@@ -146,7 +146,7 @@ def test_max_pool_kernels_agree(sizes, kernel, stride, pads, relu, ties, dtype):
     ((13,), (3,), (2,), (2,), ((2, 1),)),
 ])
 def test_fold_agrees(sizes, kernel, stride, dilation, padding, dtype):
-    g = geometry.geometry(sizes, kernel, stride, dilation, padding)
+    g = geometry.window_geometry(sizes, kernel, stride, dilation, padding)
     dwin = RNG.standard_normal((2, *g.out_sizes, *kernel, 3)).astype(dtype)
     assert_close(*both(windows.fold, dwin, g), dtype)
     broadcast = np.broadcast_to(dwin[..., :1], dwin.shape)  # what avg-pool's pullback folds

@@ -7,7 +7,7 @@ import pytest
 
 import fnn
 from fnn.ops import conv, winograd
-from fnn.ops.geometry import geometry
+from fnn.ops.geometry import window_geometry as geometry
 
 pytestmark = pytest.mark.skipif(not fnn.ops.available(), reason="numba is not installed")
 RNG = np.random.default_rng(0)

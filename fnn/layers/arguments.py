@@ -1,5 +1,5 @@
 """The layers' argument parsing, with errors that name the layer: padding, layouts, and
-:func:`geometry`, :func:`fnn.ops.geometry.geometry` with the layer's label. Sizes, kernel
+:func:`geometry`, :func:`fnn.ops.geometry.window_geometry` with the layer's label. Sizes, kernel
 sizes and strides are checked by :mod:`fnn.validate` (``positive_int``, ``int_tuple``); the
 numerics (geometry, padding, windows, fold) live in :mod:`fnn.ops`.
 """
@@ -7,8 +7,7 @@ numerics (geometry, padding, windows, fold) live in :mod:`fnn.ops`.
 from __future__ import annotations
 
 from fnn.checks import LayerError
-from fnn.ops.geometry import Geometry, Pads, WindowError
-from fnn.ops.geometry import geometry as ops_geometry
+from fnn.ops.geometry import Geometry, Pads, WindowError, window_geometry
 from fnn.validate import is_int
 
 
@@ -54,7 +53,7 @@ def layout(nd: int | None) -> str:
 
 
 def geometry(label: str, sizes, kernel, stride, dilation, padding) -> Geometry:
-    """:func:`fnn.ops.geometry.geometry` for the layer ``label``: its error names the layer.
+    """:func:`fnn.ops.geometry.window_geometry` for the layer ``label``: its error names the layer.
 
     >>> from fnn.layers.arguments import geometry
     >>> geometry("max_pool1d(4)", (3,), (4,), (4,), (1,), ((0, 0),))
@@ -63,7 +62,7 @@ def geometry(label: str, sizes, kernel, stride, dilation, padding) -> Geometry:
     fnn.checks.LayerError: max_pool1d(4): the kernel does not fit the input: spatial size 3 + padding 0 < 4 on axis 0 of the spatial shape (3,)
     """
     try:
-        return ops_geometry(sizes, kernel, stride, dilation, padding)
+        return window_geometry(sizes, kernel, stride, dilation, padding)
     except WindowError as err:
         raise LayerError(f"{label}: {err}") from None
 

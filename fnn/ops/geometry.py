@@ -11,8 +11,8 @@ For one spatial axis of size ``L`` with kernel ``k``, dilation ``d``, stride ``s
 unit at the end (``hi``), so ``L_out = ceil(L / s)`` (TensorFlow's rule; ``L_out = L`` at
 stride 1). ``padding="valid"`` is ``(0, 0)``.
 
->>> from fnn.ops.geometry import geometry
->>> g = geometry((28, 28), (3, 3), (2, 2), (1, 1), "same")
+>>> from fnn.ops.geometry import window_geometry
+>>> g = window_geometry((28, 28), (3, 3), (2, 2), (1, 1), "same")
 >>> g.out_sizes, g.pads
 ((14, 14), ((0, 1), (0, 1)))
 """
@@ -36,8 +36,8 @@ class Geometry(NamedTuple):
     """Where every window of a layer sits: per spatial axis, input size, kernel, stride,
     dilation, padding and output size.
 
-    >>> from fnn.ops.geometry import geometry
-    >>> g = geometry((7,), (3,), (2,), (1,), ((1, 1),))
+    >>> from fnn.ops.geometry import window_geometry
+    >>> g = window_geometry((7,), (3,), (2,), (1,), ((1, 1),))
     >>> g.out_sizes, g.padded_sizes, g.effective_kernel
     ((4,), (9,), (3,))
     """
@@ -72,13 +72,13 @@ def same_pads(sizes, effective_kernel, stride) -> Pads:
     return tuple(pads)
 
 
-def geometry(sizes, kernel, stride, dilation, padding) -> Geometry:
+def window_geometry(sizes, kernel, stride, dilation, padding) -> Geometry:
     """The :class:`Geometry` for inputs of spatial ``sizes`` (``padding``: ``"same"`` or one
     ``(lo, hi)`` pair per axis); :class:`WindowError` when the (dilated) kernel does not fit
     the padded input. Cached: a layer meets the same few shapes every step.
 
-    >>> from fnn.ops.geometry import geometry
-    >>> geometry((2,), (3,), (1,), (1,), ((0, 0),))
+    >>> from fnn.ops.geometry import window_geometry
+    >>> window_geometry((2,), (3,), (1,), (1,), ((0, 0),))
     Traceback (most recent call last):
     ...
     fnn.ops.geometry.WindowError: the kernel does not fit the input: spatial size 2 + padding 0 < 3 on axis 0 of the spatial shape (2,)
@@ -105,8 +105,8 @@ def _geometry(sizes, kernel, stride, dilation, padding) -> Geometry:
 def as_2d(g: Geometry) -> Geometry:
     """A 1-D geometry as the 2-D one of a height-1 image (what the compiled kernels take).
 
-    >>> from fnn.ops.geometry import as_2d, geometry
-    >>> as_2d(geometry((8,), (2,), (2,), (1,), ((0, 0),))).out_sizes
+    >>> from fnn.ops.geometry import as_2d, window_geometry
+    >>> as_2d(window_geometry((8,), (2,), (2,), (1,), ((0, 0),))).out_sizes
     (1, 4)
     """
     if len(g.kernel) == 2:
@@ -119,8 +119,8 @@ def arg_dtype(g: Geometry) -> type:
     """The dtype of a max-pool's arg-max (a tap index): ``uint8`` for fewer than 256 taps,
     else ``int32``.
 
-    >>> from fnn.ops.geometry import arg_dtype, geometry
-    >>> arg_dtype(geometry((8, 8), (2, 2), (2, 2), (1, 1), ((0, 0), (0, 0)))).__name__
+    >>> from fnn.ops.geometry import arg_dtype, window_geometry
+    >>> arg_dtype(window_geometry((8, 8), (2, 2), (2, 2), (1, 1), ((0, 0), (0, 0)))).__name__
     'uint8'
     """
     return np.uint8 if math.prod(g.kernel) < 256 else np.int32
@@ -131,13 +131,13 @@ def tiled(g: Geometry) -> bool:
     """Whether the windows cover the padded input exactly once (kernel == stride, no
     remainder).
 
-    >>> from fnn.ops.geometry import geometry, tiled
-    >>> tiled(geometry((8,), (2,), (2,), (1,), ((0, 0),))), tiled(geometry((9,), (2,), (2,), (1,), ((0, 0),)))
-    (True, False)
+    >>> from fnn.ops.geometry import tiled, window_geometry
+    >>> [tiled(window_geometry((n,), (2,), (2,), (1,), ((0, 0),))) for n in (8, 9)]
+    [True, False]
     """
     return g.kernel == g.stride and g.padded_sizes == tuple(
         k * o for k, o in zip(g.kernel, g.out_sizes))
 
 
-__all__ = ["Geometry", "Pads", "WindowError", "arg_dtype", "as_2d", "geometry", "same_pads",
-           "tiled"]
+__all__ = ["Geometry", "Pads", "WindowError", "arg_dtype", "as_2d", "same_pads", "tiled",
+           "window_geometry"]

@@ -22,7 +22,7 @@ import numpy as np
 
 from fnn.ops import _backend
 from fnn.ops.geometry import Geometry, arg_dtype, tiled
-from fnn.ops.windows import compiled_fits, crop, fold, pad, tap_slices, windows
+from fnn.ops.windows import compiled_fits, crop, fold, pad, tap_slices, window_view
 
 
 def max_pool(x: np.ndarray, g: Geometry, relu: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -94,7 +94,7 @@ def avg_pool(x: np.ndarray, g: Geometry) -> np.ndarray:
     """Mean over every window of ``x`` zero-padded as ``g`` says, dividing by the full kernel
     size (PyTorch's ``count_include_pad=True``) → ``(N, *S_out, C)``."""
     nd = len(g.kernel)
-    return windows(pad(x, g.pads), g).mean(axis=tuple(range(-nd - 1, -1)), dtype=x.dtype)
+    return window_view(pad(x, g.pads), g).mean(axis=tuple(range(-nd - 1, -1)), dtype=x.dtype)
 
 
 def avg_pool_backward(dy: np.ndarray, g: Geometry) -> np.ndarray:

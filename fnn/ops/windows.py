@@ -85,7 +85,7 @@ def crop(xp: np.ndarray, g: Geometry) -> np.ndarray:
     return xp[(slice(None),) + tuple(slice(lo, lo + n) for (lo, _), n in zip(g.pads, g.sizes))]
 
 
-def windows(xp: np.ndarray, g: Geometry) -> np.ndarray:
+def window_view(xp: np.ndarray, g: Geometry) -> np.ndarray:
     """Every window of a padded ``(N, *Sp, C)`` array as a read-only strided view
     ``(N, *S_out, *kernel, C)`` (no copy; channels stay the contiguous last axis).
 
@@ -100,7 +100,7 @@ def windows(xp: np.ndarray, g: Geometry) -> np.ndarray:
 
 
 def fold(dwin: np.ndarray, g: Geometry) -> np.ndarray:
-    """The adjoint of :func:`windows` followed by :func:`crop`: sum window values
+    """The adjoint of :func:`window_view` followed by :func:`crop`: sum window values
     ``(N, *S_out, *kernel, C)`` back onto the input positions they came from → ``(N, *S, C)``.
 
     Compiled backend: one pass that adds each window value to its input position (padding

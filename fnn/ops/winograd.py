@@ -21,8 +21,8 @@ units in the last place of the outputs' scale, ``tests/test_winograd.py``).
 
 >>> import numpy as np, fnn
 >>> from fnn.ops import conv, winograd
->>> from fnn.ops.geometry import geometry
->>> g = geometry((6, 6), (3, 3), (1, 1), (1, 1), "same")
+>>> from fnn.ops.geometry import window_geometry
+>>> g = window_geometry((6, 6), (3, 3), (1, 1), (1, 1), "same")
 >>> x, w = np.ones((2, 6, 6, 8)), np.ones((3, 3, 8, 8))
 >>> with fnn.ops.using("compiled"):  # conv.correlate picks Winograd for this layer
 ...     y, tiles = conv.correlate(x, w, g)
