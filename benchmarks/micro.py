@@ -15,7 +15,7 @@ from harness import repeats_arg, timings
 from numpy.lib.stride_tricks import sliding_window_view
 
 import fnn
-from fnn.ops import elementwise
+from fnn.ops import activations, update
 from fnn.ops.conv import (
     adjoint_by_taps,
     bias_grad,
@@ -28,9 +28,9 @@ from fnn.ops.conv import (
     patches,
 )
 from fnn.ops.dense import input_grad as dense_input_grad
+from fnn.ops.geometry import window_geometry as ops_geometry
 from fnn.ops.pool import max_and_argmax, max_pool, max_pool_backward
-from fnn.ops.windows import fold, fold_taps, pad, windows
-from fnn.ops.windows import geometry as ops_geometry
+from fnn.ops.windows import fold, fold_taps, pad, window_view
 
 RNG = np.random.default_rng(0)
 
@@ -44,7 +44,7 @@ def data(*shape):
 
 
 def sliding_windows(xp, g):
-    """The sliding_window_view route to :func:`fnn.ops.windows.windows`."""
+    """The sliding_window_view route to :func:`fnn.ops.windows.window_view`."""
     nd = len(g.kernel)
     view = sliding_window_view(xp, g.effective_kernel, axis=tuple(range(1, nd + 1)))
     view = view[(slice(None), *(slice(None, s * (o - 1) + 1, s) for s, o in zip(g.stride, g.out_sizes)),
@@ -81,7 +81,7 @@ def cases():
                                       w.reshape(-1, *w.shape[-2:]).transpose(0, 2, 1))
     return [
         ("patches of 1 channel, tap by tap (28x28x1, 3x3)",
-         lambda: patches(x1, g28), lambda: windows(pad(x1, g28.pads), g28).reshape(-1, 9)),
+         lambda: patches(x1, g28), lambda: window_view(pad(x1, g28.pads), g28).reshape(-1, 9)),
         ("kernel grad in the patches' layout (14x14, 32 -> 64)",
          lambda: kernel_grad(cols32, rows64, (3, 3, 32, 64)), lambda: cols32.T @ rows64),
         ("bias grad as matrix-vector product (28x28x16)",
@@ -109,7 +109,7 @@ def cases():
         ("pad by border slabs (tiny input: Python time)",
          lambda: pad(small, g_small.pads), lambda: np.pad(small, ((0, 0), *g_small.pads, (0, 0)))),
         ("windows by one as_strided (tiny input: Python time)",
-         lambda: windows(small, g_small), lambda: sliding_windows(small, g_small)),
+         lambda: window_view(small, g_small), lambda: sliding_windows(small, g_small)),
     ]
 
 
@@ -179,12 +179,12 @@ def compiled_cases():
          on("compiled", conv_step(correlate_by_patches, x16, w168_same, dy14_8))),
         ("compiled: fold 3x3 windows (28x28x4)", *both(fold, dwin, g28)),
         ("compiled: p + a * u in one pass (a 4064x100 kernel's SGD update)",
-         *both(elementwise.add_scaled, w_big, w_big, -0.05)),
+         *both(update.add_scaled, w_big, w_big, -0.05)),
         ("  ... the same on the MLP's 256x100 kernel",
-         *both(elementwise.add_scaled, w_mlp, w_mlp, -0.05)),
-        ("compiled: relu vjp (28x28x32)", *both(elementwise.relu_vjp, x, x)),
-        ("compiled: tanh vjp (28x28x32)", *both(elementwise.tanh_vjp, x, x)),
-        ("compiled: sigmoid vjp (28x28x32)", *both(elementwise.sigmoid_vjp, x, x)),
+         *both(update.add_scaled, w_mlp, w_mlp, -0.05)),
+        ("compiled: relu vjp (28x28x32)", *both(activations.relu_vjp, x, x, x)),
+        ("compiled: tanh vjp (28x28x32)", *both(activations.tanh_vjp, x, x, x)),
+        ("compiled: sigmoid vjp (28x28x32)", *both(activations.sigmoid_vjp, x, x, x)),
         ("numpy: relu fused into the max-pool, against relu then pool (28x28x32)",
          on("numpy", max_pool, x, g_pool, True),
          on("numpy", lambda: max_pool(np.maximum(x, 0.0), g_pool))),

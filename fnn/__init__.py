@@ -12,14 +12,16 @@ from typing import TYPE_CHECKING
 from fnn import augment, initializers, layers, ops, optim, perf, threads
 from fnn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fnn.checks import LayerError
-from fnn.core import Layer, init, parallel, residual, serial, value_and_grad
+from fnn.combinators import parallel, residual, serial
+from fnn.core import GradFn, Layer, init
 from fnn.gradient_check import assert_gradients_close, gradcheck
+from fnn.gradients import value_and_grad
 from fnn.io import FnnFileError, load, save
 from fnn.keys import Key, fold_in, key, rng, split
 from fnn.layers import *  # noqa: F403  (every layer constructor)
 from fnn.layers import __all__ as _layer_names
 from fnn.logger import LossLogger
-from fnn.losses import Loss, bce, bce_with_logits, cross_entropy, mse, nll
+from fnn.losses import Loss, LossError, bce, bce_with_logits, cross_entropy, mse, nll
 from fnn.optim import (
     Optimizer,
     adam,
@@ -31,7 +33,7 @@ from fnn.optim import (
     sgd,
     step_decay,
 )
-from fnn.summary import summary
+from fnn.summaries import summary
 from fnn.training import (
     Batches,
     EarlyStopping,
@@ -75,6 +77,7 @@ __all__ = [
     "fit",
     "FnnFileError",
     "fold_in",
+    "GradFn",
     "gradcheck",
     "grid",
     "History",
@@ -89,6 +92,7 @@ __all__ = [
     "load_checkpoint",
     "load_sweep",
     "Loss",
+    "LossError",
     "LossLogger",
     "momentum",
     "mse",

@@ -105,28 +105,14 @@ def gradcheck(
         return sum(float(np.vdot(a, r)) for a, r in zip(optree.tree_leaves(o),
                                                           optree.tree_leaves(cotangent)))
 
-    pairs = {}
-    paths, leaves, treedef = optree.tree_flatten_with_path(params)
+    paths = optree.tree_flatten_with_path(params)[0]
     dleaves = optree.tree_leaves(dparams)
-    if len(dleaves) != len(leaves):
-        raise AssertionError(f"gradcheck: dparams has {len(dleaves)} leaves, params {len(leaves)}")
-    for i, (path, leaf, grad) in enumerate(zip(paths, leaves, dleaves)):
-        def f_leaf(v, i=i):
-            new = list(leaves)
-            new[i] = v
-            return scalar(optree.tree_unflatten(treedef, new), x)
-
-        pairs["params/" + path_str(path)] = (np.asarray(grad), _numeric(f_leaf, leaf, eps))
-    xpaths, xleaves, xdef = optree.tree_flatten_with_path(x)
-    dxleaves = optree.tree_leaves(dx)
-    for j, (path, leaf, grad) in enumerate(zip(xpaths, xleaves, dxleaves)):
-        def f_x(v, j=j):
-            new = list(xleaves)
-            new[j] = v
-            return scalar(params, optree.tree_unflatten(xdef, new))
-
-        pairs["x" + ("/" + path_str(path) if path else "")] = (
-            np.asarray(grad), _numeric(f_x, leaf, eps))
+    if len(dleaves) != len(paths):
+        raise AssertionError(f"gradcheck: dparams has {len(dleaves)} leaves, params {len(paths)}")
+    pairs = _numeric_pairs(params, dparams, lambda p: scalar(p, x), eps,
+                           lambda path: "params/" + path_str(path))
+    pairs.update(_numeric_pairs(x, dx, lambda xx: scalar(params, xx), eps,
+                                lambda path: "x" + ("/" + path_str(path) if path else "")))
     _, params_only = vjp(params, x, input_grad=False)  # skipping dx changes no params gradient
     param_grads, no_dx = params_only(cotangent)
     if no_dx is not None:
@@ -158,6 +144,22 @@ def assert_gradients_close(fn: Layer | Loss, params: Any = None, x: Any = None, 
             f"{name}: the hand-written gradient differs from central differences (relative "
             f"error > {tol:g}) at " + ", ".join(f"{k} ({v:.2e})" for k, v in sorted(bad.items())))
     return errors
+
+
+def _numeric_pairs(tree: Any, grads: Any, scalar_of, eps: float,
+                   name) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{name(path): (analytic, numeric)}`` for every leaf of ``tree``: ``grads``' leaf
+    against central differences of ``scalar_of(tree with that leaf changed)``."""
+    paths, leaves, treedef = optree.tree_flatten_with_path(tree)
+    pairs = {}
+    for i, (path, leaf, grad) in enumerate(zip(paths, leaves, optree.tree_leaves(grads))):
+        def f_leaf(v, i=i):
+            new = list(leaves)
+            new[i] = v
+            return scalar_of(optree.tree_unflatten(treedef, new))
+
+        pairs[name(path)] = (np.asarray(grad), _numeric(f_leaf, leaf, eps))
+    return pairs
 
 
 def _numeric(f, at: np.ndarray, eps: float) -> np.ndarray:

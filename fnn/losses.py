@@ -8,7 +8,8 @@
 
 ``value(y_pred, y_true) -> float`` and ``vjp(y_pred, y_true) -> (float, dy_pred)``. Per-sample
 losses are **summed over the feature axes and averaged over the batch** (axis 0), so an
-autoencoder's BCE is "nats per image", as in the report.
+autoencoder's BCE is "nats per image", as in the report. This module checks the arrays and
+words the errors (:class:`LossError`); the maths is in :mod:`fnn.ops.losses`.
 
 >>> import numpy as np, fnn
 >>> logits = np.array([[2.0, 0.0, -1.0]]); labels = np.array([0])
@@ -24,8 +25,32 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fnn.checks import LayerError
-from fnn.ops.losses import softmax_cross_entropy
+from fnn.ops.losses import LOSSES
+
+
+def _labels_kernel(name: str) -> Callable:
+    """The integer-label kernel of the loss ``name`` (bound once, at import)."""
+    kernel = LOSSES[name].labels
+    if kernel is None:
+        raise KeyError(f"fnn.ops.losses.LOSSES[{name!r}] has no kernel for integer labels")
+    return kernel
+
+
+_ce_labels, _ce_rows = _labels_kernel("cross_entropy"), LOSSES["cross_entropy"].dense
+_nll_labels, _nll_rows = _labels_kernel("nll"), LOSSES["nll"].dense
+
+
+class LossError(ValueError):
+    """Predictions or targets a loss cannot take (a shape, a dtype, labels out of range,
+    targets that are not probabilities), naming the loss.
+
+    >>> import numpy as np, fnn
+    >>> try:
+    ...     fnn.mse.value(np.ones((2, 1)), np.ones((2, 3)))
+    ... except fnn.LossError as err:
+    ...     print(err)
+    mse: targets must have the predictions' shape (2, 1), got (2, 3)
+    """
 
 
 class Loss(NamedTuple):
@@ -48,9 +73,9 @@ class Loss(NamedTuple):
 def _pred(name: str, y_pred) -> np.ndarray:
     y_pred = np.asarray(y_pred)
     if y_pred.dtype.kind != "f":
-        raise LayerError(f"{name}: predictions must be floating point, got dtype {y_pred.dtype}")
+        raise LossError(f"{name}: predictions must be floating point, got dtype {y_pred.dtype}")
     if y_pred.ndim == 0 or y_pred.shape[0] == 0:
-        raise LayerError(f"{name}: predictions need a non-empty batch axis, got {y_pred.shape}")
+        raise LossError(f"{name}: predictions need a non-empty batch axis, got {y_pred.shape}")
     return y_pred
 
 
@@ -58,7 +83,7 @@ def _same_shape(name: str, y_pred, y_true) -> tuple[np.ndarray, np.ndarray]:
     y_pred = _pred(name, y_pred)
     y_true = np.asarray(y_true)
     if y_true.shape != y_pred.shape:
-        raise LayerError(
+        raise LossError(
             f"{name}: targets must have the predictions' shape {y_pred.shape}, got {y_true.shape}"
         )
     return y_pred, y_true.astype(y_pred.dtype, copy=False)
@@ -69,49 +94,27 @@ def _loss(name: str, vjp: Callable) -> Loss:
                 functools.partial(vjp, grad=True), name)
 
 
-def _mse(y_pred, y_true, grad):
-    y_pred, y_true = _same_shape("mse", y_pred, y_true)
-    diff = y_pred - y_true
-    n = y_pred.shape[0]
-    value = float(np.vdot(diff, diff)) / n
-    return value, (diff * (2.0 / n) if grad else None)
-
-
-def _bce_clip(dtype) -> float:
-    return 1e-7 if np.dtype(dtype) == np.float32 else 1e-12
-
-
 def _probabilities(name: str, y: np.ndarray) -> None:
     """Targets of a binary cross-entropy must lie in [0, 1] (probabilities, e.g. pixels)."""
     if y.size and not (0.0 <= y.min() and y.max() <= 1.0):
-        raise LayerError(f"{name}: targets must lie in [0, 1], got values in "
-                         f"[{float(y.min()):.4g}, {float(y.max()):.4g}] (rescale them, e.g. x / 255)")
+        raise LossError(f"{name}: targets must lie in [0, 1], got values in "
+                        f"[{float(y.min()):.4g}, {float(y.max()):.4g}] (rescale them, e.g. x / 255)")
 
 
-def _bce(y_pred, y_true, grad):
-    p, y = _same_shape("bce", y_pred, y_true)
-    _probabilities("bce", y)
-    eps = _bce_clip(p.dtype)
-    q = np.clip(p, eps, 1.0 - eps)
-    n = p.shape[0]
-    value = -float(np.sum(y * np.log(q) + (1.0 - y) * np.log1p(-q))) / n
-    if not grad:
-        return value, None
-    inside = (p > eps) & (p < 1.0 - eps)  # the clip has zero derivative outside
-    return value, np.where(inside, (q - y) / (q * (1.0 - q)) / n, 0.0).astype(p.dtype)
+def _dense(name: str, probabilities: bool = False) -> Loss:
+    """A loss whose targets have the predictions' shape (``probabilities``: in [0, 1])."""
+    kernel = LOSSES[name].dense
 
+    def vjp(y_pred, y_true, grad):
+        if not (type(y_pred) is np.ndarray and type(y_true) is np.ndarray  # the usual case
+                and y_pred.dtype.kind == "f" and y_true.dtype == y_pred.dtype
+                and y_true.shape == y_pred.shape and y_pred.ndim and len(y_pred)):
+            y_pred, y_true = _same_shape(name, y_pred, y_true)
+        if probabilities:
+            _probabilities(name, y_true)
+        return kernel(y_pred, y_true, grad)
 
-def _bce_with_logits(y_pred, y_true, grad):
-    z, y = _same_shape("bce_with_logits", y_pred, y_true)
-    _probabilities("bce_with_logits", y)
-    n = z.shape[0]
-    per = np.maximum(z, 0.0) - z * y + np.log1p(np.exp(-np.abs(z)))
-    value = float(per.sum()) / n
-    if not grad:
-        return value, None
-    e = np.exp(-np.abs(z))
-    sig = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-    return value, ((sig - y) / n).astype(z.dtype, copy=False)
+    return _loss(name, vjp)
 
 
 def _class_targets(name: str, y_pred: np.ndarray, y_true, check_range: bool = True) -> np.ndarray:
@@ -120,18 +123,18 @@ def _class_targets(name: str, y_pred: np.ndarray, y_true, check_range: bool = Tr
     y_true = np.asarray(y_true)
     n, c = y_pred.shape[0], y_pred.shape[-1]
     if y_pred.ndim != 2:
-        raise LayerError(f"{name}: predictions must be (N, classes), got {y_pred.shape}")
+        raise LossError(f"{name}: predictions must be (N, classes), got {y_pred.shape}")
     if y_true.dtype.kind in "iu":
         if y_true.shape != (n,):
-            raise LayerError(f"{name}: integer labels must have shape ({n},), got {y_true.shape}")
+            raise LossError(f"{name}: integer labels must have shape ({n},), got {y_true.shape}")
         if check_range and y_true.size and (y_true.min() < 0 or y_true.max() >= c):
             bad = y_true[(y_true < 0) | (y_true >= c)]
-            raise LayerError(
+            raise LossError(
                 f"{name}: labels must lie in [0, {c}) for {c} classes, got {bad[:5].tolist()}"
             )
         return y_true
     if y_true.shape != (n, c):
-        raise LayerError(
+        raise LossError(
             f"{name}: targets must be integer labels ({n},) or one-hot ({n}, {c}), "
             f"got {y_true.shape} {y_true.dtype}"
         )
@@ -141,24 +144,11 @@ def _class_targets(name: str, y_pred: np.ndarray, y_true, check_range: bool = Tr
     bad = np.flatnonzero((np.abs(sums - 1.0) > tol) | (target < 0).any(axis=-1))
     if bad.size:
         i = int(bad[0])
-        raise LayerError(
+        raise LossError(
             f"{name}: target rows must be one-hot (or probabilities: non-negative, summing to "
             f"1); {bad.size} of {n} are not, e.g. row {i}: {np.round(target[i], 4).tolist()}"
         )
     return target
-
-
-def _nll_of_logp(name: str, logp: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
-    """Mean negative log-likelihood and its gradient w.r.t. ``logp``."""
-    n = logp.shape[0]
-    if target.ndim == 1:
-        value = -float(logp[np.arange(n), target].sum()) / n
-        d = np.zeros_like(logp)
-        d[np.arange(n), target] = -1.0 / n
-    else:
-        value = -float(np.vdot(target, logp)) / n
-        d = target * (-1.0 / n)
-    return value, d
 
 
 def _cross_entropy(y_pred, y_true, grad):
@@ -171,28 +161,23 @@ def _cross_entropy(y_pred, y_true, grad):
     else:
         target = _class_targets("cross_entropy", z, y_true, check_range=False)
     if target.ndim == 1:  # integer labels: one kernel (fnn.ops.losses; numpy or compiled)
-        out = softmax_cross_entropy(z, target, grad)
+        out = _ce_labels(z, target, grad)
         if out is None:  # a label out of range: the check words the error
             _class_targets("cross_entropy", z, target)
         return out
-    shifted = z - z.max(axis=-1, keepdims=True)
-    logp = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-    value, d_logp = _nll_of_logp("cross_entropy", logp, target)
-    if not grad:
-        return value, None
-    # d/dz of -sum(t * log_softmax(z)) = softmax(z) * sum(t) - t
-    return value, np.exp(logp) * (-d_logp.sum(axis=-1, keepdims=True)) + d_logp
+    return _ce_rows(z, target, grad)
 
 
 def _nll(y_pred, y_true, grad):
     logp = _pred("nll", y_pred)
-    return _nll_of_logp("nll", logp, _class_targets("nll", logp, y_true))
+    target = _class_targets("nll", logp, y_true)
+    return (_nll_labels if target.ndim == 1 else _nll_rows)(logp, target, grad)
 
 
-mse = _loss("mse", _mse)
-bce = _loss("bce", _bce)
-bce_with_logits = _loss("bce_with_logits", _bce_with_logits)
+mse = _dense("mse")
+bce = _dense("bce", probabilities=True)
+bce_with_logits = _dense("bce_with_logits", probabilities=True)
 cross_entropy = _loss("cross_entropy", _cross_entropy)
 nll = _loss("nll", _nll)
 
-__all__ = ["Loss", "bce", "bce_with_logits", "cross_entropy", "mse", "nll"]
+__all__ = ["Loss", "LossError", "bce", "bce_with_logits", "cross_entropy", "mse", "nll"]

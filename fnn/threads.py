@@ -24,8 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from fnn.core import GradFn
 from fnn.keys import fold_in
 from fnn.tree import tree_leaves, tree_map
+from fnn.validate import positive_int
 
 
 class _Collective:
@@ -87,10 +89,25 @@ def _in_shard(group: _Collective | None, i: int, fn: Callable, *args, **kwargs):
         _local.collective = None
 
 
-def _batch_mean(who: str, value_and_grad_fn: Callable, batch_mean: bool | None) -> None:
-    """Shards and chunks are combined weighted by their size: exact for a loss that is a mean
-    over the batch, wrong for any other. Refuse what is not known to be one."""
-    loss = getattr(value_and_grad_fn, "loss", None)
+def _declared(who: str, grad_fn: GradFn | Callable, batch_mean: bool | None,
+              stateful: bool | None) -> GradFn:
+    """``grad_fn`` as a :class:`GradFn` whose results may be combined weighted by size.
+
+    Shards and chunks are combined weighted by their size: exact for a loss that is a mean
+    over the batch, wrong for any other. A GradFn says so through its loss
+    (``Loss.reduction``); a plain function (a GradFn wrapped in one included) declares nothing
+    and is refused unless ``batch_mean=True`` (and ``stateful=True`` for a model with batch
+    statistics)."""
+    if isinstance(grad_fn, GradFn):
+        loss, declared = grad_fn.loss, grad_fn.stateful
+        if stateful is not None and bool(stateful) != declared:
+            raise ValueError(f"{who}: stateful={stateful!r} contradicts the GradFn's "
+                             f"stateful={declared!r}")
+    elif not callable(grad_fn):
+        raise TypeError(f"{who}: expects a GradFn (fnn.value_and_grad(model, loss)) or a "
+                        f"function, got {type(grad_fn).__name__}")
+    else:
+        loss, declared = None, bool(stateful)
     if loss is not None:
         reduction = getattr(loss, "reduction", "mean")
         if reduction != "mean":
@@ -98,21 +115,34 @@ def _batch_mean(who: str, value_and_grad_fn: Callable, batch_mean: bool | None) 
                              "over the batch; shards are combined weighted by size, which is "
                              "exact only for a batch mean")
     elif not batch_mean:
-        raise TypeError(f"{who}: expects a function made by fnn.value_and_grad(model, loss) "
-                        "(its loss says whether it is a batch mean); for your own function, "
-                        "declare that its loss is a mean over the batch with batch_mean=True")
+        raise TypeError(f"{who}: expects a fnn.GradFn, as fnn.value_and_grad(model, loss) "
+                        "makes (its loss says whether it is a batch mean); for your own "
+                        "function (or one wrapping a GradFn), declare that its loss is a mean "
+                        "over the batch with batch_mean=True (and stateful=True when it takes "
+                        "and returns a model state)")
+    fn = grad_fn.fn if isinstance(grad_fn, GradFn) else grad_fn
+    return GradFn(fn, loss, declared)
 
 
-def sharded(value_and_grad_fn: Callable, threads: int, *, batch_mean: bool | None = None) \
-        -> Callable:
-    """Run ``value_and_grad_fn(params, x, y, *, key=None) -> (value, grads)`` on ``threads``
-    shards of each batch (split along axis 0, sizes differing by at most one) at once, and
-    combine them; a function with the same signature.
+def _undeclared_state(who: str, result: tuple) -> None:
+    """A function declared stateless returned something else than ``(value, grads)`` (a
+    state): refuse it rather than drop it."""
+    raise ValueError(f"{who}: the function returned {len(result)} values, not (value, grads): "
+                     "for a model with state pass stateful=True (a GradFn from "
+                     "fnn.value_and_grad declares it)")
+
+
+def sharded(grad_fn: GradFn | Callable, threads: int, *, batch_mean: bool | None = None,
+            stateful: bool | None = None) -> GradFn:
+    """Run ``grad_fn(params, x, y, *, key=None) -> (value, grads)`` on ``threads`` shards of
+    each batch (split along axis 0, sizes differing by at most one) at once, and combine them;
+    a :class:`fnn.GradFn` with the same signature.
 
     Valid only when the loss is a **mean over the batch**: the shards' values and gradients are
-    combined weighted by shard size. ``value_and_grad_fn`` from :func:`fnn.value_and_grad` says
-    so through its loss (``Loss.reduction``); a function of your own needs
-    ``batch_mean=True``; anything else is refused.
+    combined weighted by shard size. A :class:`fnn.GradFn` (from :func:`fnn.value_and_grad`)
+    says so through its loss (``Loss.reduction``) and says whether the model has state; a
+    function of your own needs ``batch_mean=True`` (and ``stateful=True`` if it takes
+    ``state=`` and returns ``(value, grads, new_state)``); anything else is refused.
 
     >>> import numpy as np, fnn
     >>> model = fnn.serial(fnn.linear(4), fnn.tanh(), fnn.linear(2))
@@ -123,20 +153,18 @@ def sharded(value_and_grad_fn: Callable, threads: int, *, batch_mean: bool | Non
     >>> bool(np.isclose(one(params, x, y)[0], two(params, x, y)[0]))
     True
     """
-    if not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"sharded: threads must be a positive int, got {threads!r}")
-    _batch_mean("sharded", value_and_grad_fn, batch_mean)
+    threads = positive_int("sharded", "threads", threads)
+    declared = _declared("sharded", grad_fn, batch_mean, stateful)
     if threads == 1:
-        return value_and_grad_fn
+        return declared
+    fn, stateful = declared.fn, declared.stateful
     pool: dict[str, Any] = {}  # created on first use: a pool and the BLAS thread controller
-
-    stateful = bool(getattr(value_and_grad_fn, "stateful", False))
 
     def run(params, x, y, *, key=None, **state):
         n = len(tree_leaves(x)[0])
         bounds = sorted({n * i // threads for i in range(threads + 1)})
         if len(bounds) < 3:  # a batch too small to split
-            return value_and_grad_fn(params, x, y, key=key, **state)
+            return fn(params, x, y, key=key, **state)
         if not pool:
             from concurrent.futures import ThreadPoolExecutor  # on first use: light import
 
@@ -150,7 +178,7 @@ def sharded(value_and_grad_fn: Callable, threads: int, *, batch_mean: bool | Non
 
         def shard(i):
             lo, hi = shards[i]
-            return _in_shard(group, i, value_and_grad_fn, params,
+            return _in_shard(group, i, fn, params,
                              tree_map(lambda a: a[lo:hi], x), tree_map(lambda a: a[lo:hi], y),
                              key=None if key is None else fold_in(key, i), **state)
 
@@ -162,22 +190,23 @@ def sharded(value_and_grad_fn: Callable, threads: int, *, batch_mean: bool | Non
                 first = err
             results = [first] + [_result(f) for f in futures]
         _raise_first_failure(results)
+        if not stateful and len(results[0]) != 2:
+            _undeclared_state("sharded", results[0])
         value = sum(w * r[0] for w, r in zip(weights, results))
         grads = tree_map(lambda *gs: _weighted_sum(weights, gs), *(r[1] for r in results))
         # with state, every shard computed the same new state (the batch's statistics)
         return (value, grads, results[0][2]) if stateful else (value, grads)
 
-    run.loss = getattr(value_and_grad_fn, "loss", None)
-    run.stateful = stateful
-    return run
+    return GradFn(run, declared.loss, stateful)
 
 
-def chunked(value_and_grad_fn: Callable, size: int, *, batch_mean: bool | None = None) \
-        -> Callable:
-    """Run ``value_and_grad_fn(params, x, y, *, key=None) -> (value, grads)`` on consecutive
-    chunks of each batch, at most ``size`` samples each (sizes differing by at most one), one
-    after the other, and combine them as :func:`sharded` does; a function with the same
-    signature. A batch of ``size`` samples or fewer runs whole.
+def chunked(grad_fn: GradFn | Callable, size: int, *, batch_mean: bool | None = None,
+            stateful: bool | None = None) -> GradFn:
+    """Run ``grad_fn(params, x, y, *, key=None) -> (value, grads)`` on consecutive chunks of
+    each batch, at most ``size`` samples each (sizes differing by at most one), one after the
+    other, and combine them as :func:`sharded` does; a :class:`fnn.GradFn` with the same
+    signature. A batch of ``size`` samples or fewer runs whole. Not for models with state
+    (chunks cannot share batch statistics).
 
     Same numbers up to float rounding; what changes is memory: a conv net's activations and
     patch matrices for a chunk stay in the CPU's caches between the forward and the backward
@@ -192,33 +221,35 @@ def chunked(value_and_grad_fn: Callable, size: int, *, batch_mean: bool | None =
     >>> bool(np.isclose(one(params, x, y)[0], fnn.threads.chunked(one, 4)(params, x, y)[0]))
     True
     """
-    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-        raise ValueError(f"chunked: size must be a positive int, got {size!r}")
-    _batch_mean("chunked", value_and_grad_fn, batch_mean)
-    if getattr(value_and_grad_fn, "stateful", False):
+    size = positive_int("chunked", "size", size)
+    declared = _declared("chunked", grad_fn, batch_mean, stateful)
+    if declared.stateful:
         raise ValueError("chunked: the model keeps batch statistics (batch_norm), which chunks "
                          "run one after the other cannot share; use threads= (shards share "
                          "them) or a larger chunk, or no chunk")
+    fn = declared.fn
 
     def run(params, x, y, *, key=None):
         n = len(tree_leaves(x)[0])
         if n <= size:
-            return value_and_grad_fn(params, x, y, key=key)
+            return fn(params, x, y, key=key)
         count = -(-n // size)
         bounds = [n * i // count for i in range(count + 1)]
         value, grads = 0.0, None
         for i, part in enumerate(slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])):
-            v, g = value_and_grad_fn(params, tree_map(lambda a, p=part: a[p], x),
-                                     tree_map(lambda a, p=part: a[p], y),
-                                     key=None if key is None else fold_in(key, i))
+            result = fn(params, tree_map(lambda a, p=part: a[p], x),
+                        tree_map(lambda a, p=part: a[p], y),
+                        key=None if key is None else fold_in(key, i))
+            if len(result) != 2:
+                _undeclared_state("chunked", result)
+            v, g = result
             w = (part.stop - part.start) / n
             value += w * v
             grads = (tree_map(lambda b, w=w: w * b, g) if grads is None
                      else tree_map(lambda a, b, w=w: _add_weighted(a, w, b), grads, g))
         return value, grads
 
-    run.loss = getattr(value_and_grad_fn, "loss", None)
-    return run
+    return GradFn(run, declared.loss, False)
 
 
 def _add_weighted(total, w: float, a):

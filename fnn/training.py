@@ -36,7 +36,8 @@ from fnn.checkpoint import (
     load_checkpoint,
     tree_signature,
 )
-from fnn.core import Layer, init, value_and_grad
+from fnn.core import Layer, init
+from fnn.gradients import value_and_grad
 from fnn.io import FnnFileError, read_npz
 from fnn.keys import Key, fold_in
 from fnn.optim import Optimizer, apply_gradients

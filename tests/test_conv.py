@@ -395,11 +395,11 @@ def test_pool_padding_larger_than_kernel_is_refused():
 def test_windows_match_sliding_window_view(sizes, kernel, stride, dilation, padding):
     from numpy.lib.stride_tricks import sliding_window_view
 
-    from fnn.ops.windows import pad, windows
+    from fnn.ops.windows import pad, window_view
     g = geometry("t", sizes, kernel, stride, dilation, padding)
     xp = pad(RNG.standard_normal((2, *sizes, 3)), g.pads)
     nd = len(sizes)
     view = sliding_window_view(xp, g.effective_kernel, axis=tuple(range(1, nd + 1)))
     view = view[(slice(None), *(slice(None, s * (o - 1) + 1, s) for s, o in zip(stride, g.out_sizes)),
                  slice(None), *(slice(None, None, d) for d in dilation))]
-    np.testing.assert_array_equal(windows(xp, g), np.moveaxis(view, nd + 1, -1))
+    np.testing.assert_array_equal(window_view(xp, g), np.moveaxis(view, nd + 1, -1))

@@ -101,7 +101,7 @@ def test_non_float_inputs(x):
 def test_bad_constructor_arguments():
     with pytest.raises(ValueError, match="out_dim must be a positive int"):
         fnn.linear(0)
-    with pytest.raises(ValueError, match=r"rate is the drop probability, in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"dropout: rate must be a number in \[0, 1\), got 1.5"):
         fnn.dropout(1.5)
     with pytest.raises(TypeError, match="expects one or more fnn.Layer"):
         fnn.serial(fnn.linear(3), "tanh")

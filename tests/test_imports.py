@@ -57,4 +57,4 @@ def test_no_import_cycles_inside_fnn():
 
 def test_the_graph_sees_top_level_imports():
     graph = import_graph()
-    assert "fnn.keys" in graph["fnn.threads"] and "fnn.threads" in graph["fnn.core"]
+    assert "fnn.keys" in graph["fnn.threads"] and "fnn.threads" in graph["fnn.gradients"]

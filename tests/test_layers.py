@@ -239,3 +239,83 @@ def test_linear_input_gradient_of_a_large_kernel(shape):
     dx = pullback(dy)[1]
     assert dx.shape == x.shape and dx.flags.c_contiguous
     np.testing.assert_allclose(dx, dy @ params["w"].T, rtol=1e-12)
+
+
+# --- declared kinds and configs -------------------------------------------------------------------
+
+BUILT_IN = {  # every built-in layer: its kind and the config that rebuilds its maths
+    "relu": (fnn.relu(), {}),
+    "leaky_relu": (fnn.leaky_relu(0.2), {"slope": 0.2}),
+    "elu": (fnn.elu(0.5), {"alpha": 0.5}),
+    "softmax": (fnn.softmax(), {"axis": -1}),
+    "log_softmax": (fnn.log_softmax(), {"axis": -1}),
+    "linear": (fnn.linear(4, bias=False), {"out_dim": 4, "bias": False}),
+    "conv": (fnn.conv_transpose2d(3, 2, stride=2, padding=1, bias=True),
+             {"nd": 2, "out_channels": 3, "kernel": (2, 2), "stride": (2, 2),
+              "padding": ((1, 1), (1, 1)), "dilation": (1, 1), "transpose": True,
+              "output_padding": (0, 0), "bias": True}),
+    "max_pool": (fnn.max_pool1d(3, 2, 1), {"nd": 1, "kernel": (3,), "stride": (2,),
+                                           "padding": ((1, 1),)}),
+    "avg_pool": (fnn.avg_pool2d(2), {"nd": 2, "kernel": (2, 2), "stride": (2, 2),
+                                     "padding": ((0, 0), (0, 0))}),
+    "upsample": (fnn.upsample2d((2, 3)), {"nd": 2, "factor": (2, 3), "mode": "nearest"}),
+    "global_avg_pool": (fnn.global_avg_pool(), {}),
+    "batch_norm": (fnn.batch_norm(momentum=0.2), {"momentum": 0.2, "eps": 1e-5, "affine": True}),
+    "layer_norm": (fnn.layer_norm((-2, -1), affine=False),
+                   {"axes": (-2, -1), "eps": 1e-5, "affine": False}),
+    "group_norm": (fnn.group_norm(2), {"groups": 2, "eps": 1e-5, "affine": True}),
+    "dropout": (fnn.dropout(0.25), {"rate": 0.25}),
+    "flatten": (fnn.flatten(), {}),
+    "reshape": (fnn.reshape((2, -1)), {"shape": (2, -1)}),
+    "concatenate": (fnn.concatenate(axis=1), {"axis": 1}),
+    "add": (fnn.add(), {}),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BUILT_IN))
+def test_built_in_layers_declare_their_kind_and_config(kind):
+    layer, config = BUILT_IN[kind]
+    assert layer.kind == kind and dict(layer.config) == config
+    with pytest.raises(TypeError):
+        layer.config["new"] = 1  # read-only: a layer is immutable
+
+
+def test_every_activation_of_the_ops_table_is_a_layer_of_its_kind():
+    from fnn.ops.activations import ACTIVATIONS as TABLE
+
+    for name in TABLE:
+        layer = getattr(fnn, name)()
+        assert layer.kind == name and layer.name == name, name
+        assert dict(layer.config).keys() <= {"axis", *TABLE[name].params}
+
+
+def test_user_layers_and_combinators_declare_nothing_unless_told():
+    mine = fnn.layers.elementwise("cube", lambda x: x**3, lambda x, y: 3 * x**2)
+    assert mine.kind is None and dict(mine.config) == {}
+    assert fnn.serial(fnn.relu()).kind is None and fnn.serial(fnn.relu()).flow == "serial"
+    tagged = fnn.layers.parameter_free("double", lambda x: 2 * x, lambda x, y, dy: 2 * dy,
+                                       kind="scale", config={"factor": 2.0})
+    assert tagged.kind == "scale" and dict(tagged.config) == {"factor": 2.0}
+
+    def init(key, shape):
+        return shape, {"s": np.ones(shape[-1:])}
+
+    scale = fnn.layer("scale", init, lambda p, x: (x * p["s"], x),
+                      lambda p, x, dy, g: ({"s": (dy * x).sum(0)}, dy * p["s"] if g else None),
+                      kind="scale", config={"per": "feature"})
+    assert (scale.kind, dict(scale.config)) == ("scale", {"per": "feature"})
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: fnn.leaky_relu("0.1"), "leaky_relu: slope must be a finite number"),
+    (lambda: fnn.elu(float("nan")), "elu: alpha must be a finite number"),
+    (lambda: fnn.linear(3, bias=1), r"linear\(3\): bias must be True or False"),
+    (lambda: fnn.batch_norm(eps=-1.0), "eps must be a finite number >= 0"),
+    (lambda: fnn.layer_norm(affine="yes"), "affine must be True or False"),
+    (lambda: fnn.concatenate(axis=1.5), "concatenate: axis must be an int"),
+    (lambda: fnn.reshape((2, 2.5)), "at most one -1 and otherwise positive sizes"),
+    (lambda: fnn.layers.pool("min", 2, 2), r"pool: kind must be one of \('max', 'avg'\)"),
+])
+def test_bad_layer_arguments_are_worded_by_fnn_validate(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()

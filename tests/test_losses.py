@@ -76,13 +76,36 @@ def test_float32_gradients_stay_float32():
 
 def test_label_errors():
     z = np.zeros((3, 4), np.float32)
-    with pytest.raises(fnn.LayerError, match=r"cross_entropy: labels must lie in \[0, 4\).*\[4\]"):
+    with pytest.raises(fnn.LossError, match=r"cross_entropy: labels must lie in \[0, 4\).*\[4\]"):
         fnn.cross_entropy.value(z, np.array([0, 1, 4]))
-    with pytest.raises(fnn.LayerError, match=r"\[-1\]"):
+    with pytest.raises(fnn.LossError, match=r"\[-1\]"):
         fnn.nll.value(z, np.array([0, -1, 2]))
-    with pytest.raises(fnn.LayerError, match=r"integer labels \(3,\) or one-hot \(3, 4\)"):
+    with pytest.raises(fnn.LossError, match=r"integer labels \(3,\) or one-hot \(3, 4\)"):
         fnn.cross_entropy.value(z, np.zeros((3, 5)))
-    with pytest.raises(fnn.LayerError, match=r"mse: targets must have the predictions' shape"):
+    with pytest.raises(fnn.LossError, match=r"mse: targets must have the predictions' shape"):
         fnn.mse.value(z, np.zeros((3, 3)))
-    with pytest.raises(fnn.LayerError, match="floating point"):
+    with pytest.raises(fnn.LossError, match="floating point"):
         fnn.mse.value(np.zeros((3, 4), int), np.zeros((3, 4)))
+
+
+def test_loss_errors_are_their_own_type():
+    assert issubclass(fnn.LossError, ValueError) and not issubclass(fnn.LossError, fnn.LayerError)
+    with pytest.raises(fnn.LossError, match="bce: targets must lie in"):
+        fnn.bce.value(np.full((2, 1), 0.5), np.full((2, 1), 2.0))
+
+
+def test_the_ops_table_computes_every_loss():
+    from fnn.ops.losses import LOSSES
+
+    assert sorted(LOSSES) == ["bce", "bce_with_logits", "cross_entropy", "mse", "nll"]
+    z = np.random.default_rng(0).standard_normal((4, 3))
+    labels = np.array([0, 2, 1, 2])
+    onehot = np.eye(3)[labels]
+    for name in ("cross_entropy", "nll"):
+        loss, kernels = getattr(fnn, name), LOSSES[name]
+        pred = z if name == "cross_entropy" else z - np.log(np.exp(z).sum(-1, keepdims=True))
+        v_labels, g_labels = kernels.labels(pred, labels)
+        v_rows, g_rows = kernels.dense(pred, onehot)
+        assert v_labels == pytest.approx(v_rows) == pytest.approx(loss.value(pred, labels))
+        np.testing.assert_allclose(g_labels, g_rows, atol=1e-15)
+        assert kernels.dense(pred, onehot, False)[1] is None

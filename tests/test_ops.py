@@ -11,8 +11,8 @@ import optree
 import pytest
 
 import fnn
-from fnn.ops import _backend, pool, windows
-from fnn.ops import elementwise as ew
+from fnn.ops import _backend, geometry, pool, windows
+from fnn.ops import activations as act
 from fnn.ops import losses as _losses  # noqa: F401  (fnn.ops.losses)
 
 needs_numba = pytest.mark.skipif(not fnn.ops.available(), reason="numba is not installed")
@@ -122,7 +122,7 @@ def _pool_input(sizes, dtype, ties):
 @pytest.mark.parametrize("ties", [False, True])
 @pytest.mark.parametrize("sizes,kernel,stride,pads", POOL_GEOMETRIES)
 def test_max_pool_kernels_agree(sizes, kernel, stride, pads, relu, ties, dtype):
-    g = windows.geometry(sizes, kernel, stride, (1,) * len(kernel), pads)
+    g = geometry.window_geometry(sizes, kernel, stride, (1,) * len(kernel), pads)
     x = _pool_input(sizes, dtype, ties)
     (y0, arg0), (y1, arg1) = both(pool.max_pool, x, g, relu)
     np.testing.assert_array_equal(y1, y0)
@@ -146,7 +146,7 @@ def test_max_pool_kernels_agree(sizes, kernel, stride, pads, relu, ties, dtype):
     ((13,), (3,), (2,), (2,), ((2, 1),)),
 ])
 def test_fold_agrees(sizes, kernel, stride, dilation, padding, dtype):
-    g = windows.geometry(sizes, kernel, stride, dilation, padding)
+    g = geometry.window_geometry(sizes, kernel, stride, dilation, padding)
     dwin = RNG.standard_normal((2, *g.out_sizes, *kernel, 3)).astype(dtype)
     assert_close(*both(windows.fold, dwin, g), dtype)
     broadcast = np.broadcast_to(dwin[..., :1], dwin.shape)  # what avg-pool's pullback folds
@@ -155,16 +155,16 @@ def test_fold_agrees(sizes, kernel, stride, dilation, padding, dtype):
 
 @needs_numba
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("kernel", [ew.relu_vjp, ew.tanh_vjp, ew.sigmoid_vjp])
+@pytest.mark.parametrize("kernel", [act.relu_vjp, act.tanh_vjp, act.sigmoid_vjp])
 def test_elementwise_vjps_agree(kernel, dtype):
     a = RNG.standard_normal((4, 7, 3)).astype(dtype)
     a[0, 0] = 0.0
     dy = RNG.standard_normal(a.shape).astype(dtype)
-    if kernel is not ew.relu_vjp:
+    if kernel is not act.relu_vjp:
         a = np.tanh(a)  # an output of tanh / in sigmoid's range
-    ref, out = both(kernel, a, dy)
+    ref, out = both(kernel, a, a, dy)  # (x, y, dy): the relu reads x, the others y
     assert_close(ref, out, dtype)
-    assert_close(*both(kernel, a[:, ::2], dy[:, ::2]), dtype)  # strided: the numpy code
+    assert_close(*both(kernel, a[:, ::2], a[:, ::2], dy[:, ::2]), dtype)  # strided: numpy
 
 
 @needs_numba
@@ -184,7 +184,7 @@ def test_softmax_cross_entropy_agrees(dtype):
         labels[5] = bad
         assert both(fnn.ops.losses.softmax_cross_entropy, z, labels) == (None, None)
         for name in fnn.ops.BACKENDS:
-            with fnn.ops.using(name), pytest.raises(fnn.LayerError, match=rf"\[{bad}\]"):
+            with fnn.ops.using(name), pytest.raises(fnn.LossError, match=rf"\[{bad}\]"):
                 fnn.cross_entropy.vjp(z, labels)
 
 
@@ -245,10 +245,10 @@ def test_fused_relu_max_pool_is_the_pair(backend, pool):
     nd = 2 if pool.name.endswith("2d") else 1
     shape = (3, *(7,) * nd, 4)
     fused_model = fnn.serial(fnn.relu(), pool)
-    from fnn.core import _fusions
+    from fnn.layers.fusion import plan
 
-    assert _fusions([fnn.relu(), pool]) == {0}
-    assert _fusions([fnn.relu(), fnn.identity(), pool]) == frozenset()
+    assert [i for i, pair in plan([fnn.relu(), pool]) if pair is not None] == [0]
+    assert all(pair is None for _, pair in plan([fnn.relu(), fnn.identity(), pool]))
     x = np.round(RNG.standard_normal(shape) * 2) / 2  # ties and zeros
     params = {"00_relu": {}, "01_" + pool.name: {}}
     relu, plain = fnn.relu(), fnn.serial(fnn.relu(), fnn.identity(), pool)
@@ -281,3 +281,30 @@ def test_fused_pair_names_the_layer_in_errors(backend):
             run(params, np.ones((2, 4)))
         with pytest.raises(fnn.LayerError, match=r"\[00_relu\] relu: has no parameters"):
             run(dict(params, **{"00_relu": {"w": np.ones(1)}}), np.ones((1, 4, 1)))
+
+
+def test_fusions_are_looked_up_by_declared_kinds():
+    from fnn.layers import fusion
+
+    assert set(fusion.FUSIONS) == {("relu", "max_pool")}
+    mine = fnn.layers.parameter_free("my_relu", act.relu, act.relu_vjp)  # no kind: not fused
+    assert [pair for _, pair in fusion.plan([mine, fnn.max_pool2d(2)])] == [None, None]
+    tagged = fnn.layers.parameter_free("my_relu", act.relu, act.relu_vjp, kind="relu")
+    steps = fusion.plan([tagged, fnn.max_pool2d(2), fnn.relu(), fnn.relu(), fnn.max_pool1d(2)])
+    assert [(i, pair is not None) for i, pair in steps] == [(0, True), (2, False), (3, True)]
+    assert not any(hasattr(f, a) for layer in (fnn.relu(), fnn.max_pool2d(2))
+                   for f in (layer.apply, layer.vjp) for a in ("fuses_into", "after_relu"))
+
+
+def test_fused_pair_blames_the_layer_that_fails_alone():
+    model = fnn.serial(fnn.linear(4), fnn.reshape((2, 2, 1)), fnn.relu(), fnn.max_pool2d(2))
+    _, params = model.init(fnn.key(0), (-1, 3))
+    x = np.ones((2, 3), np.float32)
+    assert model.apply(params, x).shape == (2, 1, 1, 1)
+    bad = dict(params, **{"03_max_pool2d": {"w": np.ones(1)}})
+    for run in (model.apply, lambda p, xx: model.vjp(p, xx)):
+        with pytest.raises(fnn.LayerError, match=r"\[03_max_pool2d\] max_pool2d\(2\): has no"):
+            run(bad, x)
+    pair = fnn.serial(fnn.relu(), fnn.max_pool1d(2))
+    with pytest.raises(fnn.LayerError, match=r"\[00_relu\] relu: expected a floating-point"):
+        pair.apply({"00_relu": {}, "01_max_pool1d": {}}, np.ones((1, 4, 1), int))

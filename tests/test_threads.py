@@ -113,3 +113,46 @@ def test_shards_and_chunks_are_refused_for_losses_that_are_not_batch_means():
     assert mine(params, np.arange(6.0).reshape(6, 1), np.zeros(6))[0] == pytest.approx(2.5)
     with pytest.raises(ValueError, match="sum over the batch"):
         fnn.value_and_grad(model, summed, threads=2)
+
+
+def test_value_and_grad_gives_a_grad_fn_and_shards_and_chunks_keep_it_declared():
+    model = fnn.serial(fnn.linear(2))
+    f = fnn.value_and_grad(model, fnn.mse)
+    assert isinstance(f, fnn.GradFn) and f.loss is fnn.mse and f.stateful is False
+    for wrapped in (fnn.threads.sharded(f, 2), fnn.threads.chunked(f, 3),
+                    fnn.value_and_grad(model, fnn.mse, threads=2, chunk=3)):
+        assert isinstance(wrapped, fnn.GradFn) and wrapped.loss is fnn.mse
+        assert not hasattr(wrapped.fn, "loss")  # declared in the GradFn, not on a function
+    bn = fnn.value_and_grad(fnn.serial(fnn.linear(2), fnn.batch_norm()), fnn.mse, threads=2)
+    assert bn.stateful and bn.loss is fnn.mse
+    mine = fnn.threads.sharded(lambda p, x, y, *, key=None: (0.0, p), 2, batch_mean=True)
+    assert isinstance(mine, fnn.GradFn) and mine.loss is None and not mine.stateful
+
+
+def test_a_grad_fn_wrapped_in_a_plain_function_declares_nothing():
+    model = fnn.serial(fnn.linear(2), fnn.batch_norm())
+    _, params, state = fnn.init(model, fnn.key(0), (-1, 3))
+    f = fnn.value_and_grad(model, fnn.mse)
+
+    def wrapper(*args, **kwargs):
+        return f(*args, **kwargs)
+
+    for wrap in (fnn.threads.sharded, fnn.threads.chunked):
+        with pytest.raises(TypeError, match="expects a fnn.GradFn"):
+            wrap(wrapper, 2)
+    x, y = RNG.standard_normal((6, 3)), RNG.standard_normal((6, 2))
+    with pytest.raises(ValueError, match="returned 3 values.*stateful=True"):
+        fnn.threads.sharded(wrapper, 2, batch_mean=True)(params, x, y, state=state)
+    with pytest.raises(TypeError, match="state"):  # chunks take no state
+        fnn.threads.chunked(wrapper, 2, batch_mean=True)(params, x, y, state=state)
+    with pytest.raises(ValueError, match="returned 3 values"):
+        fnn.threads.chunked(lambda p, x, y, *, key=None: (0.0, p, {}), 2, batch_mean=True)(
+            {}, np.zeros((5, 1)), np.zeros(5))
+    declared = fnn.threads.sharded(wrapper, 2, batch_mean=True, stateful=True)
+    value, _, new_state = declared(params, x, y, state=state)
+    expected = f(params, x, y, state=state)
+    assert value == pytest.approx(expected[0])
+    np.testing.assert_allclose(new_state["01_batch_norm"]["mean"],
+                               expected[2]["01_batch_norm"]["mean"], rtol=1e-6)
+    with pytest.raises(ValueError, match="contradicts the GradFn's stateful=True"):
+        fnn.threads.sharded(f, 2, stateful=False)

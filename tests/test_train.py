@@ -234,15 +234,15 @@ def test_bad_configurations_fail_before_the_first_step():
 
 def test_losses_refuse_targets_they_cannot_mean():
     p = np.full((2, 3), 0.5, np.float32)
-    with pytest.raises(fnn.LayerError, match=r"bce: targets must lie in \[0, 1\], got values in "
+    with pytest.raises(fnn.LossError, match=r"bce: targets must lie in \[0, 1\], got values in "
                                              r"\[0, 255\]"):
         fnn.bce.vjp(p, np.array([[0, 255, 1], [0, 0, 1]], np.float32))
-    with pytest.raises(fnn.LayerError, match=r"bce_with_logits: targets must lie in \[0, 1\]"):
+    with pytest.raises(fnn.LossError, match=r"bce_with_logits: targets must lie in \[0, 1\]"):
         fnn.bce_with_logits.value(p, -np.ones((2, 3), np.float32))
-    with pytest.raises(fnn.LayerError, match=r"cross_entropy: target rows must be one-hot .*1 of 2 "
+    with pytest.raises(fnn.LossError, match=r"cross_entropy: target rows must be one-hot .*1 of 2 "
                                              r"are not, e.g. row 1: \[1.0, 1.0, 0.0\]"):
         fnn.cross_entropy.vjp(p, np.array([[0, 1, 0], [1, 1, 0]], np.float32))
-    with pytest.raises(fnn.LayerError, match="row 0"):
+    with pytest.raises(fnn.LossError, match="row 0"):
         fnn.nll.value(p, np.array([[0, 0, 0], [1, 0, 0]], np.float32))
     soft = np.array([[0.2, 0.8, 0.0], [1 / 3, 1 / 3, 1 / 3]], np.float32)
     assert np.isfinite(fnn.cross_entropy.value(p, soft))  # probability rows are fine

@@ -7,7 +7,7 @@ import pytest
 
 import fnn
 from fnn.ops import conv, winograd
-from fnn.ops.windows import geometry
+from fnn.ops.geometry import window_geometry as geometry
 
 pytestmark = pytest.mark.skipif(not fnn.ops.available(), reason="numba is not installed")
 RNG = np.random.default_rng(0)
@@ -151,13 +151,13 @@ def test_compiled_transforms_are_the_matrices():
     n, th, tw, c = 2, 3, 2, 5
     xp = RNG.standard_normal((n, 2 * th + 2, 2 * tw + 2, c))
     v = np.empty((n * th * tw, 16, c))
-    compiled._winograd_input(xp, th, tw, v)
+    compiled.winograd_input(xp, th, tw, v)
     m = RNG.standard_normal((n * th * tw, 16, c))
     y = np.empty((n, 2 * th, 2 * tw, c))
-    compiled._winograd_output(m, np.zeros(c), th, tw, y)
+    compiled.winograd_output(m, np.zeros(c), th, tw, y)
     dy = RNG.standard_normal(y.shape)
     dm = np.empty(m.shape)
-    compiled._winograd_output_grad(dy, th, tw, dm)
+    compiled.winograd_output_grad(dy, th, tw, dm)
     for b, i, j in np.ndindex(n, th, tw):
         t = (b * th + i) * tw + j
         d = xp[b, 2 * i:2 * i + 4, 2 * j:2 * j + 4]  # (4, 4, c)
@@ -168,7 +168,7 @@ def test_compiled_transforms_are_the_matrices():
         np.testing.assert_allclose(dm[t].reshape(4, 4, c), grad)
     dx = np.empty((n, 2 * th, 2 * tw, c))
     buf = np.empty((n, 2 * th + 2, 2 * tw + 2, c))
-    compiled._winograd_input_grad(v, th, tw, 1, 1, buf, dx)
+    compiled.winograd_input_grad(v, th, tw, 1, 1, buf, dx)
     full = np.zeros(buf.shape)
     for b, i, j in np.ndindex(n, th, tw):
         vt = v[(b * th + i) * tw + j].reshape(4, 4, c)

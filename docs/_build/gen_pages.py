@@ -45,9 +45,11 @@ SUBMODULES = {
     "checks": "Input validation and errors for layers, yours included.",
 }
 TOP_GROUPS = [  # fnn.<module> the name is defined in -> section title on the fnn page
-    ("fnn.core", "Layers, combinators, gradients"),
+    ("fnn.core", "Layers and gradient functions"),
+    ("fnn.combinators", "Combinators"),
+    ("fnn.gradients", "Gradients"),
     ("fnn.keys", "Random keys"),
-    ("fnn.summary", "Model summary"),
+    ("fnn.summaries", "Model summary"),
     ("fnn.training", "Training"),
     ("fnn.checkpoint", "Checkpoints"),
     ("fnn.experiments", "Sweeps"),
@@ -115,7 +117,7 @@ def reference_pages() -> None:
                 continue
             path = f"fnn.{name}.{member}"
             if hasattr(module, "__path__") and importlib.util.find_spec(path) is not None:
-                # a function named like its submodule (fnn.layers.dropout): griffe would show
+                # a function named like its submodule (none left since issue 21): griffe would show
                 # the module, so document the function where it is defined
                 path = f"{obj.__module__}.{member}"
             lines.append(_entry(path))

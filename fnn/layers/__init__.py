@@ -1,4 +1,7 @@
-"""All layers, re-exported by :mod:`fnn`."""
+"""All layers, re-exported by :mod:`fnn`: activations, dense (``linear``), convolution,
+pooling (and up-sampling), norm, stochastic (``dropout``), merge, shape; the builders of
+your own (``layer``, ``parameter_free``); :mod:`fnn.layers.fusion`, the pairs
+:func:`fnn.serial` fuses."""
 
 from fnn.layers.activations import (
     elementwise,
@@ -18,12 +21,11 @@ from fnn.layers.activations import (
     tanh,
 )
 from fnn.layers.base import layer, parameter_free
-from fnn.layers.conv import conv, conv1d, conv2d, conv_transpose1d, conv_transpose2d
+from fnn.layers.convolution import conv, conv1d, conv2d, conv_transpose1d, conv_transpose2d
 from fnn.layers.dense import linear
-from fnn.layers.dropout import dropout
 from fnn.layers.merge import add, concatenate
 from fnn.layers.norm import batch_norm, group_norm, layer_norm
-from fnn.layers.pool import (
+from fnn.layers.pooling import (
     avg_pool1d,
     avg_pool2d,
     global_avg_pool,
@@ -35,6 +37,7 @@ from fnn.layers.pool import (
     upsample2d,
 )
 from fnn.layers.shape import flatten, reshape
+from fnn.layers.stochastic import dropout
 
 __all__ = [
     "add",

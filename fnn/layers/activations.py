@@ -1,20 +1,33 @@
-"""Activation layers. Element-wise ones share one factory; softmax/log_softmax act on the last axis.
+"""Activation layers: parameter-free layers built from the kernels of
+:data:`fnn.ops.activations.ACTIVATIONS` (``kind`` is the activation's name, ``config`` its
+parameters). Element-wise ones map any input ``(N, ...)`` to the same shape; softmax and
+log_softmax act on the last axis. ``init`` returns the input shape and ``{}``.
 
-Every activation is a :class:`fnn.Layer` without params: ``fnn.tanh()``, ``fnn.leaky_relu(0.1)``.
-Shapes: any input ``(N, ...)`` maps to an output of the same shape; ``init`` returns the input
-shape and ``{}``.
+Every activation is a :class:`fnn.Layer`: ``fnn.tanh()``, ``fnn.leaky_relu(0.1)``.
 """
 
 from __future__ import annotations
 
-import math
+import functools
 from collections.abc import Callable
 
 import numpy as np
 
 from fnn.core import Layer
 from fnn.layers.base import parameter_free
-from fnn.ops import elementwise as ops
+from fnn.ops.activations import ACTIVATIONS
+from fnn.validate import real
+
+
+def _activation(kind: str, axis: int | None = None, **params: float) -> Layer:
+    """The layer of ``ACTIVATIONS[kind]``, its parameters bound (and shown in the label when
+    given); ``axis``: the axis it acts along (config only: the kernels use the last)."""
+    forward, vjp, _ = ACTIVATIONS[kind]
+    if params:
+        forward, vjp = functools.partial(forward, **params), functools.partial(vjp, **params)
+    label = f"{kind}({', '.join(map(str, params.values()))})" if params else kind
+    config = params if axis is None else {"axis": axis, **params}
+    return parameter_free(label, forward, vjp, name=kind, kind=kind, config=config)
 
 
 def elementwise(
@@ -42,7 +55,7 @@ def identity() -> Layer:
     >>> fnn.identity().apply({}, np.array([[1.5, -2.0]]))
     array([[ 1.5, -2. ]])
     """
-    return parameter_free("identity", lambda x: x, lambda x, y, dy: dy)
+    return _activation("identity")
 
 
 def tanh() -> Layer:
@@ -56,7 +69,7 @@ def tanh() -> Layer:
     >>> pullback(np.ones_like(x))[1].round(4)        # (dparams, dx): dx = 1 - tanh(x)**2
     array([[0.42  , 1.    , 0.0707]])
     """
-    return parameter_free("tanh", ops.tanh, lambda x, y, dy: ops.tanh_vjp(y, dy))
+    return _activation("tanh")
 
 
 def sigmoid() -> Layer:
@@ -67,12 +80,7 @@ def sigmoid() -> Layer:
     >>> fnn.sigmoid().apply({}, np.array([[-2.0, 0.0, 2.0]])).round(4)
     array([[0.1192, 0.5   , 0.8808]])
     """
-    return parameter_free("sigmoid", ops.sigmoid, lambda x, y, dy: ops.sigmoid_vjp(y, dy))
-
-
-def _stable_sigmoid(x):
-    z = np.exp(-np.abs(x))  # in (0, 1]: never overflows
-    return np.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z)).astype(x.dtype, copy=False)
+    return _activation("sigmoid")
 
 
 def stable_sigmoid() -> Layer:
@@ -83,11 +91,13 @@ def stable_sigmoid() -> Layer:
     >>> fnn.stable_sigmoid().apply({}, np.array([[-1000.0, 0.0, 1000.0]], dtype=np.float32))
     array([[0. , 0.5, 1. ]], dtype=float32)
     """
-    return elementwise("stable_sigmoid", _stable_sigmoid, lambda x, y: y * (1.0 - y))
+    return _activation("stable_sigmoid")
 
 
 def relu() -> Layer:
-    """Rectified linear unit, ``y = max(x, 0)``; the gradient at ``x = 0`` is taken as 0.
+    """Rectified linear unit, ``y = max(x, 0)``; the gradient at ``x = 0`` is taken as 0. In
+    :func:`fnn.serial`, a relu directly followed by a max-pool runs fused with it
+    (:mod:`fnn.layers.fusion`).
 
     >>> import numpy as np, fnn
     >>> x = np.array([[-1.0, 0.0, 2.0]])
@@ -96,9 +106,7 @@ def relu() -> Layer:
     >>> fnn.relu().vjp({}, x)[1](np.ones_like(x))[1]   # dx: 1 where x > 0
     array([[0., 0., 1.]])
     """
-    layer = parameter_free("relu", ops.relu, lambda x, y, dy: ops.relu_vjp(x, dy))
-    layer.apply.fuses_into = "max_pool"  # serial's peephole looks for this mark
-    return layer
+    return _activation("relu")
 
 
 def leaky_relu(slope: float = 0.01) -> Layer:
@@ -108,13 +116,7 @@ def leaky_relu(slope: float = 0.01) -> Layer:
     >>> fnn.leaky_relu(0.1).apply({}, np.array([[-2.0, 3.0]]))
     array([[-0.2,  3. ]])
     """
-    slope = float(slope)
-    return elementwise(
-        "leaky_relu",
-        lambda x: np.where(x > 0, x, slope * x),
-        lambda x, y: np.where(x > 0, 1.0, slope).astype(x.dtype, copy=False),
-        f"leaky_relu({slope})",
-    )
+    return _activation("leaky_relu", slope=real("leaky_relu", "slope", slope))
 
 
 def softplus() -> Layer:
@@ -124,7 +126,7 @@ def softplus() -> Layer:
     >>> fnn.softplus().apply({}, np.array([[-50.0, 0.0, 50.0]])).round(4)
     array([[ 0.    ,  0.6931, 50.    ]])
     """
-    return elementwise("softplus", lambda x: np.logaddexp(0.0, x), lambda x, y: _stable_sigmoid(x))
+    return _activation("softplus")
 
 
 def sine() -> Layer:
@@ -134,26 +136,7 @@ def sine() -> Layer:
     >>> fnn.sine().apply({}, np.array([[0.0, np.pi / 2]]))
     array([[0., 1.]])
     """
-    return elementwise("sine", np.sin, lambda x, y: np.cos(x))
-
-
-_SERIES = 0.1  # below this |x|, sinc and its derivative use Taylor series (no cancellation)
-
-
-def _sinc(x):
-    small = np.abs(x) < _SERIES
-    safe = np.where(small, 1.0, x)
-    x2 = x * x
-    series = 1.0 - x2 / 6.0 + x2 * x2 / 120.0 - x2 * x2 * x2 / 5040.0
-    return np.where(small, series, np.sin(safe) / safe)
-
-
-def _sinc_grad(x, y):
-    small = np.abs(x) < _SERIES
-    safe = np.where(small, 1.0, x)
-    x2 = x * x
-    series = x * (-1.0 / 3.0 + x2 / 30.0 - x2 * x2 / 840.0)
-    return np.where(small, series, (np.cos(safe) - y) / safe)
+    return _activation("sine")
 
 
 def sinc() -> Layer:
@@ -165,7 +148,7 @@ def sinc() -> Layer:
     >>> fnn.sinc().apply({}, np.array([[0.0, np.pi]])).round(6)
     array([[1., 0.]])
     """
-    return elementwise("sinc", _sinc, _sinc_grad)
+    return _activation("sinc")
 
 
 def gaussian() -> Layer:
@@ -175,7 +158,7 @@ def gaussian() -> Layer:
     >>> fnn.gaussian().apply({}, np.array([[0.0, 1.0]])).round(4)
     array([[1.    , 0.3679]])
     """
-    return elementwise("gaussian", lambda x: np.exp(-x * x), lambda x, y: -2.0 * x * y)
+    return _activation("gaussian")
 
 
 def elu(alpha: float = 1.0) -> Layer:
@@ -185,20 +168,7 @@ def elu(alpha: float = 1.0) -> Layer:
     >>> fnn.elu().apply({}, np.array([[-1.0, 2.0]])).round(4)
     array([[-0.6321,  2.    ]])
     """
-    alpha = float(alpha)
-    return elementwise(
-        "elu",
-        lambda x: np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0))),
-        lambda x, y: np.where(x > 0, 1.0, y + alpha).astype(x.dtype, copy=False),
-        f"elu({alpha})",
-    )
-
-
-_GELU_C = math.sqrt(2.0 / math.pi)
-
-
-def _gelu_inner(x):
-    return np.tanh(_GELU_C * (x + 0.044715 * x**3))
+    return _activation("elu", alpha=real("elu", "alpha", alpha))
 
 
 def gelu() -> Layer:
@@ -209,22 +179,7 @@ def gelu() -> Layer:
     >>> fnn.gelu().apply({}, np.array([[-1.0, 0.0, 1.0]])).round(4)
     array([[-0.1588,  0.    ,  0.8412]])
     """
-
-    def grad(x, y):
-        t = _gelu_inner(x)
-        return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * _GELU_C * (1.0 + 3 * 0.044715 * x * x)
-
-    return elementwise("gelu", lambda x: 0.5 * x * (1.0 + _gelu_inner(x)), grad)
-
-
-def _softmax(x):
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def _log_softmax(x):
-    shifted = x - x.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return _activation("gelu")
 
 
 def softmax() -> Layer:
@@ -237,9 +192,7 @@ def softmax() -> Layer:
     array([[0.5, 0.5],
            [1. , 0. ]])
     """
-    return parameter_free(
-        "softmax", _softmax, lambda x, y, dy: y * (dy - (dy * y).sum(axis=-1, keepdims=True))
-    )
+    return _activation("softmax", axis=-1)
 
 
 def log_softmax() -> Layer:
@@ -250,8 +203,8 @@ def log_softmax() -> Layer:
     >>> fnn.log_softmax().apply({}, np.array([[0.0, 0.0]])).round(4)
     array([[-0.6931, -0.6931]])
     """
-    return parameter_free(
-        "log_softmax",
-        _log_softmax,
-        lambda x, y, dy: dy - np.exp(y) * dy.sum(axis=-1, keepdims=True),
-    )
+    return _activation("log_softmax", axis=-1)
+
+
+__all__ = ["elementwise", "elu", "gaussian", "gelu", "identity", "leaky_relu", "log_softmax",
+           "relu", "sigmoid", "sinc", "sine", "softmax", "softplus", "stable_sigmoid", "tanh"]

@@ -10,8 +10,9 @@ gives for that input), and word the errors with the layer's label and the params
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any, cast
 
 import numpy as np
 
@@ -24,9 +25,19 @@ from fnn.checks import (
     param,
     param_keys,
 )
-from fnn.core import Layer
+from fnn.core import NO_CONFIG, Layer
 from fnn.initializers import shapes_only
 from fnn.keys import key as make_key
+
+
+def _frozen(config: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """A layer's ``config`` as a read-only mapping (:data:`fnn.core.NO_CONFIG` when empty).
+
+    >>> from fnn.layers.base import _frozen
+    >>> dict(_frozen({"rate": 0.5})), len(_frozen(None))
+    ({'rate': 0.5}, 0)
+    """
+    return MappingProxyType(dict(config)) if config else NO_CONFIG
 
 
 def _matches(tree: Any, spec: dict) -> bool:
@@ -58,7 +69,8 @@ def _flat(label: str, what: str, tree: Any, spec: dict, x_shape: tuple) -> None:
 
 def layer(label: str, init: Callable, forward: Callable, backward: Callable, *,
           apply: Callable | None = None, stateful: bool = False, name: str | None = None,
-          min_rank: int = 2) -> Layer:
+          min_rank: int = 2, kind: str | None = None,
+          config: Mapping[str, Any] | None = None) -> Layer:
     """A :class:`fnn.Layer` from its maths. Params (and state) are flat dicts of arrays.
 
     * ``init(key, input_shape) -> (output_shape, params)`` (``input_shape`` is checked to be a
@@ -94,12 +106,26 @@ def layer(label: str, init: Callable, forward: Callable, backward: Callable, *,
     >>> max(fnn.gradcheck(scale(3), params, np.ones((2, 3))).values()) < 1e-6
     True
     """
-    name = name or label.split("(")[0]
-    specs: dict[tuple, tuple] = {}
-    lock = threading.Lock()
-
     def checked_init(key, input_shape):
         return init(key, as_shape(label, input_shape, min_rank=min_rank))
+
+    check = _checker(label, checked_init, min_rank, stateful)
+    if stateful:
+        if apply is None:
+            raise TypeError(f"{label}: a stateful layer needs its own apply(params, x, state)")
+        apply_fn, vjp = _stateful_pair(check, forward, backward, apply)
+    else:
+        apply_fn, vjp = _stateless_pair(check, forward, backward, apply)
+    return Layer(checked_init, apply_fn, vjp, name or label.split("(")[0], label,
+                 stateful=stateful, kind=kind, config=_frozen(config))
+
+
+def _checker(label: str, checked_init: Callable, min_rank: int, stateful: bool) -> Callable:
+    """``check(params, x, state=None) -> x`` of :func:`layer`: ``x`` a float array of rank
+    >= ``min_rank``, params (and state) with the keys and shapes ``checked_init`` gives for
+    inputs of ``x``'s shape (worked out once per shape, without drawing random numbers)."""
+    specs: dict[tuple, tuple] = {}
+    lock = threading.Lock()
 
     def spec(x_shape):
         """The params (and state) shapes ``init`` gives for inputs like ``x``: once per shape."""
@@ -132,39 +158,51 @@ def layer(label: str, init: Callable, forward: Callable, backward: Callable, *,
                 _flat(label, "state", state, found[1], x.shape)
         return x
 
-    if stateful:
-        if apply is None:
-            raise TypeError(f"{label}: a stateful layer needs its own apply(params, x, state)")
+    return check
 
-        def apply_fn(params, x, *, state=None):
-            return apply(params, check(params, x, state), state)
 
-        def vjp(params, x, *, key=None, state=None, input_grad=True):
-            y, saved, new_state = forward(params, check(params, x, state), state)
-            return y, lambda dy: backward(params, saved, dy, input_grad), new_state
-    else:
-        def apply_fn(params, x):
-            x = check(params, x)
-            return forward(params, x)[0] if apply is None else apply(params, x)
+def _stateful_pair(check: Callable, forward: Callable, backward: Callable,
+                   apply: Callable) -> tuple[Callable, Callable]:
+    """``(apply, vjp)`` of a stateful :func:`layer`."""
 
-        def vjp(params, x, *, key=None, input_grad=True):
-            y, saved = forward(params, check(params, x))
-            return y, lambda dy: backward(params, saved, dy, input_grad)
+    def apply_fn(params, x, *, state=None):
+        return apply(params, check(params, x, state), state)
 
-    return Layer(checked_init, apply_fn, vjp, name, label, stateful=stateful)
+    def vjp(params, x, *, key=None, state=None, input_grad=True):
+        y, saved, new_state = forward(params, check(params, x, state), state)
+        return y, lambda dy: backward(params, saved, dy, input_grad), new_state
+
+    return apply_fn, vjp
+
+
+def _stateless_pair(check: Callable, forward: Callable, backward: Callable,
+                    apply: Callable | None) -> tuple[Callable, Callable]:
+    """``(apply, vjp)`` of a :func:`layer` without state."""
+
+    def apply_fn(params, x):
+        x = check(params, x)
+        return forward(params, x)[0] if apply is None else apply(params, x)
+
+    def vjp(params, x, *, key=None, input_grad=True):
+        y, saved = forward(params, check(params, x))
+        return y, lambda dy: backward(params, saved, dy, input_grad)
+
+    return apply_fn, vjp
 
 
 def parameter_free(label: str, fn: Callable, back: Callable | None = None, *,
                    train: Callable | None = None, shape: Callable | None = None,
                    name: str | None = None, check: Callable | None = None,
-                   min_rank: int = 1) -> Layer:
+                   min_rank: int = 1, kind: str | None = None,
+                   config: Mapping[str, Any] | None = None) -> Layer:
     """A layer without params: ``y = fn(x)``, and either ``back(x, y, dy) -> dx`` or
     ``train(x, key) -> (y, back)`` with ``back(dy) -> dx`` (a training pass of its own: a
     pooling keeping its arg-max, dropout drawing its mask from ``key``).
 
     ``shape(input_shape) -> output_shape`` checks ``input_shape`` and gives the output's
     (default: the same shape, once checked to be a tuple of at least ``min_rank`` positive
-    sizes); ``check(x) -> x`` validates inputs (default: a floating-point array).
+    sizes); ``check(x) -> x`` validates inputs (default: a floating-point array); ``kind``
+    and ``config`` as for :func:`layer`.
 
     >>> import numpy as np, fnn
     >>> center = fnn.layers.parameter_free(
@@ -178,6 +216,7 @@ def parameter_free(label: str, fn: Callable, back: Callable | None = None, *,
     """
     if (back is None) == (train is None):
         raise TypeError(f"{label}: give exactly one of back= and train=")
+    trainer, backward = train, cast(Callable, back)  # exactly one of them is set
     floats_only = check is None  # the default check: a floating-point array
     check = check or (lambda x: float_input(label, x))
 
@@ -193,13 +232,14 @@ def parameter_free(label: str, fn: Callable, back: Callable | None = None, *,
             no_params(label, params)  # words what is wrong (or lets an empty tuple pass)
         if not (floats_only and type(x) is np.ndarray and x.dtype.kind == "f"):
             x = check(x)
-        if train is not None:
-            y, pull = train(x, key)
+        if trainer is not None:
+            y, pull = trainer(x, key)
             return y, lambda dy: ({}, pull(dy) if input_grad else None)
         y = fn(x)
-        return y, lambda dy: ({}, back(x, y, dy) if input_grad else None)
+        return y, lambda dy: ({}, backward(x, y, dy) if input_grad else None)
 
-    return Layer(init, apply, vjp, name or label.split("(")[0], label)
+    return Layer(init, apply, vjp, name or label.split("(")[0], label, kind=kind,
+                 config=_frozen(config))
 
 
 def rank_checker(label: str, ranks: tuple[int, ...], layout: str) -> Callable:

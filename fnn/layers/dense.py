@@ -5,15 +5,16 @@ from __future__ import annotations
 from fnn import initializers
 from fnn.core import Layer
 from fnn.keys import split
-from fnn.layers.arguments import positive_int
 from fnn.layers.base import layer
 from fnn.ops.conv import bias_grad
 from fnn.ops.dense import input_grad as dense_input_grad
+from fnn.validate import boolean, positive_int
 
 
 def linear(out_dim: int, *, bias: bool = True, w_init="xavier_uniform", b_init="zeros") -> Layer:
     """``y = x @ w + b``, ``(N, ..., D_in) -> (N, ..., D_out)``; params ``w: (D_in, D_out)``
-    (``D_in`` inferred in init), ``b: (D_out,)`` (none with ``bias=False``).
+    (``D_in`` inferred in init), ``b: (D_out,)`` (none with ``bias=False``). Kind
+    ``"linear"``, config ``out_dim, bias``.
 
     >>> import numpy as np, fnn
     >>> out_shape, params = fnn.linear(3).init(fnn.key(0), (-1, 5))
@@ -21,6 +22,7 @@ def linear(out_dim: int, *, bias: bool = True, w_init="xavier_uniform", b_init="
     ((-1, 3), (5, 3), (2, 3))
     """
     label = f"linear({positive_int('linear', 'out_dim', out_dim)})"
+    bias = boolean(label, "bias", bias)
     w_init, b_init = initializers.get(w_init), initializers.get(b_init)
 
     def init(key, shape):
@@ -40,4 +42,5 @@ def linear(out_dim: int, *, bias: bool = True, w_init="xavier_uniform", b_init="
         grads = {"w": x2.T @ dy2, "b": bias_grad(dy2)} if bias else {"w": x2.T @ dy2}
         return grads, dense_input_grad(dy, params["w"]) if input_grad else None
 
-    return layer(label, init, forward, backward)
+    return layer(label, init, forward, backward, kind="linear",
+                 config={"out_dim": int(out_dim), "bias": bias})

@@ -7,9 +7,10 @@ import numpy as np
 from fnn.checks import LayerError, fmt_shape
 from fnn.core import Layer
 from fnn.layers.base import parameter_free
+from fnn.validate import integer
 
 
-def _merge(label: str, shape, fn, back) -> Layer:
+def _merge(label: str, shape, fn, back, kind: str, config: dict | None = None) -> Layer:
     """A parameter-free layer on a tuple of branches: ``y = fn(xs)``, branch gradients
     ``back(xs, dy)``, output shape ``shape(branch_shapes)``."""
 
@@ -26,7 +27,7 @@ def _merge(label: str, shape, fn, back) -> Layer:
         return tuple(xs)
 
     return parameter_free(label, fn, lambda xs, y, dy: back(xs, dy), shape=branch_shapes,
-                          check=branches)
+                          check=branches, kind=kind, config=config)
 
 
 def concatenate(axis: int = -1) -> Layer:
@@ -36,6 +37,7 @@ def concatenate(axis: int = -1) -> Layer:
     >>> fnn.concatenate().apply({}, (np.zeros((2, 3)), np.ones((2, 1)))).shape
     (2, 4)
     """
+    axis = integer("concatenate", "axis", axis)
     label = f"concatenate(axis={axis})"
 
     def shape(shapes):
@@ -53,7 +55,8 @@ def concatenate(axis: int = -1) -> Layer:
     def back(xs, dy):
         return tuple(np.split(dy, np.cumsum([x.shape[axis] for x in xs])[:-1], axis=axis))
 
-    return _merge(label, shape, lambda xs: np.concatenate(xs, axis=axis), back)
+    return _merge(label, shape, lambda xs: np.concatenate(xs, axis=axis), back, "concatenate",
+                  {"axis": axis})
 
 
 def add() -> Layer:
@@ -77,7 +80,7 @@ def add() -> Layer:
             out = out + x
         return out
 
-    return _merge("add", shape, total, lambda xs, dy: (dy,) * len(xs))
+    return _merge("add", shape, total, lambda xs, dy: (dy,) * len(xs), "add")
 
 
 __all__ = ["add", "concatenate"]

@@ -22,16 +22,10 @@ from fnn import initializers
 from fnn.checks import LayerError, fmt_shape
 from fnn.core import Layer
 from fnn.keys import split
-from fnn.layers.arguments import positive_int
 from fnn.layers.base import layer
 from fnn.ops.norm import moments, normalize, normalize_backward
 from fnn.threads import allreduce, shard_weight
-
-
-def _float_arg(label: str, name: str, value, lo: float, hi: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
-        raise ValueError(f"{label}: {name} must be a number in [{lo}, {hi}], got {value!r}")
-    return float(value)
+from fnn.validate import boolean, fraction, non_negative, positive_int
 
 
 def _affine_params(key, channels, affine: bool, scale_init, bias_init) -> dict:
@@ -72,8 +66,9 @@ def batch_norm(*, momentum: float = 0.1, eps: float = 1e-5, affine: bool = True,
     (2, 3)
     """
     label = _label("batch_norm", "", momentum, eps, affine, (0.1,))
-    momentum = _float_arg(label, "momentum", momentum, 0.0, 1.0)
-    eps = _float_arg(label, "eps", eps, 0.0, np.inf)
+    momentum = fraction(label, "momentum", momentum)
+    eps = non_negative(label, "eps", eps)
+    affine = boolean(label, "affine", affine)
     scale_init, bias_init = initializers.get(scale_init), initializers.get(bias_init)
 
     def init(key, shape):
@@ -112,10 +107,12 @@ def batch_norm(*, momentum: float = 0.1, eps: float = 1e-5, affine: bool = True,
         xhat, _ = normalize(x, state["mean"].astype(x.dtype), state["var"].astype(x.dtype), eps)
         return out(params, xhat)
 
-    return layer(label, init, forward, backward, apply=apply, stateful=True)
+    return layer(label, init, forward, backward, apply=apply, stateful=True, kind="batch_norm",
+                 config={"momentum": momentum, "eps": eps, "affine": affine})
 
 
-def _per_sample(label: str, init, axes_of, eps: float, affine: bool, regroup=None) -> Layer:
+def _per_sample(label: str, init, axes_of, eps: float, affine: bool, regroup=None, *,
+                kind: str, config: dict) -> Layer:
     """A normalisation with statistics per sample over ``axes_of(x)`` of ``regroup(x)`` (the
     input itself by default), scale and bias over the channels."""
     regroup = regroup or (lambda x: x)
@@ -138,7 +135,8 @@ def _per_sample(label: str, init, axes_of, eps: float, affine: bool, regroup=Non
         g = regroup(dy * params["scale"] if affine else dy)
         return grads, normalize_backward(g, xhat_r, inv, axes, n).reshape(dy.shape)
 
-    return layer(label, init, forward, backward)
+    return layer(label, init, forward, backward, kind=kind,
+                 config={**config, "eps": eps, "affine": affine})
 
 
 def layer_norm(axes=-1, *, eps: float = 1e-5, affine: bool = True, scale_init="ones",
@@ -159,7 +157,8 @@ def layer_norm(axes=-1, *, eps: float = 1e-5, affine: bool = True, scale_init="o
     if not axes or sorted(axes) != list(range(-k, 0)):
         raise ValueError(f"{label}: axes must be the last axes as negative ints, e.g. -1 or "
                          f"(-2, -1), got {axes!r}")
-    eps = _float_arg(label, "eps", eps, 0.0, np.inf)
+    eps = non_negative(label, "eps", eps)
+    affine = boolean(label, "affine", affine)
     scale_init, bias_init = initializers.get(scale_init), initializers.get(bias_init)
 
     def init(key, shape):
@@ -168,7 +167,8 @@ def layer_norm(axes=-1, *, eps: float = 1e-5, affine: bool = True, scale_init="o
                              f"input_shape {fmt_shape(shape)}")
         return shape, _affine_params(key, shape[-k:], affine, scale_init, bias_init)
 
-    return _per_sample(label, init, lambda x: tuple(range(x.ndim - k, x.ndim)), eps, affine)
+    return _per_sample(label, init, lambda x: tuple(range(x.ndim - k, x.ndim)), eps, affine,
+                       kind="layer_norm", config={"axes": axes})
 
 
 def group_norm(groups: int, *, eps: float = 1e-5, affine: bool = True, scale_init="ones",
@@ -187,7 +187,8 @@ def group_norm(groups: int, *, eps: float = 1e-5, affine: bool = True, scale_ini
     """
     label = _label("group_norm", str(positive_int("group_norm", "groups", groups)), None, eps,
                    affine, (None,))
-    eps = _float_arg(label, "eps", eps, 0.0, np.inf)
+    eps = non_negative(label, "eps", eps)
+    affine = boolean(label, "affine", affine)
     scale_init, bias_init = initializers.get(scale_init), initializers.get(bias_init)
 
     def init(key, shape):
@@ -202,7 +203,8 @@ def group_norm(groups: int, *, eps: float = 1e-5, affine: bool = True, scale_ini
     def axes_of(xr):  # (N, *S, G, C/G): the spatial axes and the group's channels
         return (*range(1, xr.ndim - 2), xr.ndim - 1)
 
-    return _per_sample(label, init, axes_of, eps, affine, regroup)
+    return _per_sample(label, init, axes_of, eps, affine, regroup, kind="group_norm",
+                       config={"groups": int(groups)})
 
 
 __all__ = ["batch_norm", "group_norm", "layer_norm"]

@@ -9,9 +9,10 @@ import numpy as np
 from fnn.checks import LayerError, as_shape, fmt_shape
 from fnn.core import Layer
 from fnn.layers.base import parameter_free
+from fnn.validate import is_int
 
 
-def _reshaping(label: str, target) -> Layer:
+def _reshaping(label: str, target, kind: str, config: dict | None = None) -> Layer:
     """A layer mapping ``(N, *in_shape) -> (N, *target(in_shape))`` by reshaping."""
 
     def check(x):
@@ -21,7 +22,8 @@ def _reshaping(label: str, target) -> Layer:
 
     return parameter_free(label, lambda x: x.reshape(x.shape[0], *target(x.shape[1:])),
                           lambda x, y, dy: dy.reshape(x.shape), check=check,
-                          shape=lambda s: (as_shape(label, s, 2)[0], *target(tuple(s)[1:])))
+                          shape=lambda s: (as_shape(label, s, 2)[0], *target(tuple(s)[1:])),
+                          kind=kind, config=config)
 
 
 def flatten() -> Layer:
@@ -33,7 +35,7 @@ def flatten() -> Layer:
     >>> fnn.flatten().apply({}, np.zeros((2, 3, 4, 5))).shape
     (2, 60)
     """
-    return _reshaping("flatten", lambda s: (math.prod(s),))
+    return _reshaping("flatten", lambda s: (math.prod(s),), "flatten")
 
 
 def reshape(shape: tuple) -> Layer:
@@ -43,9 +45,10 @@ def reshape(shape: tuple) -> Layer:
     >>> fnn.reshape((16, 16, 1)).init(None, (-1, 256))[0]
     (-1, 16, 16, 1)
     """
-    shape = tuple(shape)
+    shape = tuple(int(d) if is_int(d) else d for d in shape)
     label = f"reshape({fmt_shape(shape)[1:-1] if shape else ''})"
-    if sum(d == -1 for d in shape) > 1 or any(d == 0 or d < -1 for d in shape):
+    if sum(d == -1 for d in shape) > 1 or not all(is_int(d) and (d > 0 or d == -1)
+                                                  for d in shape):
         raise ValueError(f"{label}: at most one -1 and otherwise positive sizes, got {shape}")
 
     def target(in_shape):
@@ -65,4 +68,4 @@ def reshape(shape: tuple) -> Layer:
             )
         return shape
 
-    return _reshaping(label, target)
+    return _reshaping(label, target, "reshape", {"shape": shape})

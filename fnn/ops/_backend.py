@@ -9,6 +9,8 @@ import os
 from collections.abc import Iterator
 from types import ModuleType
 
+import numpy as np
+
 BACKENDS = ("numpy", "compiled")
 ENV = "FNN_BACKEND"
 _state: dict = {"name": None, "kernels": None}
@@ -85,6 +87,17 @@ def compiled() -> bool:
     """True when the compiled kernels are to run (the hot-path check of every dispatch)."""
     name = _state["name"]
     return (name or backend()) == "compiled"
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))  # dtypes: compared without converting
+
+
+def pair_fits(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether an element-wise compiled kernel takes ``a`` and ``b``: the compiled backend
+    chosen, C-contiguous float32/float64 arrays of one dtype and shape (else the numpy code
+    runs)."""
+    return (compiled() and a.dtype == b.dtype and a.dtype in _FLOATS and a.shape == b.shape
+            and a.flags.c_contiguous and b.flags.c_contiguous)
 
 
 def kernels() -> ModuleType:

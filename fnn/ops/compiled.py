@@ -1,7 +1,8 @@
 """numba implementations of the memory-bound kernels, behind the signatures of the numpy ones
-in :mod:`fnn.ops.windows`, :mod:`fnn.ops.pool`, :mod:`fnn.ops.elementwise` and
-:mod:`fnn.ops.losses` (which call them when the compiled backend is chosen; see
-:func:`fnn.ops.use`). Importing this module imports numba (~0.3-0.5 s), so nothing imports it
+in :mod:`fnn.ops.windows`, :mod:`fnn.ops.pool`, :mod:`fnn.ops.activations`,
+:mod:`fnn.ops.update`, :mod:`fnn.ops.losses` and :mod:`fnn.ops.winograd` (which call them
+when the compiled backend is chosen; see :func:`fnn.ops.use`). It imports only numba, numpy
+and the leaf :mod:`fnn.ops.geometry`. Importing this module imports numba (~0.3-0.5 s), so nothing imports it
 before a kernel first runs.
 
 Why numba: it compiles plain Python loops over numpy arrays (no C toolchain, no build step,
@@ -27,8 +28,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from fnn.ops.pool import arg_dtype, tiled
-from fnn.ops.windows import Geometry, as_2d
+from fnn.ops.geometry import Geometry, arg_dtype, as_2d, tiled
 
 _jit = numba.njit(cache=True, nogil=True, fastmath=False)
 
@@ -147,7 +147,7 @@ def max_pool(x: np.ndarray, g: Geometry, relu: bool = False) -> tuple[np.ndarray
     g2 = as_2d(g)
     n, c = x.shape[0], x.shape[-1]
     y = np.empty((n, *g2.out_sizes, c), dtype=x.dtype)
-    arg = np.empty(y.shape, dtype=arg_dtype(g))
+    arg: np.ndarray = np.empty(y.shape, dtype=arg_dtype(g))
     (kh, kw), (sh, sw) = g2.kernel, g2.stride
     if g2.kernel == g2.stride and kw == 2 and kh in (1, 2) and not any(map(any, g2.pads)):
         _max_pool_pairs(_image(x), kh, relu, y, arg)
@@ -202,7 +202,7 @@ def max_pool_backward(dy: np.ndarray, arg: np.ndarray, g: Geometry,
     dx = np.empty((n, *g2.sizes, c), dtype=dy.dtype)
     relu = relu_y is not None
     (kh, kw), (sh, sw) = g2.kernel, g2.stride
-    _max_pool2d_backward(_image(dy), _image(arg), _image(relu_y if relu else dy), relu,
+    _max_pool2d_backward(_image(dy), _image(arg), _image(dy if relu_y is None else relu_y), relu,
                          kh, kw, sh, sw, g2.pads[0][0], g2.pads[1][0], tiled(g), dx)
     return dx.reshape(n, *g.sizes, c)
 
@@ -325,7 +325,7 @@ def _a(y0, y1):  # A y, the adjoint of _at
 
 
 @_jit
-def _winograd_input(xp, th, tw, v):
+def winograd_input(xp, th, tw, v):
     # xp: (n, >= 2th+2, >= 2tw+2, c) padded input; v: (n*th*tw, 16, c) <- B^T d B per tile.
     # Each transform runs as two passes over a small scratch tile, rows then columns: every
     # channel loop then reads and writes a few rows of two arrays, so it vectorises (one
@@ -349,7 +349,7 @@ def _winograd_input(xp, th, tw, v):
 
 
 @_jit
-def _winograd_output(m, bias, th, tw, y):
+def winograd_output(m, bias, th, tw, y):
     # m: (n*th*tw, 16, c); y: (n, h, w, c) <- A^T m A + bias (a tile's rows and columns past
     # h, w are dropped: odd output sizes)
     n, h, w, c = y.shape
@@ -376,8 +376,8 @@ def _winograd_output(m, bias, th, tw, y):
 
 
 @_jit
-def _winograd_output_grad(dy, th, tw, dm):
-    # the adjoint of _winograd_output: dy (n, h, w, c) -> dm (n*th*tw, 16, c) = A dy A^T
+def winograd_output_grad(dy, th, tw, dm):
+    # the adjoint of winograd_output: dy (n, h, w, c) -> dm (n*th*tw, 16, c) = A dy A^T
     n, h, w, c = dy.shape
     zero = dy.dtype.type(0)
     s = np.empty((2, 4, c), dtype=dm.dtype)
@@ -406,8 +406,8 @@ def _winograd_output_grad(dy, th, tw, dm):
 
 
 @_jit
-def _winograd_input_grad(dv, th, tw, ph, pw, buf, dx):
-    # the adjoint of _winograd_input: dv (n*th*tw, 16, c) -> B dv B^T summed onto the padded
+def winograd_input_grad(dv, th, tw, ph, pw, buf, dx):
+    # the adjoint of winograd_input: dv (n*th*tw, 16, c) -> B dv B^T summed onto the padded
     # positions of each tile in buf (n, 2th+2, 2tw+2, c), then cropped by (ph, pw) into dx
     n, h, w, c = dx.shape
     s = np.empty((4, 4, c), dtype=dx.dtype)

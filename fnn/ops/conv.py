@@ -1,7 +1,7 @@
 """Convolution kernels (cross-correlation over channels-last ``(N, *S, C)``) and their
 adjoints: patch matrices, one BLAS matmul each way, the kernel and bias gradients.
 
-The windows of the padded input (:func:`fnn.ops.windows.windows`) are copied once into a
+The windows of the padded input (:func:`fnn.ops.windows.window_view`) are copied once into a
 ``(N * prod(S_out), prod(kernel) * C_in)`` patch matrix and multiplied by the kernel (one BLAS
 matmul; a column of ones in the patches adds the bias in the same matmul). The backward pass
 reuses the patches for ``dw`` (and ``db``) and folds ``dy @ w.T`` back onto the input for
@@ -25,16 +25,15 @@ import math
 import numpy as np
 
 from fnn.ops import winograd
+from fnn.ops.geometry import Geometry, window_geometry
 from fnn.ops.windows import (
-    Geometry,
     blocks_of_samples,
     compiled_fits,
     crop,
     fold,
-    geometry,
     pad,
     tap_slices,
-    windows,
+    window_view,
 )
 
 
@@ -58,11 +57,11 @@ def padded_patches(xp: np.ndarray, g: Geometry, ones: bool = False) -> np.ndarra
         taps[k:] = 1
         return taps.reshape(len(taps), -1).T
     if not ones:
-        return windows(xp, g).reshape(-1, k)
+        return window_view(xp, g).reshape(-1, k)
     cols = np.empty((n, *g.out_sizes, k + 1), dtype=xp.dtype)
     cols[..., k] = 1
     # splitting the contiguous last axis of a view is always a view: this writes into cols
-    cols[..., :k].reshape(n, *g.out_sizes, *g.kernel, c)[...] = windows(xp, g)
+    cols[..., :k].reshape(n, *g.out_sizes, *g.kernel, c)[...] = window_view(xp, g)
     return cols.reshape(-1, k + 1)
 
 
@@ -154,7 +153,7 @@ def adjoint_geometry(g: Geometry) -> Geometry | None:
     if any(s != 1 for s in g.stride) or any(lo >= e or hi >= e for (lo, hi), e in zip(g.pads, eff)):
         return None
     pads = tuple((e - 1 - lo, e - 1 - hi) for (lo, hi), e in zip(g.pads, eff))
-    return geometry(g.out_sizes, g.kernel, g.stride, g.dilation, pads)
+    return window_geometry(g.out_sizes, g.kernel, g.stride, g.dilation, pads)
 
 
 def correlate_vjp(saved: Saved, dy: np.ndarray, w: np.ndarray, g: Geometry,
@@ -177,13 +176,15 @@ def kernel_grad(cols: Saved | np.ndarray, dy: np.ndarray,
         dw, _ = winograd.grads(cols, dy, input_grad=False)
         return dw, (bias_grad(dy) if cols.bias else None)
     rows = dy.reshape(-1, dy.shape[-1])
-    full, start = None, 0
+    full: np.ndarray | None = None
+    start = 0
     for block in cols if isinstance(cols, list) else [cols]:
         part = rows[start:start + len(block)]
         start += len(block)
         # BLAS reads the big patch matrix fastest in its own layout (benchmarks/micro.py)
         product = (part.T @ block).T if block.flags.c_contiguous else block.T @ part
         full = product if full is None else np.add(full, product, out=full)
+    assert full is not None  # at least one block
     k = math.prod(w_shape[:-1])
     return full[:k].reshape(w_shape), (full[k] if len(full) > k else None)
 

@@ -1,5 +1,5 @@
 """Pooling kernels over channels-last ``(N, *S, C)``: max-pooling with its arg-max, the fused
-relu + max-pool, average pooling, and their backward passes.
+relu + max-pool, average pooling, global average pooling, and their backward passes.
 
 Max-pooling pads with ``-inf`` and routes the gradient to the arg-max of each window; on ties
 the *first* maximal element in row-major window order wins alone (PyTorch picks the same one).
@@ -16,13 +16,13 @@ pair gives the same numbers as relu then max-pool, without the relu's passes ove
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
 
 from fnn.ops import _backend
-from fnn.ops.windows import Geometry, compiled_fits, crop, fold, pad, tap_slices, windows
+from fnn.ops.geometry import Geometry, arg_dtype, tiled
+from fnn.ops.windows import compiled_fits, crop, fold, pad, tap_slices, window_view
 
 
 def max_pool(x: np.ndarray, g: Geometry, relu: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -71,18 +71,6 @@ def max_and_argmax(xp: np.ndarray, g: Geometry) -> tuple[np.ndarray, np.ndarray]
     return best, arg
 
 
-def arg_dtype(g: Geometry) -> type:
-    """The arg-max's dtype: ``uint8`` for fewer than 256 taps, else ``int32``."""
-    return np.uint8 if math.prod(g.kernel) < 256 else np.int32
-
-
-@functools.lru_cache(maxsize=1024)
-def tiled(g: Geometry) -> bool:
-    """Windows that cover the padded input exactly once (kernel == stride, no remainder)."""
-    return g.kernel == g.stride and g.padded_sizes == tuple(
-        k * o for k, o in zip(g.kernel, g.out_sizes))
-
-
 def route_to_argmax(dy: np.ndarray, arg: np.ndarray, g: Geometry) -> np.ndarray:
     """The max-pool pullback (numpy): each window's ``dy`` goes to its arg-max →
     ``(N, *S, C)``.
@@ -106,7 +94,7 @@ def avg_pool(x: np.ndarray, g: Geometry) -> np.ndarray:
     """Mean over every window of ``x`` zero-padded as ``g`` says, dividing by the full kernel
     size (PyTorch's ``count_include_pad=True``) → ``(N, *S_out, C)``."""
     nd = len(g.kernel)
-    return windows(pad(x, g.pads), g).mean(axis=tuple(range(-nd - 1, -1)), dtype=x.dtype)
+    return window_view(pad(x, g.pads), g).mean(axis=tuple(range(-nd - 1, -1)), dtype=x.dtype)
 
 
 def avg_pool_backward(dy: np.ndarray, g: Geometry) -> np.ndarray:
@@ -116,3 +104,29 @@ def avg_pool_backward(dy: np.ndarray, g: Geometry) -> np.ndarray:
     win = np.broadcast_to(scaled[(slice(None),) * (nd + 1) + (None,) * nd],
                           (*dy.shape[:-1], *g.kernel, dy.shape[-1]))
     return fold(win, g)
+
+
+def global_avg_pool(x: np.ndarray) -> np.ndarray:
+    """The mean over every spatial axis: ``(N, *S, C) -> (N, C)``, in ``x``'s dtype.
+
+    >>> import numpy as np
+    >>> from fnn.ops.pool import global_avg_pool
+    >>> global_avg_pool(np.arange(8.0).reshape(1, 2, 2, 2))
+    array([[3., 4.]])
+    """
+    return x.mean(axis=tuple(range(1, x.ndim - 1)), dtype=x.dtype)
+
+
+def global_avg_pool_backward(dy: np.ndarray, x_shape: tuple) -> np.ndarray:
+    """The pullback of :func:`global_avg_pool`: ``dy: (N, C)`` spread evenly over the
+    spatial positions of an input of shape ``x_shape`` → ``x_shape``.
+
+    >>> import numpy as np
+    >>> from fnn.ops.pool import global_avg_pool_backward
+    >>> global_avg_pool_backward(np.array([[4.0]]), (1, 2, 2, 1))[0, :, :, 0]
+    array([[1., 1.],
+           [1., 1.]])
+    """
+    count = math.prod(x_shape[1:-1])
+    shape = (dy.shape[0],) + (1,) * (len(x_shape) - 2) + (dy.shape[-1],)
+    return np.broadcast_to(dy.reshape(shape) / count, x_shape).astype(dy.dtype)

@@ -1,94 +1,21 @@
-"""Sliding windows over the spatial axes of channels-last arrays ``(N, *S, C)``: the geometry
-that convolution and pooling share (output sizes, padding), patches and their adjoint.
-
-For one spatial axis of size ``L`` with kernel ``k``, dilation ``d``, stride ``s`` and padding
-``(lo, hi)``, the effective kernel is ``k_eff = d * (k - 1) + 1`` and the output size is::
-
-    L_out = (L + lo + hi - k_eff) // s + 1          (floor: trailing rows that do not fill a
-                                                      whole window are dropped, as in PyTorch)
-
-``padding="same"`` picks ``lo + hi = max((ceil(L / s) - 1) * s + k_eff - L, 0)`` with the odd
-unit at the end (``hi``), so ``L_out = ceil(L / s)`` (TensorFlow's rule; ``L_out = L`` at
-stride 1). ``padding="valid"`` is ``(0, 0)``.
+"""Sliding windows over the spatial axes of channels-last arrays ``(N, *S, C)``: padding,
+patches (strided windows) and their adjoint (fold). The window geometry (output sizes,
+``"same"`` padding) is :mod:`fnn.ops.geometry`.
 
 Numerics only: nothing here knows about layers; a kernel that does not fit raises
-:class:`WindowError` (a ``ValueError``), which the layers reword with their label.
+:class:`fnn.ops.geometry.WindowError` (a ``ValueError``), which the layers reword with their
+label.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from fnn.ops import _backend
-
-Pads = tuple[tuple[int, int], ...]
-
-
-class WindowError(ValueError):
-    """The (dilated) kernel does not fit the padded input."""
-
-
-class Geometry(NamedTuple):
-    """Where every window of a layer sits: per spatial axis, input size, kernel, stride,
-    dilation, padding and output size."""
-
-    sizes: tuple[int, ...]
-    kernel: tuple[int, ...]
-    stride: tuple[int, ...]
-    dilation: tuple[int, ...]
-    pads: Pads
-    out_sizes: tuple[int, ...]
-
-    @property
-    def padded_sizes(self) -> tuple[int, ...]:
-        return tuple(n + lo + hi for n, (lo, hi) in zip(self.sizes, self.pads))
-
-    @property
-    def effective_kernel(self) -> tuple[int, ...]:
-        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation))
-
-
-def same_pads(sizes, effective_kernel, stride) -> Pads:
-    pads = []
-    for n, k, s in zip(sizes, effective_kernel, stride):
-        total = max((-(-n // s) - 1) * s + k - n, 0)
-        pads.append((total // 2, total - total // 2))
-    return tuple(pads)
-
-
-def geometry(sizes, kernel, stride, dilation, padding) -> Geometry:
-    """The :class:`Geometry` for inputs of spatial ``sizes`` (``padding``: ``"same"`` or one
-    ``(lo, hi)`` pair per axis); :class:`WindowError` when the (dilated) kernel does not fit
-    the padded input. Cached: a layer meets the same few shapes every step."""
-    return _geometry(tuple(int(n) for n in sizes), tuple(kernel), tuple(stride), tuple(dilation),
-                     padding)
-
-
-@functools.lru_cache(maxsize=4096)
-def _geometry(sizes, kernel, stride, dilation, padding) -> Geometry:
-    eff = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
-    pads = same_pads(sizes, eff, stride) if padding == "same" else padding
-    out = []
-    for axis, (n, k, s, (lo, hi)) in enumerate(zip(sizes, eff, stride, pads)):
-        if n + lo + hi < k:
-            what = "kernel" if k == kernel[axis] else f"dilated kernel (effective size {k})"
-            shape = "(" + ", ".join(map(str, sizes)) + ("," if len(sizes) == 1 else "") + ")"
-            raise WindowError(f"the {what} does not fit the input: spatial size {n} + padding "
-                              f"{lo + hi} < {k} on axis {axis} of the spatial shape {shape}")
-        out.append((n + lo + hi - k) // s + 1)
-    return Geometry(sizes, tuple(kernel), tuple(stride), tuple(dilation), pads, tuple(out))
-
-
-def as_2d(g: Geometry) -> Geometry:
-    """A 1-D geometry as the 2-D one of a height-1 image (what the compiled kernels take)."""
-    if len(g.kernel) == 2:
-        return g
-    return Geometry((1, *g.sizes), (1, *g.kernel), (1, *g.stride), (1, *g.dilation),
-                    ((0, 0), *g.pads), (1, *g.out_sizes))
+from fnn.ops.geometry import Geometry, Pads
 
 
 def compiled_fits(g: Geometry, *arrays: np.ndarray) -> bool:
@@ -155,10 +82,10 @@ def crop(xp: np.ndarray, g: Geometry) -> np.ndarray:
     """Undo :func:`pad`: the ``g.sizes`` part of a padded ``(N, *Sp, C)`` array."""
     if not any(lo or hi for lo, hi in g.pads):
         return xp
-    return xp[(slice(None), *(slice(lo, lo + n) for (lo, _), n in zip(g.pads, g.sizes)))]
+    return xp[(slice(None),) + tuple(slice(lo, lo + n) for (lo, _), n in zip(g.pads, g.sizes))]
 
 
-def windows(xp: np.ndarray, g: Geometry) -> np.ndarray:
+def window_view(xp: np.ndarray, g: Geometry) -> np.ndarray:
     """Every window of a padded ``(N, *Sp, C)`` array as a read-only strided view
     ``(N, *S_out, *kernel, C)`` (no copy; channels stay the contiguous last axis).
 
@@ -173,7 +100,7 @@ def windows(xp: np.ndarray, g: Geometry) -> np.ndarray:
 
 
 def fold(dwin: np.ndarray, g: Geometry) -> np.ndarray:
-    """The adjoint of :func:`windows` followed by :func:`crop`: sum window values
+    """The adjoint of :func:`window_view` followed by :func:`crop`: sum window values
     ``(N, *S_out, *kernel, C)`` back onto the input positions they came from → ``(N, *S, C)``.
 
     Compiled backend: one pass that adds each window value to its input position (padding

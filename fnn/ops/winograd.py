@@ -21,8 +21,8 @@ units in the last place of the outputs' scale, ``tests/test_winograd.py``).
 
 >>> import numpy as np, fnn
 >>> from fnn.ops import conv, winograd
->>> from fnn.ops.windows import geometry
->>> g = geometry((6, 6), (3, 3), (1, 1), (1, 1), "same")
+>>> from fnn.ops.geometry import window_geometry
+>>> g = window_geometry((6, 6), (3, 3), (1, 1), (1, 1), "same")
 >>> x, w = np.ones((2, 6, 6, 8)), np.ones((3, 3, 8, 8))
 >>> with fnn.ops.using("compiled"):  # conv.correlate picks Winograd for this layer
 ...     y, tiles = conv.correlate(x, w, g)
@@ -40,7 +40,8 @@ from typing import NamedTuple
 import numpy as np
 
 from fnn.ops import _backend
-from fnn.ops.windows import Geometry, blocks_of_samples, compiled_fits, pad
+from fnn.ops.geometry import Geometry
+from fnn.ops.windows import blocks_of_samples, compiled_fits, pad
 
 #: The transforms of F(2×2, 3×3): input ``B^T d B``, kernel ``G w G^T``, output ``A^T m A``.
 B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]])
@@ -107,10 +108,10 @@ def correlate(x: np.ndarray, w: np.ndarray, g: Geometry,
     for part in blocks:
         tiles = (part.stop - part.start) * th * tw
         v = np.empty((tiles, 16, c_in), dtype=x.dtype)
-        kernels._winograd_input(xp[part], th, tw, v)
+        kernels.winograd_input(xp[part], th, tw, v)
         m = np.empty((tiles, 16, c_out), dtype=x.dtype)
         np.matmul(v.transpose(1, 0, 2), u, out=m.transpose(1, 0, 2))
-        kernels._winograd_output(m, bias, th, tw, y[part])
+        kernels.winograd_output(m, bias, th, tw, y[part])
         vs.append(v)
     return y, Tiles(vs, u, blocks, g, b is not None)
 
@@ -129,12 +130,12 @@ def grads(saved: Tiles, dy: np.ndarray,
     dx = np.empty((dy.shape[0], *g.sizes, c_in), dtype=dy.dtype) if input_grad else None
     for part, v in zip(saved.blocks, saved.v):
         dm = np.empty((len(v), 16, c_out), dtype=dy.dtype)
-        kernels._winograd_output_grad(dy[part], th, tw, dm)
+        kernels.winograd_output_grad(dy[part], th, tw, dm)
         du += np.matmul(v.transpose(1, 2, 0), dm.transpose(1, 0, 2))
-        if input_grad:
+        if dx is not None:
             dv = np.empty(v.shape, v.dtype)
             np.matmul(dm.transpose(1, 0, 2), u_t, out=dv.transpose(1, 0, 2))
             buf = np.empty((part.stop - part.start, 2 * th + 2, 2 * tw + 2, c_in), dy.dtype)
-            kernels._winograd_input_grad(dv, th, tw, g.pads[0][0], g.pads[1][0], buf, dx[part])
+            kernels.winograd_input_grad(dv, th, tw, g.pads[0][0], g.pads[1][0], buf, dx[part])
     return kernel_adjoint(du), dx
 

@@ -30,7 +30,7 @@ from fnn import initializers
 from fnn.checks import LayerError, fmt_shape
 from fnn.core import Layer
 from fnn.keys import split
-from fnn.layers.arguments import geometry, int_tuple, layout, padding_arg, positive_int
+from fnn.layers.arguments import geometry, layout, padding_arg
 from fnn.layers.base import fixed_rank, layer
 from fnn.ops.conv import (
     bias_grad,
@@ -40,6 +40,7 @@ from fnn.ops.conv import (
     kernel_grad,
     patches,
 )
+from fnn.validate import boolean, int_tuple, positive_int
 
 
 def conv(nd: int, out_channels: int, kernel_size, *, transpose: bool = False, stride=1,
@@ -49,7 +50,8 @@ def conv(nd: int, out_channels: int, kernel_size, *, transpose: bool = False, st
     spatial axes, ``out_channels``, ``kernel_size`` (int or one per axis); ``stride``,
     ``dilation``: int or one per axis; ``padding``: ``"valid"``, ``"same"`` (not for a
     transpose), an int, one int or ``(lo, hi)`` per axis; ``output_padding`` (transpose
-    only, smaller than the stride); ``bias`` off by default (as in the report).
+    only, smaller than the stride); ``bias`` off by default (as in the report). Its ``kind``
+    is ``"conv"`` (a transpose too: ``config["transpose"]``).
 
     >>> import fnn
     >>> fnn.layers.conv(2, 8, 3, padding="same").init(fnn.key(0), (-1, 28, 28, 1))[0]
@@ -65,7 +67,11 @@ def conv(nd: int, out_channels: int, kernel_size, *, transpose: bool = False, st
     if any(p >= s for p, s in zip(out_pad, stride) if p):
         raise ValueError(f"{label}: output_padding must be smaller than the stride, "
                          f"got output_padding={output_padding!r}, stride={stride}")
+    bias = boolean(label, "bias", bias)
     w_init, b_init = initializers.get(w_init), initializers.get(b_init)
+    config = {"nd": nd, "out_channels": int(out_channels), "kernel": kernel, "stride": stride,
+              "padding": padding, "dilation": dilation, "transpose": bool(transpose),
+              "output_padding": out_pad, "bias": bias}
 
     @functools.lru_cache(maxsize=64)  # per input size: a layer meets the same few every step
     def conv_geometry(in_sizes: tuple):
@@ -109,7 +115,7 @@ def conv(nd: int, out_channels: int, kernel_size, *, transpose: bool = False, st
         dw, db, dx = correlate_vjp(cols, dy, w, g, input_grad)
         return ({"w": dw} if db is None else {"w": dw, "b": db}), dx
 
-    return layer(label, init, forward, backward, name=name)
+    return layer(label, init, forward, backward, name=name, kind="conv", config=config)
 
 
 def conv1d(out_channels: int, kernel_size: int, **options) -> Layer:

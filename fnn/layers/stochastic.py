@@ -1,4 +1,4 @@
-"""Dropout: stochastic, so it acts only in ``vjp`` (training) and needs a key there."""
+"""Stochastic layers (dropout): they act only in ``vjp`` (training) and need a key there."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import numpy as np
 from fnn.checks import LayerError
 from fnn.core import Layer
 from fnn.layers.base import parameter_free
+from fnn.validate import fraction
 
 
 def dropout(rate: float) -> Layer:
@@ -19,10 +20,9 @@ def dropout(rate: float) -> Layer:
     >>> sorted(set(y.ravel().tolist())) in ([0.0, 2.0], [2.0], [0.0])
     True
     """
-    if not 0.0 <= rate < 1.0:
-        raise ValueError(f"dropout: rate is the drop probability, in [0, 1), got {rate!r}")
+    rate = fraction("dropout", "rate", rate, hi_open=True)  # the drop probability
     label = f"dropout({rate})"
-    keep = 1.0 - float(rate)
+    keep = 1.0 - rate
 
     def train(x, key):
         if key is None:
@@ -34,4 +34,5 @@ def dropout(rate: float) -> Layer:
         mask = mask.astype(x.dtype, copy=False)
         return x * mask, lambda dy: dy * mask
 
-    return parameter_free(label, lambda x: x, train=train)
+    return parameter_free(label, lambda x: x, train=train, kind="dropout",
+                          config={"rate": rate})

@@ -6,27 +6,30 @@ window; on ties the *first* maximal element in row-major window order wins alone
 the same one). ``avg_pool`` pads with zeros and always divides by the full kernel size (PyTorch's
 ``count_include_pad=True``).
 
-The kernels are in :mod:`fnn.ops.pool` (numpy or compiled, see :mod:`fnn.ops`). A max-pool
-right after a ``relu()`` in :func:`fnn.serial` runs fused with it (one pass instead of the
-relu's own passes; the same numbers as the pair): see ``_with_relu_fusion``.
+The kernels are in :mod:`fnn.ops.pool` and :mod:`fnn.ops.resample` (numpy or compiled, see
+:mod:`fnn.ops`). A max-pool right after a ``relu()`` in :func:`fnn.serial` runs fused with it
+(one pass instead of the relu's own passes; the same numbers as the pair): see
+:mod:`fnn.layers.fusion`, which reads the pool's ``config``.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
+from typing import Any
 
-import numpy as np
-
-from fnn.checks import LayerError, as_shape, fmt_shape, no_params
+from fnn.checks import LayerError, as_shape, fmt_shape
 from fnn.core import Layer
-from fnn.layers.arguments import geometry, int_tuple, layout, padding_arg
+from fnn.layers.arguments import geometry, layout, padding_arg
 from fnn.layers.base import fixed_rank, parameter_free, rank_checker
 from fnn.ops import pool as ops_pool
+from fnn.ops.geometry import Geometry, Pads
+from fnn.ops.resample import upsample_nearest, upsample_nearest_backward
+from fnn.validate import int_tuple, one_of
 
 
-def _spatial(label: str, nd: int, out_sizes: Callable, fn: Callable, train: Callable) -> Layer:
+def _spatial(label: str, nd: int, out_sizes: Callable, fn: Callable, train: Callable,
+             kind: str, config: dict[str, Any]) -> Layer:
     """A parameter-free layer on ``(N, *S, C)`` with ``nd`` spatial axes: ``out_sizes(S)``,
     ``fn(x) -> y``, ``train(x, key) -> (y, back)``."""
 
@@ -35,7 +38,30 @@ def _spatial(label: str, nd: int, out_sizes: Callable, fn: Callable, train: Call
         return (shape[0], *out_sizes(shape[1:-1]), shape[-1])
 
     return parameter_free(label, fn, train=train, shape=shape,
-                          check=rank_checker(label, (nd + 2,), layout(nd)))
+                          check=rank_checker(label, (nd + 2,), layout(nd)), kind=kind,
+                          config={"nd": nd, **config})
+
+
+def pool_geometry(label: str, nd: int, kernel: tuple[int, ...], stride: tuple[int, ...],
+                  padding: str | Pads) -> Callable[[tuple], Geometry]:
+    """``geom(spatial_sizes) -> Geometry`` of a pooling layer (cached per input size: a layer
+    meets the same few every step); its errors name the layer, padding must be smaller than
+    the kernel.
+
+    >>> from fnn.layers.pooling import pool_geometry
+    >>> pool_geometry("max_pool2d(2)", 2, (2, 2), (2, 2), ((0, 0), (0, 0)))((7, 6)).out_sizes
+    (3, 3)
+    """
+
+    @functools.lru_cache(maxsize=64)
+    def geom(sizes: tuple) -> Geometry:
+        g = geometry(label, sizes, kernel, stride, (1,) * nd, padding)
+        if any(lo >= k or hi >= k for (lo, hi), k in zip(g.pads, kernel)):
+            raise LayerError(f"{label}: padding {g.pads} must be smaller than the kernel "
+                             f"{kernel} (a window of padding only has no value)")
+        return g
+
+    return geom
 
 
 def pool(kind: str, nd: int, kernel_size, stride=None, padding=0) -> Layer:
@@ -47,20 +73,13 @@ def pool(kind: str, nd: int, kernel_size, stride=None, padding=0) -> Layer:
     >>> fnn.layers.pool("max", 2, 3, stride=2, padding=1).init(None, (-1, 28, 28, 8))[0]
     (-1, 14, 14, 8)
     """
-    if kind not in ("max", "avg"):
-        raise ValueError(f"pool: kind must be 'max' or 'avg', got {kind!r}")
+    one_of("pool", "kind", kind, ("max", "avg"))
     label = f"{kind}_pool{nd}d({kernel_size!r})"
     kernel = int_tuple(label, "kernel_size", kernel_size, nd)
     stride = kernel if stride is None else int_tuple(label, "stride", stride, nd)
     padding = padding_arg(label, padding, nd)
-
-    @functools.lru_cache(maxsize=64)  # per input size: a layer meets the same few every step
-    def geom(sizes: tuple):
-        g = geometry(label, sizes, kernel, stride, (1,) * nd, padding)
-        if any(lo >= k or hi >= k for (lo, hi), k in zip(g.pads, kernel)):
-            raise LayerError(f"{label}: padding {g.pads} must be smaller than the kernel "
-                             f"{kernel} (a window of padding only has no value)")
-        return g
+    geom = pool_geometry(label, nd, kernel, stride, padding)
+    config = {"kernel": kernel, "stride": stride, "padding": padding}
 
     def out_sizes(sizes):
         return geom(sizes).out_sizes
@@ -71,42 +90,17 @@ def pool(kind: str, nd: int, kernel_size, stride=None, padding=0) -> Layer:
             return ops_pool.avg_pool(x, g), lambda dy: ops_pool.avg_pool_backward(dy, g)
 
         return _spatial(label, nd, out_sizes, lambda x: ops_pool.avg_pool(x, geom(x.shape[1:-1])),
-                        train)
+                        train, "avg_pool", config)
 
-    def forward(x, relu=False):
-        return ops_pool.max_pool(x, geom(x.shape[1:-1]), relu)[0]
+    def forward(x):
+        return ops_pool.max_pool(x, geom(x.shape[1:-1]))[0]
 
-    def train(x, key=None, relu=False):
+    def train_max(x, key):
         g = geom(x.shape[1:-1])
-        y, arg = ops_pool.max_pool(x, g, relu)
-        return y, lambda dy: ops_pool.max_pool_backward(dy, arg, g, y if relu else None)
+        y, arg = ops_pool.max_pool(x, g)
+        return y, lambda dy: ops_pool.max_pool_backward(dy, arg, g)
 
-    layer = _spatial(label, nd, out_sizes, forward, train)
-    return _with_relu_fusion(layer, label, nd, forward, train)
-
-
-def _with_relu_fusion(layer: Layer, label: str, nd: int, forward: Callable,
-                      train: Callable) -> Layer:
-    """Give a max-pool layer the fused ``relu`` + max-pool that :func:`fnn.serial` runs in
-    place of an adjacent ``relu(), max_pool(...)`` pair (:mod:`fnn.ops.pool`: same numbers,
-    fewer passes over the relu's full-size input). Stored as attributes of its own functions
-    (made for this layer alone), so the Layer keeps its fields: ``apply.after_relu(params, x)``
-    and ``vjp.after_relu(params, x, input_grad) -> (y, pullback)``, ``x`` being the relu's
-    input."""
-    check = rank_checker(label, (nd + 2,), layout(nd))
-
-    def fused_vjp(params, x, input_grad=True):
-        no_params(label, params)
-        y, back = train(check(x), relu=True)
-        return y, lambda dy: ({}, back(dy) if input_grad else None)
-
-    def fused_apply(params, x):
-        no_params(label, params)
-        return forward(check(x), relu=True)
-
-    layer.apply.after_relu = fused_apply
-    layer.vjp.after_relu = fused_vjp
-    return layer
+    return _spatial(label, nd, out_sizes, forward, train_max, "max_pool", config)
 
 
 def max_pool1d(kernel_size, stride=None, padding=0) -> Layer:
@@ -164,22 +158,14 @@ def upsample(nd: int, factor, mode: str = "nearest") -> Layer:
     """
     label = f"upsample{nd}d({factor!r})"
     factors = int_tuple(label, "factor", factor, nd)
-    if mode != "nearest":
-        raise ValueError(f"{label}: mode must be 'nearest', got {mode!r}")
-
-    def forward(x):
-        n, *sizes, c = x.shape
-        expanded = x.reshape(n, *(a for s in sizes for a in (s, 1)), c)
-        target = (n, *(a for s, f in zip(sizes, factors) for a in (s, f)), c)
-        return np.broadcast_to(expanded, target).reshape(n, *(s * f for s, f in zip(sizes, factors)), c)
+    one_of(label, "mode", mode, ("nearest",))
 
     def train(x, key):
-        n, *sizes, c = x.shape
-        split_shape = (n, *(a for s, f in zip(sizes, factors) for a in (s, f)), c)
-        sum_axes = tuple(2 + 2 * i for i in range(nd))
-        return forward(x), lambda dy: dy.reshape(split_shape).sum(axis=sum_axes)
+        return upsample_nearest(x, factors), lambda dy: upsample_nearest_backward(dy, factors)
 
-    return _spatial(label, nd, lambda s: tuple(a * f for a, f in zip(s, factors)), forward, train)
+    return _spatial(label, nd, lambda s: tuple(a * f for a, f in zip(s, factors)),
+                    lambda x: upsample_nearest(x, factors), train, "upsample",
+                    {"factor": factors, "mode": mode})
 
 
 def upsample1d(factor: int, mode: str = "nearest") -> Layer:
@@ -225,21 +211,14 @@ def global_avg_pool() -> Layer:
                              f"{fmt_shape(input_shape)}")
         return (input_shape[0], input_shape[-1])
 
-    def forward(x):
-        return x.mean(axis=tuple(range(1, x.ndim - 1)), dtype=x.dtype)
-
     def train(x, key):
-        count = math.prod(x.shape[1:-1])
+        return ops_pool.global_avg_pool(x), \
+            lambda dy: ops_pool.global_avg_pool_backward(dy, x.shape)
 
-        def back(dy):
-            shape = (dy.shape[0],) + (1,) * (x.ndim - 2) + (dy.shape[-1],)
-            return np.broadcast_to(dy.reshape(shape) / count, x.shape).astype(dy.dtype)
-
-        return forward(x), back
-
-    return parameter_free(label, forward, train=train, shape=shape,
-                          check=rank_checker(label, tuple(range(3, 33)), layout(None)))
+    return parameter_free(label, ops_pool.global_avg_pool, train=train, shape=shape,
+                          check=rank_checker(label, tuple(range(3, 33)), layout(None)),
+                          kind="global_avg_pool")
 
 
 __all__ = ["avg_pool1d", "avg_pool2d", "global_avg_pool", "max_pool1d", "max_pool2d", "pool",
-           "upsample", "upsample1d", "upsample2d"]
+           "pool_geometry", "upsample", "upsample1d", "upsample2d"]

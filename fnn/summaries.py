@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fnn.checks import fmt_shape
+from fnn.combinators import child_names
 from fnn.core import Layer, init
 from fnn.keys import fold_in, key
 from fnn.tree import tree_leaves, tree_size
@@ -37,8 +38,7 @@ def _rows(layer: Layer, k, shape, path: str, depth: int, out: list) -> tuple:
                 "depth": depth, "combinator": bool(layer.children)})
     if not layer.children:
         return out_shape
-    width = max(2, len(str(len(layer.children) - 1)))
-    names = [f"{i:0{width}d}_{child.name}" for i, child in enumerate(layer.children)]
+    names = child_names(layer.children)
     inner = shape
     for i, (name, child) in enumerate(zip(names, layer.children)):
         child_path = f"{path}/{name}" if path else name
