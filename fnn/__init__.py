@@ -10,7 +10,7 @@ function folded over batches. See README.md and DESIGN.md.
 from typing import TYPE_CHECKING
 
 from fnn import augment, initializers, layers, ops, optim, perf, threads
-from fnn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from fnn.checkpoint import Checkpoint, CheckpointMismatch, load_checkpoint, save_checkpoint
 from fnn.checks import LayerError
 from fnn.core import Layer, init, parallel, residual, serial, value_and_grad
 from fnn.gradient_check import assert_gradients_close, gradcheck
@@ -20,6 +20,7 @@ from fnn.layers import *  # noqa: F403  (every layer constructor)
 from fnn.layers import __all__ as _layer_names
 from fnn.logger import LossLogger
 from fnn.losses import Loss, bce, bce_with_logits, cross_entropy, mse, nll
+from fnn.metrics import accuracy
 from fnn.optim import (
     Optimizer,
     adam,
@@ -35,10 +36,11 @@ from fnn.summary import summary
 from fnn.training import (
     Batches,
     EarlyStopping,
+    EvalFn,
     History,
+    StepFn,
     TrainingError,
     TrainState,
-    accuracy,
     batches,
     evaluator,
     fit,
@@ -67,10 +69,12 @@ __all__ = [
     "bce",
     "bce_with_logits",
     "Checkpoint",
+    "CheckpointMismatch",
     "cosine_decay",
     "cross_entropy",
     "datasets",
     "EarlyStopping",
+    "EvalFn",
     "evaluator",
     "fit",
     "FnnFileError",
@@ -109,6 +113,7 @@ __all__ = [
     "sgd",
     "split",
     "step_decay",
+    "StepFn",
     "summary",
     "supervised_step",
     "sweep",
