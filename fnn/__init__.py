@@ -10,7 +10,7 @@ function folded over batches. See README.md and DESIGN.md.
 from typing import TYPE_CHECKING
 
 from fnn import augment, initializers, layers, ops, optim, perf, threads
-from fnn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from fnn.checkpoint import Checkpoint, CheckpointMismatch, load_checkpoint, save_checkpoint
 from fnn.checks import LayerError
 from fnn.combinators import parallel, residual, serial
 from fnn.core import GradFn, Layer, init
@@ -22,6 +22,7 @@ from fnn.layers import *  # noqa: F403  (every layer constructor)
 from fnn.layers import __all__ as _layer_names
 from fnn.logger import LossLogger
 from fnn.losses import Loss, LossError, bce, bce_with_logits, cross_entropy, mse, nll
+from fnn.metrics import accuracy
 from fnn.optim import (
     Optimizer,
     adam,
@@ -37,10 +38,11 @@ from fnn.summaries import summary
 from fnn.training import (
     Batches,
     EarlyStopping,
+    EvalFn,
     History,
+    StepFn,
     TrainingError,
     TrainState,
-    accuracy,
     batches,
     evaluator,
     fit,
@@ -69,10 +71,12 @@ __all__ = [
     "bce",
     "bce_with_logits",
     "Checkpoint",
+    "CheckpointMismatch",
     "cosine_decay",
     "cross_entropy",
     "datasets",
     "EarlyStopping",
+    "EvalFn",
     "evaluator",
     "fit",
     "FnnFileError",
@@ -113,6 +117,7 @@ __all__ = [
     "sgd",
     "split",
     "step_decay",
+    "StepFn",
     "summary",
     "supervised_step",
     "sweep",

@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from fnn.io import FnnFileError, decode, encode, read_npz, renamed_fields, write_npz
+from fnn.io import FnnFileError, TreeMismatch, decode, encode, read_npz, renamed_fields, write_npz
+from fnn.validate import positive_int
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
@@ -46,7 +47,8 @@ FORMAT = "fnn-checkpoint-1"
 _NAME = re.compile(r"^ckpt-(\d{6,})\.npz$")
 _TEMP = re.compile(r"^\.ckpt-\d{6,}\.npz\.(\d+)\.tmp$")
 
-__all__ = ["Checkpoint", "checkpoints", "load_checkpoint", "save_checkpoint"]
+__all__ = ["Checkpoint", "CheckpointMismatch", "checkpoints", "load_checkpoint",
+           "save_checkpoint"]
 
 
 class Checkpoint(NamedTuple):
@@ -68,6 +70,31 @@ class Checkpoint(NamedTuple):
     progress: dict
     best_state: Any = None
     fingerprint: dict | None = None
+
+
+class CheckpointMismatch(FnnFileError):
+    """A checkpoint whose trees do not match the template it is loaded into: another run's
+    (another model, optimiser, state). ``path`` is the file, ``fingerprint`` the run
+    fingerprint saved in it (None for a checkpoint written by hand), so a caller can say how
+    the runs differ; :func:`fnn.train` does.
+
+    >>> import tempfile, fnn
+    >>> _, params = fnn.linear(2).init(fnn.key(0), (-1, 3))
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = fnn.save_checkpoint(folder, fnn.TrainState.create(params, fnn.sgd(0.1)))
+    >>> try:
+    ...     fnn.load_checkpoint(folder, like=fnn.TrainState.create(params, fnn.adam(0.1)))
+    ... except fnn.CheckpointMismatch as err:
+    ...     print(err.path.name, err.fingerprint, isinstance(err, fnn.FnnFileError))
+    ckpt-000001.npz None True
+    """
+
+    def __init__(self, message: str, path: Path, fingerprint: dict | None = None):
+        super().__init__(message)
+        self.path, self.fingerprint = path, fingerprint
+
+    def __reduce__(self) -> tuple:  # pickles (sweeps send errors between processes)
+        return type(self), (str(self), self.path, self.fingerprint)
 
 
 def checkpoints(directory: str | os.PathLike) -> list[Path]:
@@ -105,9 +132,16 @@ def remove_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def _number(path: Path) -> int:
+    m = _NAME.match(path.name)
+    if m is None:
+        raise ValueError(f"{path.name} is not a checkpoint file name (ckpt-NNNNNN.npz)")
+    return int(m.group(1))
+
+
 def _next_path(folder: Path) -> Path:
     existing = checkpoints(folder)
-    number = int(_NAME.match(existing[-1].name).group(1)) + 1 if existing else 1
+    number = _number(existing[-1]) + 1 if existing else 1
     return folder / f"ckpt-{number:06d}.npz"
 
 
@@ -126,8 +160,8 @@ def save_checkpoint(directory: str | os.PathLike, state: Any, *, keep: int | Non
     >>> [p.name for p in fnn.checkpoint.checkpoints(folder)]
     ['ckpt-000002.npz', 'ckpt-000003.npz']
     """
-    if keep is not None and (not isinstance(keep, int) or keep < 1):
-        raise ValueError(f"save_checkpoint: keep must be a positive int or None, got {keep!r}")
+    if keep is not None:
+        keep = positive_int("save_checkpoint", "keep", keep)
     payload = encode_checkpoint(state, progress=progress, best_state=best_state,
                                 fingerprint=fingerprint)
     return write_checkpoint(directory, payload, keep=keep)
@@ -164,7 +198,8 @@ def load_checkpoint(directory: str | os.PathLike, like: Any) -> Checkpoint:
 
     A damaged newest file (it cannot happen through fnn's atomic writes, but disks fail) is
     skipped with a warning for the one before it. Raises ``FileNotFoundError`` when there is
-    no checkpoint and :class:`fnn.FnnFileError` when the files do not match ``like``.
+    no checkpoint and :class:`CheckpointMismatch` (an :class:`fnn.FnnFileError`) when the
+    newest readable file does not match ``like``.
 
     >>> import tempfile, fnn
     >>> _, params = fnn.linear(2).init(fnn.key(0), (-1, 3))
@@ -184,8 +219,10 @@ def load_checkpoint(directory: str | os.PathLike, like: Any) -> Checkpoint:
     for path in reversed(files):
         try:
             return _read(path, like)
+        except CheckpointMismatch:
+            raise
         except FnnFileError as err:
-            if "does not match" in str(err) or path == files[0]:
+            if path == files[0]:
                 raise
             warnings.warn(f"load_checkpoint: skipping {path.name}: {err}", RuntimeWarning,
                           stacklevel=2)
@@ -197,11 +234,17 @@ def _read(path: Path, like: Any) -> Checkpoint:
     if manifest.get("format") != FORMAT:
         raise FnnFileError(f"load_checkpoint: {path} has format {manifest.get('format')!r}, "
                            f"expected {FORMAT!r}")
-    spec = manifest["tree"]
-    template = {"state": like}
-    if "best_state" in spec.get("dict", {}):
-        template["best_state"] = like
-    trees = decode(spec, arrays, template, where=f"load_checkpoint: {path}")
+    try:
+        spec = manifest["tree"]
+        template = {"state": like}
+        if "best_state" in spec.get("dict", {}):
+            template["best_state"] = like
+        trees = decode(spec, arrays, template, where=f"load_checkpoint: {path}")
+    except TreeMismatch as err:
+        raise CheckpointMismatch(str(err), path, manifest.get("fingerprint")) from None
+    except (KeyError, TypeError, AttributeError, StopIteration) as err:
+        raise FnnFileError(f"load_checkpoint: {path} has a damaged manifest "
+                           f"({type(err).__name__}: {err})") from None
     return Checkpoint(trees["state"], path, manifest.get("progress") or {},
                       trees.get("best_state"), manifest.get("fingerprint"))
 

@@ -73,6 +73,10 @@ class FnnFileError(ValueError):
     """
 
 
+class TreeMismatch(FnnFileError):
+    """A readable file whose tree differs from the template it is loaded into."""
+
+
 # --------------------------------------------------------------------------- encoding
 
 
@@ -140,7 +144,7 @@ def encode(tree: Any, where: str = "save") -> tuple[dict, dict[str, np.ndarray]]
 def decode(spec: dict, arrays: dict[str, np.ndarray], like: Any = None, *,
            where: str = "load") -> Any:
     """Rebuild a tree from :func:`encode`'s output; with ``like``, in the template's types,
-    raising :class:`FnnFileError` that names every difference."""
+    raising :class:`TreeMismatch` (an :class:`FnnFileError`) that names every difference."""
     problems: list[str] = []
 
     def build(s: dict, t: Any, path: tuple[str, ...]):
@@ -213,7 +217,7 @@ def decode(spec: dict, arrays: dict[str, np.ndarray], like: Any = None, *,
 
     out = build(spec, like if like is not None else _NO_TEMPLATE, ())
     if problems:
-        raise FnnFileError(f"{where}: does not match the expected tree: " + "; ".join(problems))
+        raise TreeMismatch(f"{where}: does not match the expected tree: " + "; ".join(problems))
     return out
 
 

@@ -58,8 +58,10 @@ def test_checkpoint_round_trip_keeps_types_and_prunes(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         fnn.load_checkpoint(tmp_path / "empty", like=fresh)
     other = fnn.TrainState.create(fnn.linear(3).init(fnn.key(0), (-1, 5))[1], fnn.adam(1e-2))
-    with pytest.raises(fnn.FnnFileError, match="does not match"):
+    with pytest.raises(fnn.CheckpointMismatch, match="does not match") as err:
         fnn.load_checkpoint(tmp_path, like=other)
+    assert isinstance(err.value, fnn.FnnFileError) and err.value.path.name == "ckpt-000005.npz"
+    assert err.value.fingerprint is None  # written by hand: no run fingerprint
 
 
 def test_stale_temporary_files_of_dead_writers_are_removed(tmp_path):
@@ -84,8 +86,7 @@ def _train(folder, epochs=4, every="epoch", fail_at=None, optimizer=None, **kw):
             raise RuntimeError("malformed batch")
         return step(s, batch)
 
-    failing_step.fingerprint, failing_step.metric_names = step.fingerprint, step.metric_names
-    return fnn.train(failing_step, data, state, epochs=epochs, eval_fn=eval_fn, progress=False,
+    return fnn.train(step._replace(fn=failing_step), data, state, epochs=epochs, eval_fn=eval_fn, progress=False,
                      early_stopping=fnn.EarlyStopping("loss", patience=50),
                      checkpoint=folder, checkpoint_every=every, **kw)
 

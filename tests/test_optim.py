@@ -474,7 +474,7 @@ def test_apply_gradients_is_update_then_apply_bit_for_bit(make, backend):
     opt = make()
     rng = np.random.default_rng(0)
     # a float64 leaf among float32 ones, and random values (where rounding shows)
-    big = (300, 300)  # past fnn.ops.elementwise.ADD_SCALED_COMPILED_MIN: the compiled pass
+    big = (300, 300)  # past fnn.ops.update.ADD_SCALED_COMPILED_MIN: the compiled pass
     params = {**P, "h": np.array([1.0, 2.0]), "r": rng.standard_normal((7, 9), np.float32),
               "big": rng.standard_normal(big, np.float32)}
     grads = {**G, "h": np.array([0.25, -0.5]), "r": rng.standard_normal((7, 9), np.float32),

@@ -205,11 +205,11 @@ def test_bad_configurations_fail_before_the_first_step():
     opt = fnn.sgd(0.01)
     steps = []
 
-    def step(state, batch):
+    def counted(state, batch):
         steps.append(1)
         return fnn.supervised_step(model, fnn.mse, opt)(state, batch)
 
-    step.metric_names = ("loss",)
+    step = fnn.StepFn(counted, metric_names=("loss",))
     state = fnn.TrainState.create(params, opt)
     data = fnn.batches(x, y, batch_size=8)
     good_eval = fnn.evaluator(model, x, y, loss=fnn.mse)

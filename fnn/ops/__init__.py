@@ -7,10 +7,15 @@
 * :mod:`fnn.ops.dense` — the dense layer's input gradient in BLAS's faster layout;
 * :mod:`fnn.ops.pool` — max-pool with arg-max (optionally fused with a preceding relu),
   average pool, their backward passes;
-* :mod:`fnn.ops.elementwise` — activations and their vector-Jacobian products;
+* :mod:`fnn.ops.geometry` — window geometry (a leaf: sizes, pads, strides);
+* :mod:`fnn.ops.activations` — activations beside their vector-Jacobian products (one table);
+* :mod:`fnn.ops.resample` — nearest up-sampling and its adjoint;
+* :mod:`fnn.ops.update` — the optimiser's one-pass ``p + a * u``;
 * :mod:`fnn.ops.norm` — moments, normalisation and its backward pass (batch-, layer-,
   group-norm; sums across batch shards through a ``reduce`` hook);
-* :mod:`fnn.ops.losses` — a loss's value and gradient in one call (softmax cross-entropy).
+* :mod:`fnn.ops.losses` — each loss's value and gradient in one call (one table);
+* :mod:`fnn.ops.embedding`, :mod:`fnn.ops.recurrent`, :mod:`fnn.ops.attention` — token
+  look-ups and their scatter-add, RNN/GRU/LSTM through time, scaled dot-product attention.
 
 Each kernel has a numpy implementation, the reference, and a compiled one (numba, in
 :mod:`fnn.ops.compiled`) behind the same signature for the memory-bound parts; matrix products

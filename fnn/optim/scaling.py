@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from fnn.ops.elementwise import add_scaled
+from fnn.ops.update import add_scaled
 from fnn.optim.base import Optimizer, deprecated_count, stateless
 from fnn.tree import tree_map
 from fnn.validate import Schedule, decay_rate, learning_rate, non_negative, real
