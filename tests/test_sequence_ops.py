@@ -424,7 +424,7 @@ def test_attention_backends_agree(case, dtype):
 @needs_numba
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_compiled_exp_tanh_sigmoid_against_numpy(dtype):
-    from fnn.ops import sequence_kernels as K
+    from fnn.ops import vector_math as K
 
     limit = 87.0 if dtype == np.float32 else 708.0
     x = np.concatenate([np.random.default_rng(0).uniform(-limit, limit, 20000),
