@@ -15,6 +15,7 @@ from fnn.ops import recurrent as R
 needs_numba = pytest.mark.skipif(not fnn.ops.available(), reason="numba is not installed")
 CELLS = ["rnn_tanh", "rnn_relu", "gru", "lstm"]
 GATES = {"rnn_tanh": 1, "rnn_relu": 1, "gru": 3, "lstm": 4}
+BACKENDS = ["numpy", pytest.param("compiled", marks=needs_numba)]
 VARIANTS = [dict(reverse=False, masked=False), dict(reverse=True, masked=False),
             dict(reverse=False, masked=True), dict(reverse=True, masked=True)]
 
@@ -261,12 +262,18 @@ def torch_rnn(cell, d, size):
     return cls(d, size, batch_first=True, bidirectional=True, dtype=torch.float64, **kw)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("masked", [False, True], ids=["dense", "packed"])
 @pytest.mark.parametrize("cell", CELLS)
-def test_recurrent_against_torch(cell, masked):
+def test_recurrent_against_torch(cell, masked, backend):
     """Both directions of a bidirectional torch layer (reverse=True is the backward one);
     a mask of right padding is torch's packed sequences."""
     torch = pytest.importorskip("torch")
+    with fnn.ops.using(backend):
+        check_against_torch(torch, cell, masked)
+
+
+def check_against_torch(torch, cell, masked):
     n, steps, d, size, g = 4, 6, 5, 3, GATES[cell]
     rng = np.random.default_rng(2)
     module = torch_rnn(cell, d, size)
@@ -332,9 +339,15 @@ def test_recurrent_against_torch(cell, masked):
     np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("case", ["causal", "key_mask", "causal_cache", "scale", "plain"])
-def test_attention_against_torch_sdpa(case):
+def test_attention_against_torch_sdpa(case, backend):
     torch = pytest.importorskip("torch")
+    with fnn.ops.using(backend):
+        check_sdpa(torch, case)
+
+
+def check_sdpa(torch, case):
     from torch.nn.functional import scaled_dot_product_attention as sdpa
 
     steps, keys = (3, 7) if case == "causal_cache" else (6, 6)

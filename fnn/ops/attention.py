@@ -27,6 +27,9 @@ import numpy as np
 
 from fnn.ops import _backend
 
+__all__ = ["attention", "attention_backward", "merge_heads", "softmax", "split_heads",
+           "visible"]
+
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _NO_KEYS = np.ones((0, 0), dtype=bool)
 

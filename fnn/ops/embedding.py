@@ -13,6 +13,8 @@ import numpy as np
 
 from fnn.ops import _backend
 
+__all__ = ["gather", "scatter_add"]
+
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 

@@ -35,6 +35,9 @@ import numpy as np
 from fnn.ops import _backend
 from fnn.ops import recurrent_steps as _reference
 
+__all__ = ["Tape", "gru", "gru_backward", "gru_step", "lstm", "lstm_backward", "lstm_step",
+           "rnn", "rnn_backward", "rnn_step"]
+
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _GATES = {"rnn_tanh": 1, "rnn_relu": 1, "gru": 3, "lstm": 4}
 _NO_MASK = np.ones((0, 0), dtype=bool)
@@ -42,7 +45,14 @@ _NO_MASK = np.ones((0, 0), dtype=bool)
 
 class Tape(NamedTuple):
     """What a forward pass keeps for its backward pass; arrays are ``(N, T, ...)`` in the
-    input's time order (also when ``reverse``)."""
+    input's time order (also when ``reverse``), the same on both backends.
+
+    >>> import numpy as np
+    >>> from fnn.ops.recurrent import lstm
+    >>> _, _, tape = lstm(np.zeros((2, 5, 12)), None, None, np.zeros((3, 12)))
+    >>> tape.cell, tape.acts.shape, tape.hs.shape
+    ('lstm', (2, 5, 4, 3), (2, 5, 3))
+    """
     cell: str                   # "rnn_tanh" | "rnn_relu" | "gru" | "lstm"
     w_hh: np.ndarray            # (H, G*H)
     reverse: bool
@@ -65,12 +75,11 @@ def _kernels(dtype: np.dtype) -> Any:
 def _setup(xw: np.ndarray, w_hh: np.ndarray, cell: str,
            mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``xw`` as a C-contiguous ``(N, T, G, H)`` array, ``w_hh`` in its dtype, the mask."""
-    gates = _GATES[cell]
-    size = w_hh.shape[0]
-    n, steps = xw.shape[:2]
+    gates, size = _GATES[cell], w_hh.shape[0]
     if xw.ndim != 3 or xw.shape[2] != gates * size or w_hh.shape != (size, gates * size):
         raise ValueError(f"{cell}: xw must be (N, T, {gates}*H) and w_hh (H, {gates}*H), "
                          f"got {xw.shape} and {w_hh.shape}")
+    n, steps = xw.shape[:2]
     dtype = xw.dtype if xw.dtype.kind == "f" else np.dtype(np.float64)
     xw4 = np.ascontiguousarray(xw, dtype=dtype).reshape(n, steps, gates, size)
     if mask is None:
