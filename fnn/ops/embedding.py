@@ -1,0 +1,81 @@
+"""Embedding lookups and their gradient: rows of a table ``(V, D)`` picked by integer ids.
+
+The gradient adds every ``dy`` row into the table row its id picked (a scatter-add).
+``np.add.at`` does it one element at a time (slow); here numpy sorts the ids (stably), sums
+each run of equal ids with ``np.add.reduceat`` and writes one row per distinct id; the
+compiled backend adds the rows in a numba loop. Both add each table row's contributions in
+the order the ids come (so they agree to the last bit).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fnn.ops import _backend
+
+__all__ = ["gather", "scatter_add"]
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def gather(table: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """``table[ids]``: ``table (V, D)``, ``ids (N, T)`` int -> ``(N, T, D)`` (any shape of
+    ids works: the result's shape is ``ids.shape + (D,)``). Raises IndexError for an id
+    outside ``[-V, V)``.
+
+    >>> import numpy as np
+    >>> from fnn.ops.embedding import gather
+    >>> gather(np.arange(6.0).reshape(3, 2), np.array([[2, 0]])).tolist()
+    [[[4.0, 5.0], [0.0, 1.0]]]
+    """
+    return np.take(table, ids, axis=0)
+
+
+def scatter_add(ids: np.ndarray, dy: np.ndarray, vocab_size: int,
+                padding_idx: int | None = None) -> np.ndarray:
+    """The gradient of :func:`gather` for its table: ``dtable (V, D)`` with
+    ``dtable[v] = sum of dy[n, t] over ids[n, t] == v``, ``dy (N, T, D)`` (any shape
+    ``ids.shape + (D,)``), in ``dy``'s dtype. Rows of ``padding_idx`` (negative counts
+    from the end, as in PyTorch) get no gradient.
+
+    >>> import numpy as np
+    >>> from fnn.ops.embedding import scatter_add
+    >>> ids = np.array([[1, 0, 1, 2]]); dy = np.ones((1, 4, 2))
+    >>> scatter_add(ids, dy, 3, padding_idx=2).tolist()
+    [[1.0, 1.0], [2.0, 2.0], [0.0, 0.0]]
+    """
+    flat = _rows(ids, vocab_size)
+    width = dy.shape[-1]
+    rows = dy.reshape(flat.shape[0], width)
+    if padding_idx is not None and padding_idx < 0:
+        padding_idx += vocab_size
+    out = np.zeros((vocab_size, width), dtype=dy.dtype)
+    if _backend.compiled() and dy.dtype in _FLOATS:
+        from fnn.ops import sequence_kernels
+
+        pad = -1 if padding_idx is None else int(padding_idx)
+        sequence_kernels.scatter_add(flat, np.ascontiguousarray(rows), pad, out)
+        return out
+    if padding_idx is not None:
+        keep = flat != padding_idx
+        flat, rows = flat[keep], rows[keep]
+    if flat.shape[0] == 0:
+        return out
+    order = np.argsort(flat, kind="stable")
+    ordered = flat[order]
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    out[ordered[starts]] = np.add.reduceat(rows[order], starts, axis=0)
+    return out
+
+
+def _rows(ids: np.ndarray, vocab_size: int) -> np.ndarray:
+    """The ids as a flat int64 array of rows in ``[0, V)`` (negative ids count from the end,
+    as in :func:`gather`); IndexError for ids outside ``[-V, V)``."""
+    flat = np.asarray(ids).reshape(-1).astype(np.int64, copy=False)
+    if flat.shape[0] == 0:
+        return flat
+    low, high = int(flat.min()), int(flat.max())
+    if low < -vocab_size or high >= vocab_size:
+        raise IndexError(f"scatter_add: ids must be in [-{vocab_size}, {vocab_size}), "
+                         f"got {low if low < -vocab_size else high}")
+    return flat if low >= 0 else np.where(flat < 0, flat + vocab_size, flat)
