@@ -2,7 +2,6 @@
 the eng-fra split, and the batch sources' resume protocol (fnn.train, exact resume)."""
 
 import json
-import os
 import zlib
 from pathlib import Path
 
@@ -33,16 +32,16 @@ from fnn.datasets.downloader import ChecksumError
 # ----------------------------------------------------------------------------- the real files
 
 
-def _real(sub: str) -> Path:
-    root = os.environ.get("FNN_DATA")
-    if not root or not (Path(root) / sub).is_dir():
-        pytest.skip(f"real data: set FNN_DATA to a folder with {sub}/ (e.g. /work/shared/data)")
-    return Path(root)
+def _with(data_dir: Path, sub: str) -> Path:
+    """``data_dir`` (conftest's fixture: skips without FNN_DATA) if it holds ``sub/``."""
+    if not (data_dir / sub).is_dir():
+        pytest.skip(f"real data: {data_dir} (FNN_DATA) has no {sub}/")
+    return data_dir
 
 
 @pytest.mark.slow
-def test_tiny_shakespeare_file_split_and_vocab():
-    text = tiny_shakespeare(_real("tinyshakespeare"))
+def test_tiny_shakespeare_file_split_and_vocab(data_dir):
+    text = tiny_shakespeare(_with(data_dir, "tinyshakespeare"))
     assert len(text) == 1115394 and text.startswith("First Citizen:")
     split = split_text(text)
     assert (len(split.train), len(split.validation)) == (1003854, 111540)
@@ -55,8 +54,8 @@ def test_tiny_shakespeare_file_split_and_vocab():
 
 
 @pytest.mark.slow
-def test_eng_fra_file_split_and_vocab_sizes():
-    pairs = eng_fra(_real("eng-fra"))
+def test_eng_fra_file_split_and_vocab_sizes(data_dir):
+    pairs = eng_fra(_with(data_dir, "eng-fra"))
     assert len(pairs) == 18065 and pairs[6] == ("Jump.", "Saute.")
     assert len({normalize_text(e) for e, _ in pairs}) == 10974
     split = split_pairs(pairs)
@@ -76,8 +75,8 @@ def test_eng_fra_file_split_and_vocab_sizes():
 
 
 @pytest.mark.slow
-def test_eng_fra_detokenize_round_trip_share():
-    pairs = eng_fra(_real("eng-fra"))
+def test_eng_fra_detokenize_round_trip_share(data_dir):
+    pairs = eng_fra(_with(data_dir, "eng-fra"))
     shares = {}
     for i, lang in enumerate(("en", "fr")):
         texts = [p[i] for p in pairs]
@@ -188,9 +187,10 @@ def test_normalize_and_tokenize():
     assert tokenize("It's 3:30, isn't it?") == ["it", "'s", "3:30", ",", "isn", "'t", "it", "?"]
     assert tokenize("Lève-toi, qu'il dit\u202f!", "fr") == [
         "lève-toi", ",", "qu'", "il", "dit", "!"]
+    assert tokenize("It costs $1,000.50.") == ["it", "costs", "$", "1,000.50", "."]
     assert tokenize("Dis-m'en davantage.", "fr") == ["dis-m'", "en", "davantage", "."]
     assert tokenize('"Look," she said.') == ['"', "look", ",", '"', "she", "said", "."]
-    for s, lang in [("It's 3:30, isn't it?", "en"), ("Tom's $100 (new).", "en"),
+    for s, lang in [("It's 3:30, isn't it?", "en"), ("It costs $1,000.50.", "en"), ("Tom's $100 (new).", "en"),
                     ('"Look," she said.', "en"), ("It's a boys' club.", "en"),
                     ("Elle a dit : « Regarde. »", "fr"), ("Qu'est-ce que c'est\u202f?", "fr"),
                     ('Elle a dit "au revoir".', "fr"), ("Il n' y avait personne.", "fr")]:

@@ -22,10 +22,10 @@ from fnn.datasets.downloader import ChecksumError, DownloadError, download
 from fnn.datasets.idx import parse_idx, read_idx
 from fnn.datasets.idx_sets import FASHION_CLASSES, fashion_mnist, mnist
 from fnn.datasets.noise import gaussian_noise, masking, salt_and_pepper
-from fnn.datasets.sklearn_digits import digits
-from fnn.datasets.toy import chessboard, gaussian_mixture, xor
 from fnn.datasets.sequences import PairBatches, TokenWindows, sample_windows, token_chunks
+from fnn.datasets.sklearn_digits import digits
 from fnn.datasets.text import TextSplit, eng_fra, split_text, tiny_shakespeare
+from fnn.datasets.toy import chessboard, gaussian_mixture, xor
 from fnn.datasets.translation import (
     PairSplit,
     detokenize,

@@ -86,7 +86,13 @@ def tiny_shakespeare(data_dir: str | os.PathLike | None = None) -> str:
 
 
 class TextSplit(NamedTuple):
-    """A text cut in two: ``train`` (the first part) and ``validation`` (the rest)."""
+    """A text cut in two: ``train`` (the first part) and ``validation`` (the rest).
+
+    >>> from fnn.datasets import split_text
+    >>> train, validation = split_text("to be or not", 0.5)
+    >>> train, validation
+    ('to be ', 'or not')
+    """
 
     train: str
     validation: str

@@ -101,7 +101,14 @@ def detokenize(tokens: Iterable[str], lang: str = "en") -> str:
 
 
 class PairSplit(NamedTuple):
-    """``(english, french)`` pairs on three sides, each in the original order."""
+    """``(english, french)`` pairs on three sides, each in the original order
+    (:func:`split_pairs`).
+
+    >>> from fnn.datasets import split_pairs
+    >>> train, validation, test = split_pairs([("Hi.", "Salut."), ("Go.", "Va !")])
+    >>> len(train) + len(validation) + len(test)
+    2
+    """
 
     train: list[tuple[str, str]]
     validation: list[tuple[str, str]]

@@ -9,7 +9,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -22,6 +22,8 @@ __all__ = ["BOS", "EOS", "PAD", "SPECIALS", "UNK", "CharVocab", "WordVocab"]
 #: The reserved words of every :class:`WordVocab`, at ids 0, 1, 2, 3.
 SPECIALS = ("<pad>", "<s>", "</s>", "<unk>")
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
+
+V = TypeVar("V", bound="_Vocab")
 
 _CHAR_FORMAT = "fnn-char-vocab-1"
 _WORD_FORMAT = "fnn-word-vocab-1"
@@ -56,7 +58,41 @@ def _check_ids(ids: Any, size: int, who: str) -> np.ndarray:
     return a.astype(np.int64, copy=False)
 
 
-class CharVocab:
+class _Vocab:
+    """Length, equality, hashing and repr by the entries in id order (``_entries``)."""
+
+    _entries: str | tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other._entries == self._entries
+
+    def __hash__(self) -> int:
+        return hash(self._entries)
+
+    def __repr__(self) -> str:
+        more = "..." if len(self) > 20 else ""
+        return f"{type(self).__name__}({len(self)} entries: {self._entries[:20]!r}{more})"
+
+    @classmethod
+    def _from_file(cls: type[V], path: str | os.PathLike, fmt: str, field: str,
+                   kind: type) -> tuple[V, dict]:
+        """The vocabulary in the JSON file ``path`` (format ``fmt``, entries in ``field``) and
+        the file's content; a damaged file is a :class:`DatasetError` naming it."""
+        who = f"{cls.__name__}.load"
+        content = _read_json(path, fmt, who)
+        entries = content.get(field)
+        if not isinstance(entries, kind):
+            raise DatasetError(f"{who}: {path} has no {field!r} {kind.__name__}")
+        try:
+            return cls(entries), content  # type: ignore[call-arg]
+        except ValueError as err:
+            raise DatasetError(f"{who}: {path}: {err}") from None
+
+
+class CharVocab(_Vocab):
     """Characters <-> ids 0..len-1, in the order given (:meth:`from_text`: sorted, as nanoGPT).
 
     >>> from fnn.datasets import CharVocab
@@ -80,6 +116,7 @@ class CharVocab:
             twice = sorted(c for c, n in Counter(chars).items() if n > 1)
             raise ValueError(f"CharVocab: characters must be distinct; repeated: {twice!r}")
         self.chars: str = chars
+        self._entries = chars
         self._points = np.frombuffer(chars.encode("utf-32-le"), np.uint32)
         # code point -> id, -1 for the characters outside (the last entry stands for all the
         # code points above the largest one); at most 4.4 MB, 512 bytes for ASCII
@@ -95,18 +132,6 @@ class CharVocab:
         'abn'
         """
         return cls(sorted(set(text)))
-
-    def __len__(self) -> int:
-        return len(self.chars)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, CharVocab) and other.chars == self.chars
-
-    def __hash__(self) -> int:
-        return hash(self.chars)
-
-    def __repr__(self) -> str:
-        return f"CharVocab({len(self)} characters: {self.chars[:20]!r}{'...' if len(self) > 20 else ''})"
 
     def encode(self, text: str) -> np.ndarray:
         """``(len(text),)`` int64 ids. A character outside the vocabulary is a ``ValueError``
@@ -154,17 +179,10 @@ class CharVocab:
         >>> CharVocab.load(path) == CharVocab.from_text("or not to be")
         True
         """
-        content = _read_json(path, _CHAR_FORMAT, "CharVocab.load")
-        chars = content.get("chars")
-        if not isinstance(chars, str):
-            raise DatasetError(f"CharVocab.load: {path} has no 'chars' string")
-        try:
-            return cls(chars)
-        except ValueError as err:
-            raise DatasetError(f"CharVocab.load: {path}: {err}") from None
+        return cls._from_file(path, _CHAR_FORMAT, "chars", str)[0]
 
 
-class WordVocab:
+class WordVocab(_Vocab):
     """Words <-> ids, with ``<pad>`` = 0, ``<s>`` = 1, ``</s>`` = 2, ``<unk>`` = 3 reserved
     (:data:`SPECIALS`) and the words from id 4 on.
 
@@ -191,6 +209,7 @@ class WordVocab:
             twice = sorted(w for w, n in Counter(words).items() if n > 1)
             raise ValueError(f"WordVocab: words must be distinct; repeated: {twice[:5]!r}")
         self.words: tuple[str, ...] = SPECIALS + words
+        self._entries = self.words
         self.index: dict[str, int] = {w: i for i, w in enumerate(self.words)}
 
     @classmethod
@@ -211,20 +230,8 @@ class WordVocab:
         kept = sorted((w for w, n in counts.items() if n >= least), key=lambda w: (-counts[w], w))
         return cls(kept if max_size is None else kept[:max_size])
 
-    def __len__(self) -> int:
-        return len(self.words)
-
     def __contains__(self, word: object) -> bool:
         return word in self.index
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, WordVocab) and other.words == self.words
-
-    def __hash__(self) -> int:
-        return hash(self.words)
-
-    def __repr__(self) -> str:
-        return f"WordVocab({len(self)} words: {self.words[4:10]!r}...)"
 
     def encode(self, tokens: Iterable[str], *, bos: bool = False, eos: bool = False) -> np.ndarray:
         """``(n,)`` int64 ids of ``tokens``, unknown words as ``<unk>`` (3); with ``<s>`` (1)
@@ -275,14 +282,8 @@ class WordVocab:
         >>> WordVocab.load(path).words[4:]
         ('le', 'chat')
         """
-        content = _read_json(path, _WORD_FORMAT, "WordVocab.load")
+        vocab, content = cls._from_file(path, _WORD_FORMAT, "words", list)
         if content.get("specials") != list(SPECIALS):
             raise DatasetError(f"WordVocab.load: {path} reserves {content.get('specials')!r}, "
                                f"expected {list(SPECIALS)!r}")
-        words = content.get("words")
-        if not isinstance(words, list):
-            raise DatasetError(f"WordVocab.load: {path} has no 'words' list")
-        try:
-            return cls(words)
-        except ValueError as err:
-            raise DatasetError(f"WordVocab.load: {path}: {err}") from None
+        return vocab
