@@ -345,6 +345,8 @@ def test_pair_batches_order_bucketing_and_resume():
                                                        for k in range(0, 400, 16)]
     dropped = PairBatches(src[:40], tgt[:40], 16, drop_last=True)
     assert len(dropped) == 2 and all(len(r) == 16 for r in dropped.order(0))
+    seen = {int(k) for e in range(10) for rows in dropped.order(e) for k in rows}
+    assert seen == set(range(40))  # not always the same (e.g. the longest) pairs left out
 
 
 def test_pair_batches_describe_and_errors():

@@ -228,8 +228,8 @@ class PairBatches:
         if not self.shuffle:
             return [np.arange(b * size, min((b + 1) * size, self.n)) for b in range(count)]
         rng = np.random.default_rng(fold_in(self.key, i))
-        perm = rng.permutation(self.n)
-        run = np.arange(self.n) // (size * self.bucket)  # runs are whole batches
+        perm = rng.permutation(self.n)[:count * size]  # drop_last drops random pairs
+        run = np.arange(len(perm)) // (size * self.bucket)  # runs are whole batches
         perm = perm[np.lexsort((self.tgt.lengths[perm], self.src.lengths[perm], run))]
         cuts = [perm[b * size:(b + 1) * size] for b in range(count)]
         return [cuts[b] for b in rng.permutation(count)]

@@ -4,8 +4,9 @@ groups for BLEU.
 
 Text is normalised (:func:`normalize_text`: Unicode NFC, lower-case, typographic apostrophes
 as ``'``, every run of spaces, narrow no-break ones included, as one space), then cut into
-words and punctuation (:func:`tokenize`); :func:`detokenize` joins tokens back into text that
-BLEU scorers such as sacreBLEU tokenise again the same way.
+words and punctuation (:func:`tokenize`); :func:`detokenize` joins tokens back into
+normalised text, the form to score against :func:`references` (a BLEU scorer such as
+sacreBLEU tokenises both again).
 """
 
 from __future__ import annotations
