@@ -395,6 +395,9 @@ def count_step(state, batch):
     return new, {"tokens": float(tokens)}
 
 
+COUNT_STEP = fnn.StepFn(count_step, fingerprint={"kind": "count_step"})
+
+
 def _start():
     return {"crc": np.array(0, np.int64), "steps": np.array(0, np.int64),
             "tokens": np.array(0, np.int64)}
@@ -409,15 +412,15 @@ def test_train_resumes_mid_epoch_bit_for_bit(tmp_path, kind):
         make = lambda: PairBatches(src, tgt, 8, rng=4, bucket=3)
     kw = dict(epochs=3, progress=False, checkpoint_every=2)
     FAIL_AT[0] = None
-    whole, hist = fnn.train(count_step, make(), _start(), checkpoint=str(tmp_path / "a"), **kw)
+    whole, hist = fnn.train(COUNT_STEP, make(), _start(), checkpoint=str(tmp_path / "a"), **kw)
     assert int(whole["steps"]) == 3 * len(make())
     FAIL_AT[0] = len(make()) + 3  # mid-epoch 2, after the checkpoint of step len + 2
     try:
         with pytest.raises(fnn.TrainingError):
-            fnn.train(count_step, make(), _start(), checkpoint=str(tmp_path / "b"), **kw)
+            fnn.train(COUNT_STEP, make(), _start(), checkpoint=str(tmp_path / "b"), **kw)
     finally:
         FAIL_AT[0] = None
-    resumed, hist2 = fnn.train(count_step, make(), _start(), checkpoint=str(tmp_path / "b"), **kw)
+    resumed, hist2 = fnn.train(COUNT_STEP, make(), _start(), checkpoint=str(tmp_path / "b"), **kw)
     assert hist2.resumed and hist2.resumed[0]["epoch"] == 1 and hist2.resumed[0]["batch"] > 0
     assert all(int(resumed[k]) == int(whole[k]) for k in whole)
     assert hist2.train == hist.train
@@ -429,4 +432,4 @@ def test_train_resumes_mid_epoch_bit_for_bit(tmp_path, kind):
     else:
         other = PairBatches(src, [np.r_[t, 5] for t in tgt], 8, rng=4, bucket=3)
     with pytest.raises(ValueError, match="(?s)belongs to another run.*data.crc32"):
-        fnn.train(count_step, other, _start(), checkpoint=str(tmp_path / "b"), **kw)
+        fnn.train(COUNT_STEP, other, _start(), checkpoint=str(tmp_path / "b"), **kw)

@@ -145,7 +145,7 @@ def test_checkpoint_keep_is_checked_before_anything_is_written(tmp_path):
 def test_an_old_checkpoints_renamed_state_fields_still_read_as_the_same_run():
     from fnn.checkpoint import fingerprint_differences
 
-    saved = {"state": {"S": {"count": "int", "mu": "float32(2,)"}}, "config": {"count": 1}}
-    now = {"state": {"S": {"steps": "int", "mu": "float32(2,)"}}, "config": {"count": 1}}
+    saved = {"state": {"ScaleByAdamState": {"count": "int", "mu": "float32(2,)"}}, "config": {"count": 1}}
+    now = {"state": {"ScaleByAdamState": {"steps": "int", "mu": "float32(2,)"}}, "config": {"count": 1}}
     assert fingerprint_differences(saved, now) == []
     assert fingerprint_differences({"config": {"count": 1}}, {"config": {"steps": 1}}) != []
