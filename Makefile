@@ -1,4 +1,5 @@
-# Two set-up commands (see README): `make demo` and `make test`. Each creates .venv if needed.
+# Two set-up commands (see README): `make demo` and `make test` (mypy over fnn/, then the
+# tests). Each creates .venv if needed.
 # `make docs` builds the documentation site into site/ (strict); `make serve-docs` serves it.
 PYTHON ?= python3
 VENV   := .venv
@@ -23,6 +24,7 @@ demo: $(VENV)/.installed-base
 	$(PY) -m fnn.demo
 
 test: $(VENV)/.installed-dev
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 # (the two variables silence a banner some plugins print about MkDocs 2; see mkdocs.yml)

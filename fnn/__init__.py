@@ -56,7 +56,7 @@ if TYPE_CHECKING:  # loaded lazily, on first use: see __getattr__ at the end
     from fnn import datasets, plot
     from fnn.experiments import SweepResult, grid, load_sweep, sweep, trial_key
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the one place the version is written (pyproject reads it)
 
 __all__ = [
     *_layer_names,

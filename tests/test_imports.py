@@ -1,60 +1,111 @@
-"""fnn's modules import each other without cycles (top-level imports; a function may import
-lazily what it needs)."""
+"""fnn's modules import each other without a circle, counting every import: top level and
+inside functions (a lazy import still makes a circle at run time), but not those under
+``if TYPE_CHECKING:``, which never run."""
+
+from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-FNN = Path(__file__).resolve().parents[1] / "fnn"
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "fnn"
 
 
 def module_name(path: Path) -> str:
-    parts = path.relative_to(FNN.parent).with_suffix("").parts
+    parts = path.relative_to(ROOT).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def import_graph() -> dict[str, set[str]]:
-    modules = {module_name(p): p for p in FNN.rglob("*.py")}
-    graph: dict[str, set[str]] = {m: set() for m in modules}
-    for mod, path in modules.items():
-        package = mod if path.name == "__init__.py" else mod.rsplit(".", 1)[0]
-        for node in ast.parse(path.read_text()).body:  # top level only
-            if isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1]
-                                    + ([base] if base else []))
-                if not base.startswith("fnn"):
-                    continue
-                for alias in node.names:  # `from fnn import optim` imports the module fnn.optim
-                    target = f"{base}.{alias.name}"
-                    graph[mod].add(target if target in modules else base)
-            elif isinstance(node, ast.Import):
-                graph[mod].update(a.name for a in node.names if a.name.startswith("fnn"))
-    for mod in graph:  # a package's __init__ running is not a dependency of its own modules
-        graph[mod] = {t for t in graph[mod] if t in modules and not mod.startswith(t + ".")
-                      and t != mod}
-    return graph
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
-def test_no_import_cycles_inside_fnn():
-    graph = import_graph()
-    cycles, done = [], set()
-
-    def visit(mod, stack):
-        if mod in stack:
-            cycles.append(stack[stack.index(mod):] + [mod])
-            return
-        if mod in done:
-            return
-        for target in sorted(graph.get(mod, ())):
-            visit(target, stack + [mod])
-        done.add(mod)
-
-    for mod in sorted(graph):
-        visit(mod, [])
-    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+def _type_checking_lines(tree: ast.Module) -> set[int]:
+    """Lines inside ``if TYPE_CHECKING:`` blocks (imports there never run)."""
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.body:
+                lines.update(range(child.lineno, (child.end_lineno or child.lineno) + 1))
+    return lines
 
 
-def test_the_graph_sees_top_level_imports():
-    graph = import_graph()
-    assert "fnn.keys" in graph["fnn.threads"] and "fnn.threads" in graph["fnn.gradients"]
+def _resolve(name: str) -> str | None:
+    """The fnn module ``name`` refers to: itself, or the longest module prefix of it."""
+    while name:
+        if name in MODULES:
+            return name
+        name = name.rpartition(".")[0]
+    return None
+
+
+def imports_of(module: str) -> set[str]:
+    """The fnn modules ``module`` imports, anywhere in its body (functions included)."""
+    path = MODULES[module]
+    tree = ast.parse(path.read_text())
+    skip = _type_checking_lines(tree)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if getattr(node, "lineno", None) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[:len(anchor) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            # `from fnn.ops import pool` imports the module fnn.ops.pool
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base
+                       for a in node.names]
+        else:
+            continue
+        for target in targets:
+            resolved = _resolve(target) if target.startswith("fnn") else None
+            if resolved and resolved != module:
+                found.add(resolved)
+    return found
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (found := visit(start)):
+            return found
+    return None
+
+
+def test_no_import_circle():
+    """Package ``__init__`` files import their children; a child importing a sibling through
+    the package path is an edge to the sibling, not to the package."""
+    graph = {m: {t for t in imports_of(m) if not m.startswith(t + ".")} for m in MODULES}
+    cycle = _cycle(graph)
+    assert cycle is None, "import circle: " + " -> ".join(cycle)
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_the_graph_sees_top_level_and_function_level_imports():
+    assert "fnn.keys" in imports_of("fnn.threads")
+    assert "fnn.threads" in imports_of("fnn.gradients")
+    # fnn.ops._backend imports the compiled kernels inside a function, on first use
+    assert "fnn.ops.compiled" in imports_of("fnn.ops._backend")

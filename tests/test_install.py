@@ -85,3 +85,17 @@ def test_metadata_core_dependencies_and_license():
     assert "MIT License" in (ROOT / "LICENSE").read_text()
     extras = project["optional-dependencies"]
     assert {"plot", "data", "all", "docs", "dev"} <= set(extras)
+
+
+def test_the_version_is_written_in_one_place():
+    """pyproject.toml reads fnn.__version__ (``dynamic = ["version"]``): the installed
+    metadata and the package agree, and no other file writes a version number."""
+    import importlib.metadata
+
+    import fnn
+
+    assert importlib.metadata.version("fnn") == fnn.__version__
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'dynamic = ["version"]' in pyproject and "\nversion =" not in pyproject.split(
+        "[tool.setuptools.dynamic]")[0]
+    assert (ROOT / "CHANGELOG.md").read_text().count(f"## {fnn.__version__}") == 1
