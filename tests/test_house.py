@@ -62,25 +62,18 @@ def test_no_module_is_hidden_behind_a_function(package):
     assert not hidden, "\n".join(hidden)
 
 
-def design_layout_files() -> set[str]:
-    """The files DESIGN.md's layout section names under fnn/."""
-    text = (ROOT / "DESIGN.md").read_text()
+def design_layout_files(text: str | None = None) -> set[str]:
+    """The files DESIGN.md's layout section names under fnn/: one per line, first word."""
+    text = (ROOT / "DESIGN.md").read_text() if text is None else text
     section = text.split("## Layout", 1)[1].split("\n## ", 1)[0]
     block = section.split("```", 2)[1]
-    files: set[str] = set()
-    folder = ""
-    for line in block.splitlines():
-        entry = line.split()[0] if line.strip() and not line.startswith(" ") else None
-        if entry and entry.startswith("fnn/"):
-            folder = entry if entry.endswith("/") else ""
-            if not entry.endswith("/"):
-                files.add(entry)
-        for name in re.findall(r"\b([a-z_0-9]+\.(?:py|typed))\b", line):
-            if entry and entry.endswith(".py"):
-                continue
-            if folder:
-                files.add(folder + name)
-    return files
+    return {line.split()[0] for line in block.splitlines()
+            if line.startswith("fnn/") and line.split()[0].endswith((".py", ".typed"))}
+
+
+def test_the_layout_parser_reads_one_file_per_line():
+    text = "## Layout\n```\nfnn/a.py   job a\nfnn/b/c.py job\n  fnn/x.py indented\n```\n## Next"
+    assert design_layout_files(text) == {"fnn/a.py", "fnn/b/c.py"}
 
 
 def test_design_layout_lists_exactly_the_files_of_fnn():

@@ -109,3 +109,11 @@ def test_the_graph_sees_top_level_and_function_level_imports():
     assert "fnn.threads" in imports_of("fnn.gradients")
     # fnn.ops._backend imports the compiled kernels inside a function, on first use
     assert "fnn.ops.compiled" in imports_of("fnn.ops._backend")
+
+
+def test_the_numerics_import_only_numerics():
+    """``fnn.ops`` knows nothing of layers, losses, optimisers or training: its modules import
+    only other ``fnn.ops`` modules (DESIGN.md's rule "layers validate, ops compute")."""
+    outside = {m: sorted(t for t in imports_of(m) if not t.startswith("fnn.ops"))
+               for m in MODULES if m.startswith("fnn.ops")}
+    assert {m: t for m, t in outside.items() if t} == {}
