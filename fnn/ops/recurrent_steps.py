@@ -33,17 +33,33 @@ def _pass_through(keep: np.ndarray | None, ghm: np.ndarray, ghd: np.ndarray,
         ghd[...] = np.where(keep, direct, ghd + ghm)
 
 
+def _emit(keep: np.ndarray | None, t: int, acts: np.ndarray | None,
+          outputs: tuple[tuple[np.ndarray, np.ndarray], ...],
+          states: tuple[tuple[np.ndarray, np.ndarray], ...]) -> None:
+    """Store step ``t``: each ``(out, value)`` of ``outputs`` as ``out[:, t] = value`` and each
+    ``(state, value)`` of ``states`` as ``state[...] = value``. On masked rows (``keep``
+    False) the outputs and the step's gate activations ``acts`` are 0 and the states carry
+    their old values."""
+    if keep is None:
+        for out, value in outputs:
+            out[:, t] = value
+        for state, value in states:
+            state[...] = value
+        return
+    if acts is not None:
+        acts[~keep[:, 0]] = 0
+    for out, value in outputs:
+        out[:, t] = np.where(keep, value, 0)
+    for state, value in states:
+        state[...] = np.where(keep, value, state)
+
+
 def rnn_forward_step(xw: np.ndarray, hh: np.ndarray, t: int, relu: bool, mask: np.ndarray,
                      h: np.ndarray, hs: np.ndarray, y: np.ndarray) -> None:
     hs[:, t] = h
     a = xw[:, t, 0] + hh[:, 0]
     v = np.maximum(a, 0) if relu else np.tanh(a)
-    keep = _carry(mask, t)
-    if keep is None:
-        h[...] = y[:, t] = v
-    else:
-        h[...] = np.where(keep, v, h)
-        y[:, t] = np.where(keep, v, 0)
+    _emit(_carry(mask, t), t, None, ((y, v),), ((h, v),))
 
 
 def rnn_backward_step(dy: np.ndarray, t: int, relu: bool, mask: np.ndarray, y: np.ndarray,
@@ -68,16 +84,7 @@ def lstm_forward_step(xw: np.ndarray, hh: np.ndarray, t: int, mask: np.ndarray,
     cn = a[:, 1] * c + a[:, 0] * a[:, 2]
     tc = np.tanh(cn)
     hn = a[:, 3] * tc
-    keep = _carry(mask, t)
-    if keep is None:
-        c[...], tcs[:, t] = cn, tc
-        h[...] = y[:, t] = hn
-        return
-    a[~keep[:, 0]] = 0
-    c[...] = np.where(keep, cn, c)
-    tcs[:, t] = np.where(keep, tc, 0)
-    h[...] = np.where(keep, hn, h)
-    y[:, t] = np.where(keep, hn, 0)
+    _emit(_carry(mask, t), t, a, ((tcs, tc), (y, hn)), ((c, cn), (h, hn)))
 
 
 def lstm_backward_step(dy: np.ndarray, t: int, mask: np.ndarray, acts: np.ndarray,
@@ -112,15 +119,7 @@ def gru_forward_step(xw: np.ndarray, hh: np.ndarray, b_hh: np.ndarray, t: int,
     a[:, 2] = np.tanh(xw[:, t, 2] + a[:, 0] * hb)
     z, n = a[:, 1], a[:, 2]
     hnew = (1 - z) * n + z * h
-    keep = _carry(mask, t)
-    if keep is None:
-        hn[:, t] = hb
-        h[...] = y[:, t] = hnew
-        return
-    a[~keep[:, 0]] = 0
-    hn[:, t] = np.where(keep, hb, 0)
-    h[...] = np.where(keep, hnew, h)
-    y[:, t] = np.where(keep, hnew, 0)
+    _emit(_carry(mask, t), t, a, ((hn, hb), (y, hnew)), ((h, hnew),))
 
 
 def gru_backward_step(dy: np.ndarray, t: int, mask: np.ndarray, hs: np.ndarray,
