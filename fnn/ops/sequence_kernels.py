@@ -14,10 +14,30 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from fnn.ops.vector_math import (act_grad, add, blend, cell, cell_grad, copy, fill, mul,
-                                 new_gate, new_grad, preact, preact_bias, product, relu_sum,
-                                 row_dot, row_max, sigmoid_grad, tanh_grad, tanh_of, total,
-                                 update_grad, vexp)
+from fnn.ops.vector_math import (
+    act_grad,
+    add,
+    blend,
+    cell,
+    cell_grad,
+    copy,
+    fill,
+    mul,
+    new_gate,
+    new_grad,
+    preact,
+    preact_bias,
+    product,
+    relu_sum,
+    row_dot,
+    row_max,
+    sigmoid_grad,
+    tanh_grad,
+    tanh_of,
+    total,
+    update_grad,
+    vexp,
+)
 
 _jit = numba.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
 
