@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from mpi4py import MPI
 
 import fnn
 from fnn import distributed
@@ -61,6 +60,8 @@ def run(kind: str, opt_kind: str, comm, epochs=4, hidden=8, **kw):
 
 def dying(at: int, how: str):
     """The step of rank 1 dies before step ``at``: SIGKILL or an exception."""
+    from mpi4py import MPI
+
     def wrap(step):
         def fn(state, batch):
             if MPI.COMM_WORLD.Get_rank() == 1 and state.step == at:
@@ -73,6 +74,8 @@ def dying(at: int, how: str):
 
 
 def main(mode: str, out: Path) -> None:
+    from mpi4py import MPI  # here: tests/test_distributed.py imports this module without MPI
+
     comm = MPI.COMM_WORLD
     me = comm.Get_rank()
     if mode == "equal":

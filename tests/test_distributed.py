@@ -21,6 +21,7 @@ MPIEXEC = Path(sys.executable).parent / "mpiexec"
 sys.path.insert(0, str(JOB.parent))
 import distributed_job as job  # noqa: E402
 
+
 def _mpi_available() -> bool:
     try:
         import mpi4py.MPI  # noqa: F401

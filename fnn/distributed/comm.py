@@ -119,7 +119,8 @@ def allreduce_sum(values: tuple, comm: Any) -> tuple:
     arrays = [np.asarray(v) for v in values]
     buf = np.concatenate([a.ravel().astype(np.float64) for a in arrays])
     comm.Allreduce(require("mpi4py.MPI", "fnn.distributed").IN_PLACE, buf)
-    out, at = [], 0
+    out: list[Any] = []
+    at = 0
     for v, a in zip(values, arrays):
         part = buf[at:at + a.size].reshape(a.shape)
         at += a.size

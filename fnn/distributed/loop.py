@@ -20,7 +20,8 @@ from fnn._extras import require
 from fnn.checkpoint import tree_signature
 from fnn.distributed.comm import abort_on_error, allreduce_sum, broadcast, check_agree, world
 from fnn.distributed.data import shard
-from fnn.training import History, train as plain_train
+from fnn.training import History
+from fnn.training import train as plain_train
 from fnn.training.steps import declared_fingerprint
 
 __all__ = ["Ranks", "train"]
