@@ -47,7 +47,12 @@ _local = threading.local()  # .collective, .shard: set while a shard runs
 class Processes(NamedTuple):
     """This process's part of a batch split across processes (``fnn.distributed``'s ranks):
     ``reduce(values) -> sums`` over the processes, this process's share of the batch
-    (``weight``), and its rows: ``offset`` of ``total`` (``local`` of them here)."""
+    (``weight``), and its rows: ``offset`` of ``total`` (``local`` of them here).
+
+    >>> from fnn.threads import Processes
+    >>> Processes(lambda values: values, weight=0.5, offset=16, local=16, total=32).offset
+    16
+    """
 
     reduce: Callable[[tuple], tuple]
     weight: float
@@ -63,7 +68,14 @@ _processes: list[Processes] = []  # the innermost is in force (process-wide: sha
 def across_processes(group: Processes) -> Iterator[None]:
     """While it is open, :func:`allreduce` also sums over the processes of ``group`` (after the
     shards' sum, by shard 0 only), :func:`shard_weight` includes this process's share and
-    :func:`batch_rows` gives its rows (for dropout masks that equal one process's)."""
+    :func:`batch_rows` gives its rows (for dropout masks that equal one process's).
+
+    >>> from fnn.threads import Processes, across_processes, allreduce, batch_rows
+    >>> twice = Processes(lambda values: tuple(2 * v for v in values), 0.5, 16, 16, 32)
+    >>> with across_processes(twice):   # a second process holding the same values
+    ...     allreduce(3.0), batch_rows(16)
+    ((6.0,), (16, 32))
+    """
     _processes.append(group)
     try:
         yield

@@ -41,17 +41,35 @@ def world(comm: Any = None) -> Any:
 
 def rank(comm: Any = None) -> int:
     """This process's rank in ``comm`` (0 to ``size - 1``); rank 0 is the root, the one that
-    prints and writes checkpoints."""
+    prints and writes checkpoints.
+
+    >>> from mpi4py import MPI
+    >>> from fnn.distributed import rank
+    >>> rank(MPI.COMM_SELF)
+    0
+    """
     return int(world(comm).Get_rank())
 
 
 def size(comm: Any = None) -> int:
-    """How many processes ``comm`` has."""
+    """How many processes ``comm`` has.
+
+    >>> from mpi4py import MPI
+    >>> from fnn.distributed import size
+    >>> size(MPI.COMM_SELF)
+    1
+    """
     return int(world(comm).Get_size())
 
 
 def is_root(comm: Any = None) -> bool:
-    """Whether this process is rank 0 of ``comm``."""
+    """Whether this process is rank 0 of ``comm``.
+
+    >>> from mpi4py import MPI
+    >>> from fnn.distributed import is_root
+    >>> is_root(MPI.COMM_SELF)
+    True
+    """
     return rank(comm) == 0
 
 
@@ -174,7 +192,16 @@ def abort_on_error(comm: Any = None) -> Iterator[None]:
     """An exception leaving the block on one rank prints its traceback (with the rank) and
     aborts every rank of ``comm`` (``MPI_Abort``): the others may be waiting for it in an
     all-reduce, and would otherwise hang. In a world of one, the exception propagates as
-    usual (so a one-rank run behaves as a plain one)."""
+    usual (so a one-rank run behaves as a plain one).
+
+    >>> from mpi4py import MPI
+    >>> from fnn.distributed import abort_on_error
+    >>> with abort_on_error(MPI.COMM_SELF):
+    ...     raise ValueError("one rank: raised as usual")
+    Traceback (most recent call last):
+    ...
+    ValueError: one rank: raised as usual
+    """
     comm = world(comm)
     try:
         yield

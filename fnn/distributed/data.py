@@ -16,7 +16,14 @@ __all__ = ["RankBatches", "shard"]
 
 class RankBatches:
     """This rank's rows of every batch of ``data`` (:func:`fnn.batches`, or any re-iterable of
-    batches whose first axis is the sample axis); see :func:`shard`."""
+    batches whose first axis is the sample axis); see :func:`shard`.
+
+    >>> import numpy as np, fnn
+    >>> from fnn.distributed import RankBatches
+    >>> data = fnn.batches(np.arange(8.0), batch_size=4, shuffle=False)
+    >>> [b[0].tolist() for b in RankBatches(data, rank=1, size=2).epoch(0)]
+    [[2.0, 3.0], [6.0, 7.0]]
+    """
 
     def __init__(self, data: Any, rank: int, size: int):
         self.data, self.rank, self.size = data, rank, size

@@ -30,7 +30,14 @@ __all__ = ["Ranks", "train"]
 class Ranks:
     """What :func:`fnn.train` needs to know of the ranks (its ``ranks=`` argument): whether
     this is the root, the root's result of a function on every rank, and the epoch's metric
-    sums summed over the ranks."""
+    sums summed over the ranks.
+
+    >>> from mpi4py import MPI
+    >>> from fnn.distributed import Ranks
+    >>> ranks = Ranks(MPI.COMM_SELF)
+    >>> ranks.root, ranks.share(lambda: "read by the root"), ranks.reduce({"loss": 6.0}, 3)
+    (True, 'read by the root', ({'loss': 6.0}, 3))
+    """
 
     def __init__(self, comm: Any):
         self.comm = comm
