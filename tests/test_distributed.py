@@ -89,6 +89,12 @@ def test_a_killed_rank_ends_the_job_and_a_rerun_resumes_bitwise(tmp_path):
     resumed, straight = fnn.load(tmp_path / "resumed.npz"), fnn.load(tmp_path / "straight.npz")
     for a, b in zip(leaves(resumed), leaves(straight)):
         assert np.array_equal(a, b)
+    from mpi4py import MPI  # the same run with one rank: refused, the world size named
+
+    with pytest.raises(ValueError, match=r"belongs to another run(.|\n)*ranks: 2 in the "
+                                         r"checkpoint, 1 now"):
+        job.run("dropout", "adam", MPI.COMM_SELF, checkpoint=tmp_path / "ckpt",
+                checkpoint_every=4)
 
 
 @needs_mpi

@@ -85,9 +85,10 @@ def train(step_fn: Any, data: Any, state: Any, *, epochs: int, comm: Any = None,
     * Any other argument is :func:`fnn.train`'s. Progress is shown by rank 0 only; the history
       (the same on every rank) holds the metrics summed over the ranks.
 
-    An exception on one rank prints its traceback and aborts every rank (``MPI_Abort``); with
-    one rank it propagates as in :func:`fnn.train`, whose results a one-rank run equals bit
-    for bit.
+    An exception on one rank prints its traceback and aborts every rank (``MPI_Abort``), and
+    so does Ctrl-C (``mpiexec`` passes it to every rank, each at its own step: some would wait
+    for the others forever); with one rank both behave as in :func:`fnn.train`, whose results
+    a one-rank run equals bit for bit.
 
     >>> import numpy as np, fnn
     >>> from mpi4py import MPI
@@ -115,7 +116,12 @@ def train(step_fn: Any, data: Any, state: Any, *, epochs: int, comm: Any = None,
     if size == 1:  # nothing to share: fnn.train itself, bit for bit
         return plain_train(step_fn, data, state, epochs=epochs, **kwargs)
     with _blas_limit(comm, blas_threads), abort_on_error(comm):
-        return plain_train(step_fn, sharded, state, epochs=epochs, ranks=Ranks(comm), **kwargs)
+        state, history = plain_train(step_fn, sharded, state, epochs=epochs, ranks=Ranks(comm),
+                                     **kwargs)
+        if history.stop_reason == "interrupted":  # Ctrl-C reaches the ranks at different steps:
+            raise KeyboardInterrupt(  # some wait in an all-reduce; stop them all (rank 0 has
+                "interrupted: every rank stops")  # checkpointed if it was interrupted)
+    return state, history
 
 
 def _blas_limit(comm: Any, threads: int | None) -> Any:
