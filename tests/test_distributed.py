@@ -82,10 +82,13 @@ def test_a_killed_rank_ends_the_job_and_a_rerun_resumes_bitwise(tmp_path):
     killed = launch("kill", tmp_path)
     assert killed.returncode != 0
     assert not (tmp_path / "resumed.npz").exists()
-    assert len(list((tmp_path / "ckpt").glob("ckpt-*.npz"))) >= 1
+    net, opt = job.model("dropout"), job.optimizer("adam")
+    last = fnn.load_checkpoint(tmp_path / "ckpt", like=job.start(net, opt))
+    steps = last.progress["steps"]
+    assert steps in (8, 12)  # every 4 steps; the one of step 12 may have been cut short
     out = launch("resume", tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "'step': 12" in (tmp_path / "resumed_from.txt").read_text()  # from the last one
+    assert f"'step': {steps}" in (tmp_path / "resumed_from.txt").read_text()  # the last one
     resumed, straight = fnn.load(tmp_path / "resumed.npz"), fnn.load(tmp_path / "straight.npz")
     for a, b in zip(leaves(resumed), leaves(straight)):
         assert np.array_equal(a, b)
