@@ -34,11 +34,13 @@ needs_mpi = pytest.mark.skipif(not _mpi_available(),
                                reason="mpi4py or mpiexec (the mpi extra) is not installed")
 
 
-def launch(mode: str, out: Path, ranks: int = 2) -> subprocess.CompletedProcess:
+def launch(mode: str, out: Path, ranks: int = 2,
+           launcher: tuple = (str(MPIEXEC),)) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "FNN_BACKEND": "numpy",
            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    return subprocess.run([str(MPIEXEC), "-n", str(ranks), "-host", "127.0.0.1",
-                           sys.executable, str(JOB), mode, str(out)],
+    python = () if launcher[0] != str(MPIEXEC) else (sys.executable,)
+    return subprocess.run([*launcher, "-n", str(ranks), "-host", "127.0.0.1",
+                           *python, str(JOB), mode, str(out)],
                           capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
 
 
@@ -102,7 +104,7 @@ def test_a_killed_rank_ends_the_job_and_a_rerun_resumes_bitwise(tmp_path):
 
 @needs_mpi
 def test_an_exception_on_one_rank_aborts_every_rank(tmp_path):
-    out = launch("fail", tmp_path)
+    out = launch("fail", tmp_path, launcher=(sys.executable, "-m", "fnn.distributed"))
     assert out.returncode != 0
     assert "rank 1 of 2 failed; aborting every rank" in out.stderr
     assert "rank 1 failed on purpose" in out.stderr

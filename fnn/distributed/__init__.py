@@ -12,9 +12,11 @@ sums): batch-norm's statistics are the whole batch's, dropout's masks one proces
     state, history = distributed.train(step, fnn.batches(x, y, batch_size=64), state,
                                        epochs=10, checkpoint="runs/a")
 
-The rooms: ``comm`` (the communicator, rank and size, one-buffer all-reduces, broadcasts,
+Launch with ``mpiexec -n 2 python train.py``, or ``python -m fnn.distributed -n 2 train.py``
+(the ``mpiexec`` and Python of this environment). The rooms: ``comm`` (the communicator, rank and size, one-buffer all-reduces, broadcasts,
 agreement checks, aborting every rank), ``step`` (:func:`data_parallel`,
-:func:`supervised_step`), ``data`` (:func:`shard`), ``loop`` (:func:`train`).
+:func:`supervised_step`), ``data`` (:func:`shard`), ``loop`` (:func:`train`), ``__main__``
+(the launcher).
 
 Needs the ``mpi`` extra (``pip install 'fnn[mpi]'``: mpi4py and the MPICH wheel, which
 brings ``mpiexec``); ``import fnn`` never loads this package, and calling it without mpi4py
