@@ -13,7 +13,9 @@ sums): batch-norm's statistics are the whole batch's, dropout's masks one proces
                                        epochs=10, checkpoint="runs/a")
 
 Launch with ``mpiexec -n 2 python train.py``, or ``python -m fnn.distributed -n 2 train.py``
-(the ``mpiexec`` and Python of this environment). The rooms: ``comm`` (the communicator, rank and size, one-buffer all-reduces, broadcasts,
+(the ``mpiexec`` and Python of this environment).
+
+The rooms: ``comm`` (the communicator, rank and size, one-buffer all-reduces, broadcasts,
 agreement checks, aborting every rank), ``step`` (:func:`data_parallel`,
 :func:`supervised_step`), ``data`` (:func:`shard`), ``loop`` (:func:`train`), ``__main__``
 (the launcher).
