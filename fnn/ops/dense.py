@@ -21,8 +21,6 @@ def input_grad(dy: np.ndarray, w: np.ndarray) -> np.ndarray:
     """``dy @ w.T`` for ``dy: (..., D_out)`` and ``w: (D_in, D_out)`` → ``(..., D_in)``, C order.
 
     >>> import numpy as np
-
-from fnn.ops.blas import matmul
     >>> from fnn.ops.dense import input_grad
     >>> w = np.arange(6.0).reshape(3, 2)
     >>> input_grad(np.ones((1, 2)), w)
