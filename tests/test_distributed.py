@@ -202,3 +202,23 @@ def test_import_fnn_does_not_load_distributed():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
     assert out.stdout.split() == ["False", "False"], out.stderr
+
+
+def test_the_benchmarks_projection_follows_its_model(monkeypatch):
+    """benchmarks/bench_distributed.py's scaling table: compute per sample from the 2-rank
+    steps less their all-reduce, a ring all-reduce fitted on the bare all-reduce times."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    monkeypatch.setenv("FNN_BENCH_MALLOC", "default")
+    import bench_distributed as bench
+
+    job_record = {"wall_s": 0.34, "steps": 10, "allreduce_s": [0.02, 0.02], "grad_floats": 1000,
+                  "bare_allreduce_s": {"1": 2e-5, "1000": 2e-5 + 4000 / 1e9}}
+    p = bench.projection([job_record], steps=10)
+    assert abs(p["per_sample_ms"] - 1e3 * (0.034 - 0.002) / 32) < 1e-9
+    assert abs(p["latency_us"] - 10) < 1e-6 and abs(p["gbytes_per_s"] - 1.0) < 1e-6
+    rows = {r["ranks"]: r for r in p["rows"]}
+    assert abs(rows[1]["strong_ms"] - 64.0) < 1e-9             # 64 samples, 1 ms each
+    assert abs(rows[2]["strong_ms"] - (32.0 + 1e3 * (2 * 1e-5 + 4000 / 1e9))) < 1e-9
+    assert rows[4]["weak_ms"] > rows[2]["weak_ms"] > rows[1]["weak_ms"]
+    for name in ("bench_distributed", "harness", "bench_conv_ae", "bench_lenet"):
+        sys.modules.pop(name, None)
