@@ -3,8 +3,9 @@
 A layer is ``(init, apply, vjp)``; params are nested dicts of arrays; training is a pure step
 function folded over batches. See README.md and DESIGN.md.
 
-``fnn.plot`` (matplotlib) and ``fnn.datasets`` are imported on first use (module
-``__getattr__`` below), so ``import fnn`` loads neither matplotlib nor scikit-learn.
+``fnn.plot`` (matplotlib), ``fnn.datasets`` and ``fnn.distributed`` (MPI) are imported on
+first use (module ``__getattr__`` below), so ``import fnn`` loads neither matplotlib,
+scikit-learn nor mpi4py.
 """
 
 from typing import TYPE_CHECKING
@@ -53,7 +54,7 @@ from fnn.training import (
 from fnn.tree import tree_size
 
 if TYPE_CHECKING:  # loaded lazily, on first use: see __getattr__ at the end
-    from fnn import datasets, plot
+    from fnn import datasets, distributed, plot
     from fnn.experiments import SweepResult, grid, load_sweep, sweep, trial_key
 
 __version__ = "0.2.0"  # the one place the version is written (pyproject reads it)
@@ -75,6 +76,7 @@ __all__ = [
     "cosine_decay",
     "cross_entropy",
     "datasets",
+    "distributed",
     "EarlyStopping",
     "EvalFn",
     "evaluator",
@@ -134,7 +136,7 @@ __all__ = [
 # Submodules loaded on first attribute access: `fnn.plot` needs matplotlib (the `plot` extra),
 # `fnn.datasets` is only needed by users who load data. Keep these names out of the eager imports
 # above; tests/test_install.py checks that `import fnn` loads no matplotlib/sklearn/scipy.
-_LAZY_SUBMODULES = ("datasets", "plot")
+_LAZY_SUBMODULES = ("datasets", "distributed", "plot")
 # fnn.sweep & co. live in fnn.experiments (hashing, sockets, Dask on use): loaded on first use
 _LAZY_NAMES = {name: "fnn.experiments"
                for name in ("SweepResult", "grid", "load_sweep", "sweep", "trial_key")}

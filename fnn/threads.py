@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -37,14 +38,55 @@ class _Collective:
         self.weights = weights
         self.slots: list[Any] = [None] * len(weights)
         self.barrier = threading.Barrier(len(weights))
+        self.result: tuple = ()
 
 
 _local = threading.local()  # .collective, .shard: set while a shard runs
 
 
+class Processes(NamedTuple):
+    """This process's part of a batch split across processes (``fnn.distributed``'s ranks):
+    ``reduce(values) -> sums`` over the processes, this process's share of the batch
+    (``weight``), and its rows: ``offset`` of ``total`` (``local`` of them here).
+
+    >>> from fnn.threads import Processes
+    >>> Processes(lambda values: values, weight=0.5, offset=16, local=16, total=32).offset
+    16
+    """
+
+    reduce: Callable[[tuple], tuple]
+    weight: float
+    offset: int
+    local: int
+    total: int
+
+
+_processes: list[Processes] = []  # the innermost is in force (process-wide: shards see it)
+
+
+@contextmanager
+def across_processes(group: Processes) -> Iterator[None]:
+    """While it is open, :func:`allreduce` also sums over the processes of ``group`` (after the
+    shards' sum, by shard 0 only), :func:`shard_weight` includes this process's share and
+    :func:`batch_rows` gives its rows (for dropout masks that equal one process's).
+
+    >>> from fnn.threads import Processes, across_processes, allreduce, batch_rows
+    >>> twice = Processes(lambda values: tuple(2 * v for v in values), 0.5, 16, 16, 32)
+    >>> with across_processes(twice):   # a second process holding the same values
+    ...     allreduce(3.0), batch_rows(16)
+    ((6.0,), (16, 32))
+    """
+    _processes.append(group)
+    try:
+        yield
+    finally:
+        _processes.pop()
+
+
 def allreduce(*values) -> tuple:
     """The sums of ``values`` (numbers or arrays) over the shards running the same batch, in
-    shard order (every shard gets the same bits); outside :func:`sharded`, ``values`` as given.
+    shard order (every shard gets the same bits), then over the processes sharing it (see
+    :func:`across_processes`); outside both, ``values`` as given.
 
     Every shard must call it the same number of times, in the same order (the shards run the
     same model). A shard that fails breaks the barrier, so the others fail too instead of
@@ -55,25 +97,45 @@ def allreduce(*values) -> tuple:
     (3, 4.0)
     """
     group = getattr(_local, "collective", None)
+    outer = _processes[-1].reduce if _processes else None
     if group is None:
-        return values
+        return values if outer is None else outer(values)
     group.slots[_local.shard] = values
-    group.barrier.wait()
-    first, *rest = group.slots
-    sums = tuple(sum((slot[i] for slot in rest), first[i]) for i in range(len(values)))
+    if group.barrier.wait() == 0:  # one shard sums (and reduces across processes) for all
+        first, *rest = group.slots
+        sums = tuple(sum((slot[i] for slot in rest), first[i]) for i in range(len(values)))
+        group.result = sums if outer is None else outer(sums)
     group.barrier.wait()  # nobody writes its next values before everyone has read these
-    return sums
+    return group.result
 
 
 def shard_weight() -> float:
-    """This shard's share of the batch (its size over the batch's), 1.0 outside shards.
+    """This shard's share of the batch (its size over the batch's), 1.0 outside shards (and
+    processes).
 
     >>> from fnn.threads import shard_weight
     >>> shard_weight()
     1.0
     """
     group = getattr(_local, "collective", None)
-    return 1.0 if group is None else group.weights[_local.shard]
+    weight = 1.0 if group is None else group.weights[_local.shard]
+    return weight * _processes[-1].weight if _processes else weight
+
+
+def batch_rows(rows: int) -> tuple[int, int] | None:
+    """``(offset, total)``: where this process's ``rows`` rows sit in the batch it shares with
+    other processes (:func:`across_processes`); None outside them, in a thread shard, or when
+    ``rows`` is not this process's batch size. Dropout draws the whole batch's mask from the
+    step's key and keeps these rows, so the draws equal one process's.
+
+    >>> from fnn.threads import batch_rows
+    >>> batch_rows(16) is None
+    True
+    """
+    if not _processes or getattr(_local, "collective", None) is not None:
+        return None
+    group = _processes[-1]
+    return (group.offset, group.total) if rows == group.local else None
 
 
 def _in_shard(group: _Collective | None, i: int, fn: Callable, *args, **kwargs):
@@ -287,4 +349,5 @@ def _raise_first_failure(results: list) -> None:
                    failures[0])
 
 
-__all__ = ["allreduce", "chunked", "shard_weight", "sharded"]
+__all__ = ["Processes", "across_processes", "allreduce", "batch_rows", "chunked", "shard_weight",
+           "sharded"]

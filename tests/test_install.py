@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("matplotlib", "sklearn", "scipy", "IPython", "h5py", "pandas")
+HEAVY = ("matplotlib", "sklearn", "scipy", "IPython", "h5py", "pandas", "mpi4py")
 
 
 def run(code: str, env: dict | None = None) -> subprocess.CompletedProcess:

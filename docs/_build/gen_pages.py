@@ -36,6 +36,8 @@ SUBMODULES = {
     "datasets": "Loaders (toy sets, digits, USPS, Fashion-MNIST, MNIST), noise, splits.",
     "plot": "Figures: every function returns a matplotlib `Figure` (needs `fnn[plot]`).",
     "threads": "Data parallelism over threads (batch shards, chunks).",
+    "distributed": "Data parallelism over MPI ranks: processes on one machine or many (needs "
+                   "`fnn[mpi]`).",
     "optim": "Optimisers as composable gradient transformations, schedules, aliases.",
     "augment": "Seeded data augmentation of image batches (shifts, rotations).",
     "perf": "Performance switches kept out of the top-level API.",

@@ -6,6 +6,7 @@ from fnn import initializers
 from fnn.core import Layer
 from fnn.keys import split
 from fnn.layers.base import layer
+from fnn.ops.blas import matmul
 from fnn.ops.conv import bias_grad
 from fnn.ops.dense import input_grad as dense_input_grad
 from fnn.validate import boolean, positive_int
@@ -31,7 +32,7 @@ def linear(out_dim: int, *, bias: bool = True, w_init="xavier_uniform", b_init="
         return (*shape[:-1], out_dim), {**params, "b": b_init(kb, (out_dim,))} if bias else params
 
     def forward(params, x):
-        y = x @ params["w"]
+        y = matmul(x, params["w"])  # one BLAS thread when small (fnn.ops.blas)
         if bias:
             y += params["b"]  # a fresh array: in place is safe
         return y, x
@@ -39,7 +40,8 @@ def linear(out_dim: int, *, bias: bool = True, w_init="xavier_uniform", b_init="
     def backward(params, x, dy, input_grad):
         x2, dy2 = (x, dy) if x.ndim == 2 else (x.reshape(-1, x.shape[-1]),
                                                 dy.reshape(-1, dy.shape[-1]))
-        grads = {"w": x2.T @ dy2, "b": bias_grad(dy2)} if bias else {"w": x2.T @ dy2}
+        dw = matmul(x2.T, dy2)
+        grads = {"w": dw, "b": bias_grad(dy2)} if bias else {"w": dw}
         return grads, dense_input_grad(dy, params["w"]) if input_grad else None
 
     return layer(label, init, forward, backward, kind="linear",

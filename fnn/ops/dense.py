@@ -3,12 +3,15 @@
 For a kernel ``w: (D_in, D_out)`` with many rows, OpenBLAS computes ``dy @ w.T`` (``w``
 transposed as the second operand) markedly slower than the same product as ``(w @ dy.T).T``,
 even counting the copy back to C order (``benchmarks/micro.py``: the USPS Conv1D net's
-4064 -> 100 layer); for small kernels the plain product is faster.
+4064 -> 100 layer); for small kernels the plain product is faster. Small products run on one
+BLAS thread (:func:`fnn.ops.blas.matmul`).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from fnn.ops.blas import matmul
 
 #: Kernels with at least this many entries take the transposed product.
 TRANSPOSED_MIN = 1 << 16
@@ -24,6 +27,6 @@ def input_grad(dy: np.ndarray, w: np.ndarray) -> np.ndarray:
     array([[1., 5., 9.]])
     """
     if w.size < TRANSPOSED_MIN:
-        return dy @ w.T
+        return matmul(dy, w.T)
     rows = dy.reshape(-1, dy.shape[-1])
-    return np.ascontiguousarray((w @ rows.T).T).reshape(*dy.shape[:-1], w.shape[0])
+    return np.ascontiguousarray(matmul(w, rows.T).T).reshape(*dy.shape[:-1], w.shape[0])

@@ -70,6 +70,7 @@ def train(
     checkpoint_every: int | str = "epoch",
     checkpoint_keep: int | None = 3,
     config: dict | None = None,
+    ranks: Any = None,
 ) -> tuple[Any, History]:
     """Run ``epochs`` passes of ``step_fn`` over ``data``; return ``(state, history)``.
 
@@ -95,6 +96,10 @@ def train(
     * An exception from a step, a batch, ``eval_fn`` or a callback is re-raised as
       :class:`TrainingError` carrying the last good state and the history; Ctrl-C returns them
       (``history.stop_reason == "interrupted"``). A checkpoint is written first in both cases.
+    * ``ranks``: set by :func:`fnn.distributed.train` (one process of several training one
+      model): only its root shows progress and writes checkpoints, which it reads and shares
+      with the others (``ranks.share(fn)``: the root's ``fn()``, or its exception, on every
+      rank), and the epoch's metric sums are summed over the ranks (``ranks.reduce``).
 
     >>> import numpy as np, fnn
     >>> x = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32)
@@ -109,13 +114,14 @@ def train(
     True
     """
     run = Run(step_fn, data, state, epochs, eval_fn, early_stopping, callbacks, checkpoint)
+    run.ranks = ranks
     if checkpoint is not None:
         finished = _open_checkpoints(run, checkpoint, checkpoint_every, checkpoint_keep, config)
         if finished is not None:
             return finished
     if not run.loop.history.resumed:
         _check_metric_names(run)
-    run.bar = _progress_bar(run, progress)
+    run.bar = _progress_bar(run, progress and (ranks is None or ranks.root))
     try:
         return _epochs(run)
     except KeyboardInterrupt:
@@ -141,14 +147,19 @@ def _open_checkpoints(run: Run, folder: str | Path, every: Any, keep: Any,
              "fnn.StepFn(fn, fingerprint={...}) (fnn.supervised_step does)", UserWarning)
     run.fingerprint = run_fingerprint(run.state, run.data, run.step_fn, run.eval_fn,
                                       run.early_stopping, config)
-    found = restore_run(folder, run.state, run.fingerprint)
-    run.writer = BackgroundWriter(folder, keep)
+    if run.ranks is None:
+        found = restore_run(folder, run.state, run.fingerprint)
+    else:  # the root reads (and alone writes) the checkpoints; every rank resumes from them
+        found = run.ranks.share(lambda: restore_run(folder, run.state, run.fingerprint))
+    if run.ranks is None or run.ranks.root:
+        run.writer = BackgroundWriter(folder, keep)
     if found is None:
         return None
     run.state, run.best_state, run.loop, path = found
     loop = run.loop
     if loop.finished and (loop.history.stop_reason != "completed" or run.epochs <= loop.epoch):
-        run.writer.close()
+        if run.writer is not None:
+            run.writer.close()
         return result(run)
     loop.finished = False
     loop.history.stop_reason, loop.history.message = "completed", ""
@@ -293,7 +304,9 @@ def _end_of_epoch(run: Run) -> tuple[bool, bool]:
     before = (loop.best_value, loop.wait, history.best_epoch, history.stop_reason)
     try:
         history.seconds.append(loop.seconds)
-        history.log(history.train, {k: v / loop.count for k, v in loop.sums.items()})
+        sums, count = ((loop.sums, loop.count) if run.ranks is None
+                       else run.ranks.reduce(loop.sums, loop.count))
+        history.log(history.train, {k: v / count for k, v in sums.items()})
         if run.eval_fn is not None:
             history.log(history.eval, run.eval_fn(state))
         stop = any(cb(epoch, state, history) is True for cb in run.callbacks)

@@ -74,6 +74,7 @@ class Run:
         self.fingerprint: dict | None = None
         self.last_saved = time.monotonic()
         self.bar: Any = None
+        self.ranks: Any = None  # fnn.distributed's ranks (see train)
 
     def save(self, state: Any, sync: bool = False) -> Path | None:
         """Checkpoint ``state`` with the loop's progress (in the background unless ``sync``);
