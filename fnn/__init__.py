@@ -55,6 +55,8 @@ from fnn.tree import tree_size
 if TYPE_CHECKING:  # loaded lazily, on first use: see __getattr__ at the end
     from fnn import datasets, plot
     from fnn.experiments import SweepResult, grid, load_sweep, sweep, trial_key
+    from fnn.interop.onnx_export import export_onnx
+    from fnn.interop.torch_weights import from_torch, to_torch
 
 __version__ = "0.2.0"  # the one place the version is written (pyproject reads it)
 
@@ -78,9 +80,11 @@ __all__ = [
     "EarlyStopping",
     "EvalFn",
     "evaluator",
+    "export_onnx",
     "fit",
     "FnnFileError",
     "fold_in",
+    "from_torch",
     "GradFn",
     "gradcheck",
     "grid",
@@ -123,6 +127,7 @@ __all__ = [
     "sweep",
     "SweepResult",
     "threads",
+    "to_torch",
     "train",
     "TrainingError",
     "TrainState",
@@ -138,6 +143,9 @@ _LAZY_SUBMODULES = ("datasets", "plot")
 # fnn.sweep & co. live in fnn.experiments (hashing, sockets, Dask on use): loaded on first use
 _LAZY_NAMES = {name: "fnn.experiments"
                for name in ("SweepResult", "grid", "load_sweep", "sweep", "trial_key")}
+# exchange with other tools (fnn.interop: ONNX, PyTorch weights): loaded on first use
+_LAZY_NAMES.update(export_onnx="fnn.interop.onnx_export", from_torch="fnn.interop.torch_weights",
+                   to_torch="fnn.interop.torch_weights")
 
 
 def __getattr__(name: str):

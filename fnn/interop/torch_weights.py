@@ -1,0 +1,281 @@
+"""PyTorch weights both ways: :func:`from_torch` turns a ``torch.nn`` module's
+``state_dict`` into params (and state) of the equivalent fnn model, :func:`to_torch` turns
+fnn params (and state) into a ``state_dict``, the layouts converted (:mod:`fnn.interop.torch_layouts`):
+kernels ``(C_out, C_in, *k)`` <-> ``(*k, C_in, C_out)``, linear ``weight`` = ``w.T``, the
+features of a channels-first flatten (or unflatten) reordered for fnn's channels-last ones,
+batch-norm's running statistics into and out of fnn's state.
+
+Layers are matched in order: the fnn model's layers with params (or state), as
+:func:`fnn.summary` lists them, take the ``state_dict``'s modules in the order of its keys
+(registration order: ``features.0``, ``features.3``, ``classifier.1``, ...). Everything that
+does not fit is named in one :class:`WeightsMismatch`: a missing key, a shape, an extra key.
+
+>>> import numpy as np, fnn
+>>> model = fnn.serial(fnn.linear(3), fnn.relu(), fnn.linear(2))
+>>> state_dict = {"fc1.weight": np.ones((3, 4)), "fc1.bias": np.zeros(3),
+...               "fc2.weight": np.ones((2, 3)), "fc2.bias": np.zeros(2)}
+>>> params, state = fnn.from_torch(model, state_dict, (-1, 4))
+>>> params["00_linear"]["w"].shape, state
+((4, 3), {})
+>>> sorted(fnn.to_torch(model, params, (-1, 4), like=state_dict, tensors="numpy"))
+['fc1.bias', 'fc1.weight', 'fc2.bias', 'fc2.weight']
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from fnn._extras import require
+from fnn.combinators import child_names
+from fnn.core import Layer, init
+from fnn.initializers import shapes_only
+from fnn.interop.torch_layouts import LAYOUTS, Context, Layout
+from fnn.keys import key as make_key
+
+#: kinds that keep the order of features (a flatten's layout change passes through them)
+ELEMENTWISE = {"relu", "tanh", "sigmoid", "stable_sigmoid", "leaky_relu", "elu", "softplus",
+               "sine", "sinc", "gaussian", "gelu", "identity", "dropout"}
+
+
+class WeightsMismatch(ValueError):
+    """A ``state_dict`` that does not fit the fnn model: every missing key, shape and extra
+    key is named."""
+
+
+class Site(NamedTuple):
+    """A layer with params or state: its params path, the layer, its input shape, the
+    template params and state ``init`` gives, and the layout changes around it."""
+
+    path: str
+    layer: Layer
+    shape: Any
+    params: dict
+    state: dict
+    ctx: Context
+
+
+def _out_shape(layer: Layer, shape: Any) -> Any:
+    with shapes_only():
+        return layer.init(make_key(0), shape)[0]
+
+
+def _leaves(layer: Layer, shape: Any, path: str) -> Iterator[tuple[str, Layer, Any]]:
+    """``(path, layer, input_shape)`` of every non-combinator layer, in order."""
+    if layer.flow is None:
+        yield path, layer, shape
+        return
+    where = f"{path}/" if path else ""
+    for child, name in zip(layer.children, child_names(layer.children)):
+        yield from _leaves(child, shape, where + name)
+        if layer.flow != "parallel":
+            shape = _out_shape(child, shape)
+
+
+def _contexts(leaves: list[tuple[str, Layer, Any]]) -> list[Context]:
+    """Each leaf's :class:`Context`: a linear after a flatten of ``(N, *S, C)`` (through
+    element-wise layers) reads channels-first features, one before a reshape to
+    ``(N, *S, C)`` writes them."""
+    ctx = [Context() for _ in leaves]
+    flat, last_linear = None, None
+    for i, (_, layer, shape) in enumerate(leaves):
+        kind = layer.kind
+        if kind == "linear":
+            ctx[i] = Context(flat_in=flat)
+            flat, last_linear = None, i
+        elif kind == "flatten":
+            flat, last_linear = (tuple(shape[1:]) if len(shape) > 2 else None), None
+        elif kind == "reshape" and last_linear is not None:
+            target = _out_shape(layer, shape)
+            if len(target) > 2:
+                ctx[last_linear] = ctx[last_linear]._replace(unflat_out=tuple(target[1:]))
+            flat, last_linear = None, None
+        elif kind not in ELEMENTWISE:
+            flat, last_linear = None, None
+    return ctx
+
+
+def sites(model: Layer, input_shape: tuple) -> list[Site]:
+    """The layers of ``model`` with params or state, in order, with their templates.
+
+    >>> import fnn
+    >>> from fnn.interop.torch_weights import sites
+    >>> [(s.path, s.ctx.flat_in) for s in sites(fnn.serial(fnn.conv1d(2, 3), fnn.flatten(),
+    ...                                                     fnn.linear(4)), (-1, 8, 1))]
+    [('00_conv1d', None), ('02_linear', (6, 2))]
+    """
+    leaves = list(_leaves(model, tuple(input_shape), ""))
+    found = []
+    for (path, layer, shape), ctx in zip(leaves, _contexts(leaves)):
+        with shapes_only():
+            out = layer.init(make_key(0), shape)
+        params, state = out[1], (out[2] if layer.stateful else {})
+        if params or state:
+            found.append(Site(path, layer, shape, params, state, ctx))
+    return found
+
+
+def _layout(site: Site) -> Layout:
+    layout = LAYOUTS.get(site.layer.kind or "")
+    if layout is None:
+        raise WeightsMismatch(f"fnn.interop.torch_weights: layer {site.layer!r} at {site.path!r} "
+                              f"(kind {site.layer.kind!r}) has no known PyTorch layout")
+    return layout
+
+
+def _numpy(value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):  # a torch tensor
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def read_state_dict(source: Any) -> dict[str, np.ndarray]:
+    """A ``state_dict`` as numpy arrays by key, from a ``torch.nn.Module``, a mapping of
+    tensors or arrays, or a file: ``.safetensors`` (read without torch) or a ``torch.save``
+    file (``torch.load(weights_only=True)``: no arbitrary unpickling; the ``torch`` extra)."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source).expanduser()
+        if path.suffix == ".safetensors":
+            from fnn.io import load
+
+            return dict(load(path))
+        torch = require("torch", "fnn.from_torch (a torch.save file)")
+        source = torch.load(path, map_location="cpu", weights_only=True)
+    if hasattr(source, "state_dict") and callable(source.state_dict):
+        source = source.state_dict()
+    if not isinstance(source, Mapping):
+        raise TypeError("from_torch: expects a state_dict (a mapping of tensors), a torch.nn."
+                        f"Module or a file, got {type(source).__name__}")
+    return {str(k): _numpy(v) for k, v in source.items()}
+
+
+def _take(site: Site, expected: dict, ignored: Sequence[str], keys: list[str], start: int,
+          problems: list[str]) -> tuple[str, dict, int]:
+    """The torch prefix of ``site`` found at ``keys[start]``, the tensors of its ``expected``
+    suffixes by suffix, and the index of the next unclaimed key."""
+    first = keys[start]
+    suffix = next((s for s in (*expected, *ignored) if first == s or first.endswith("." + s)),
+                  None)
+    if suffix is None:
+        problems.append(f"{site.path} ({site.layer!r}) expects keys ending in "
+                        f"{list(expected)}, but the next key is {first!r}")
+        return "", {}, start + 1
+    prefix = first[: len(first) - len(suffix)]
+    wanted = {prefix + s for s in (*expected, *ignored)}
+    found, i = {}, start
+    while i < len(keys) and keys[i] in wanted:
+        found[keys[i][len(prefix):]] = keys[i]
+        i += 1
+    for s in expected:
+        if s not in found:
+            problems.append(f"missing key {prefix + s!r} for {site.path} ({site.layer!r})")
+    return prefix, found, i
+
+
+def from_torch(model: Layer, state_dict: Any, input_shape: tuple, *,
+               dtype: Any = None) -> tuple[dict, dict]:
+    """``(params, state)`` of the fnn ``model`` (for inputs ``input_shape``, batch first)
+    from a PyTorch ``state_dict`` (a module, a mapping, or a ``.safetensors``/``torch.save``
+    file: :func:`read_state_dict`), the layouts converted (module doc); ``dtype``: cast
+    every array (default: keep the file's). Raises :class:`WeightsMismatch` naming every
+    missing key, extra key and shape that does not fit.
+
+    >>> import numpy as np, fnn
+    >>> fnn.from_torch(fnn.serial(fnn.linear(2)), {"weight": np.ones((3, 4))}, (-1, 4))
+    Traceback (most recent call last):
+    ...
+    fnn.interop.torch_weights.WeightsMismatch: from_torch: the state_dict does not fit serial(linear(2)): missing key 'bias' for 00_linear (linear(2)); 'weight' has shape (3, 4), 00_linear (linear(2)) expects (2, 4)
+    """
+    tensors = read_state_dict(state_dict)
+    keys, problems = list(tensors), []
+    params: dict = {}
+    state: dict = {}
+    i = 0
+    for site in sites(model, input_shape):
+        layout = _layout(site)
+        expected = layout.to_torch(site.layer, site.params, site.state, site.ctx)
+        if i >= len(keys):
+            problems.append(f"missing keys {list(expected)} for {site.path} ({site.layer!r}): "
+                            "the state_dict has no more")
+            continue
+        prefix, found, i = _take(site, expected, layout.ignored, keys, i, problems)
+        group = {}
+        for suffix, key in found.items():
+            if suffix in layout.ignored:
+                continue
+            value, want = tensors[key], np.shape(expected[suffix])
+            if value.shape != want:
+                problems.append(f"{key!r} has shape {value.shape}, {site.path} "
+                                f"({site.layer!r}) expects {want}")
+            group[suffix] = value if dtype is None else value.astype(dtype)
+        if len(group) == len(expected) and not problems:
+            params[site.path], new_state = layout.to_fnn(site.layer, group, site.ctx)
+            if site.layer.stateful:
+                state[site.path] = new_state
+    if i < len(keys):
+        problems.append(f"extra keys {keys[i:]} (no fnn layer left to take them)")
+    if problems:
+        raise WeightsMismatch(f"from_torch: the state_dict does not fit {model!r}: "
+                              + "; ".join(problems))
+    return _complete(model, input_shape, params, state)
+
+
+def _complete(model: Layer, input_shape: tuple, params: dict, state: dict) -> tuple[Any, Any]:
+    """The model's params and state trees, each layer's entry from ``params``/``state``
+    (by params path) or, for a layer without params, the ``{}`` of ``init``."""
+    with shapes_only():
+        _, template, template_state = init(model, make_key(0), tuple(input_shape))
+
+    def fill(t: Any, path: str, converted: dict) -> Any:
+        if path in converted:
+            return converted[path]
+        if isinstance(t, dict):
+            return {k: fill(v, f"{path}/{k}" if path else k, converted) for k, v in t.items()}
+        return t
+
+    return fill(template, "", params), fill(template_state, "", state)
+
+
+def _get(tree: Any, path: str) -> Any:
+    for p in path.split("/") if path else []:
+        tree = tree[p]
+    return tree
+
+
+def to_torch(model: Layer, params: Any, input_shape: tuple, *, state: Any = None,
+             like: Any = None, tensors: str = "torch") -> dict:
+    """A PyTorch ``state_dict`` of ``params`` (and ``state``: batch-norm's running
+    statistics; ``num_batches_tracked``, a counter fnn does not keep, is written 0), the
+    layouts converted (module doc). Keys: those of ``like`` (a torch module or
+    ``state_dict`` of the equivalent network, also checked for shapes: a mismatch is a
+    :class:`WeightsMismatch`), else the fnn params paths (``"00_linear.weight"``).
+    ``tensors="torch"`` (the ``torch`` extra) or ``"numpy"``."""
+    out: dict[str, np.ndarray] = {}
+    for site in sites(model, input_shape):
+        layout = _layout(site)
+        s = _get(state, site.path) if site.layer.stateful and state is not None else {}
+        converted = layout.to_torch(site.layer, _get(params, site.path), s, site.ctx)
+        for suffix, value in converted.items():
+            out[f"{site.path.replace('/', '.')}.{suffix}" if site.path else suffix] = value
+        if "num_batches_tracked" in layout.ignored and s:
+            out[f"{site.path.replace('/', '.')}.num_batches_tracked"] = np.array(0, np.int64)
+    if like is not None:
+        theirs = read_state_dict(like)
+        names = list(theirs)
+        if len(names) != len(out) or any(np.shape(v) != theirs[n].shape
+                                         for n, v in zip(names, out.values())):
+            ours = [f"{k} {np.shape(v)}" for k, v in out.items()]
+            raise WeightsMismatch(f"to_torch: {model!r} gives {ours}, the template has "
+                                  f"{[f'{k} {v.shape}' for k, v in theirs.items()]}")
+        out = dict(zip(names, out.values()))
+    if tensors == "numpy":
+        return out
+    torch = require("torch", "fnn.to_torch")
+    return {k: torch.from_numpy(np.array(v)) for k, v in out.items()}
+
+
+__all__ = ["WeightsMismatch", "from_torch", "read_state_dict", "sites", "to_torch"]
