@@ -3,7 +3,8 @@
 The core install (``pip install fnn``) has what the layers, training, files and threads need.
 Plots need matplotlib (``fnn[plot]``); scikit-learn-backed parts (``fnn.datasets.digits``,
 t-SNE and PCA in :func:`fnn.plot.embed_2d`) and reading ``usps.h5`` need ``fnn[data]``;
-``fnn[all]`` has both.
+``fnn[all]`` has both. Exchanging models (:mod:`fnn.interop`): ``fnn[onnx]`` exports ONNX,
+``fnn[torch]`` reads and writes PyTorch tensors and ``torch.save`` files.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import importlib
 from types import ModuleType
 
 #: the extra that provides each optional top-level package
-EXTRAS = {"matplotlib": "plot", "sklearn": "data", "h5py": "data"}
+EXTRAS = {"matplotlib": "plot", "sklearn": "data", "h5py": "data", "onnx": "onnx",
+          "onnxruntime": "onnx", "torch": "torch", "safetensors": "safetensors"}
 #: the name pip knows a package by, where it differs from the import name
 PIP_NAMES = {"sklearn": "scikit-learn"}
 

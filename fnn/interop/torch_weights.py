@@ -240,10 +240,18 @@ def _complete(model: Layer, input_shape: tuple, params: dict, state: dict) -> tu
     return fill(template, "", params), fill(template_state, "", state)
 
 
-def _get(tree: Any, path: str) -> Any:
-    for p in path.split("/") if path else []:
-        tree = tree[p]
-    return tree
+def _checked(site: Site, tree: Any, template: dict, what: str) -> dict:
+    """The entry of ``site`` in ``tree`` (params or state), with the template's keys and
+    shapes, else a :class:`WeightsMismatch` naming the path."""
+    node = tree
+    for p in site.path.split("/") if site.path else []:
+        node = node.get(p) if isinstance(node, dict) else None
+    shapes = {k: np.shape(v) for k, v in node.items()} if isinstance(node, dict) else None
+    want = {k: np.shape(v) for k, v in template.items()}
+    if shapes != want:
+        raise WeightsMismatch(f"to_torch: {what} at {site.path or '<root>'!r} ({site.layer!r}) "
+                              f"should have shapes {want}, got {shapes}")
+    return node  # type: ignore[return-value]
 
 
 def to_torch(model: Layer, params: Any, input_shape: tuple, *, state: Any = None,
@@ -257,8 +265,9 @@ def to_torch(model: Layer, params: Any, input_shape: tuple, *, state: Any = None
     out: dict[str, np.ndarray] = {}
     for site in sites(model, input_shape):
         layout = _layout(site)
-        s = _get(state, site.path) if site.layer.stateful and state is not None else {}
-        converted = layout.to_torch(site.layer, _get(params, site.path), s, site.ctx)
+        p = _checked(site, params, site.params, "params")
+        s = _checked(site, state, site.state, "state") if site.layer.stateful else {}
+        converted = layout.to_torch(site.layer, p, s, site.ctx)
         for suffix, value in converted.items():
             out[f"{site.path.replace('/', '.')}.{suffix}" if site.path else suffix] = value
         if "num_batches_tracked" in layout.ignored and s:
