@@ -65,7 +65,9 @@ class Graph:
     :meth:`const` an initializer; names are made unique. ``opset`` is the target opset."""
 
     def __init__(self, opset: int, helper: Any, numpy_helper: Any):
-        self.opset, self.nodes, self.initializers = opset, [], []
+        self.opset = opset
+        self.nodes: list[Any] = []  # onnx NodeProto
+        self.initializers: list[Any] = []  # onnx TensorProto
         self._helper, self._numpy_helper, self._count = helper, numpy_helper, 0
 
     def name(self, prefix: str) -> str:

@@ -162,7 +162,7 @@ def read(path: str | os.PathLike, *, fmt: str, where: str = "load",
         for name, (kind, shape, begin) in entries.items():
             out = np.empty(shape, DTYPES[kind])
             f.seek(start + begin)
-            if f.readinto(memoryview(out.reshape(-1)).cast("B")) != out.nbytes:
+            if f.readinto(out.reshape(-1).view(np.uint8).data) != out.nbytes:
                 raise error(f"{where}: tensor {name!r} is truncated")
             if kind == "BF16":  # the upper half of a float32: widened exactly
                 out = (out.astype(np.uint32) << 16).view(np.float32)

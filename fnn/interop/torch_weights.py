@@ -251,7 +251,7 @@ def _checked(site: Site, tree: Any, template: dict, what: str) -> dict:
     if shapes != want:
         raise WeightsMismatch(f"to_torch: {what} at {site.path or '<root>'!r} ({site.layer!r}) "
                               f"should have shapes {want}, got {shapes}")
-    return node  # type: ignore[return-value]
+    return node
 
 
 def to_torch(model: Layer, params: Any, input_shape: tuple, *, state: Any = None,
