@@ -54,10 +54,15 @@ def channels_first_order(spatial_channels: tuple) -> np.ndarray:
     return np.moveaxis(order, 0, -1).ravel()
 
 
-def _kernel(w: np.ndarray) -> np.ndarray:
-    """fnn ``(*k, a, b)`` <-> torch ``(b, a, *k)``: the same transpose both ways."""
+def _kernel_to_torch(w: np.ndarray) -> np.ndarray:
+    """fnn ``(*k, a, b)`` -> torch ``(b, a, *k)``."""
     nd = w.ndim - 2
-    return np.transpose(w, (nd + 1, nd, *range(nd)))
+    return np.ascontiguousarray(np.transpose(w, (nd + 1, nd, *range(nd))))
+
+
+def _kernel_to_fnn(w: np.ndarray) -> np.ndarray:
+    """torch ``(b, a, *k)`` -> fnn ``(*k, a, b)``."""
+    return np.ascontiguousarray(np.transpose(w, (*range(2, w.ndim), 1, 0)))
 
 
 def _linear_to_torch(layer, params, state, ctx):
@@ -88,12 +93,12 @@ def _linear_to_fnn(layer, tensors, ctx):
 
 
 def _conv_to_torch(layer, params, state, ctx):
-    out = {"weight": np.ascontiguousarray(_kernel(params["w"]))}
+    out = {"weight": _kernel_to_torch(params["w"])}
     return {**out, "bias": params["b"]} if "b" in params else out
 
 
 def _conv_to_fnn(layer, tensors, ctx):
-    params = {"w": np.ascontiguousarray(_kernel(tensors["weight"]))}
+    params = {"w": _kernel_to_fnn(tensors["weight"])}
     return ({**params, "b": tensors["bias"]} if "bias" in tensors else params), {}
 
 

@@ -133,16 +133,31 @@ def _numpy(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
+def natural_key(name: str) -> tuple:
+    """Sort key putting ``"features.2.weight"`` before ``"features.10.weight"``.
+
+    >>> from fnn.interop.torch_weights import natural_key
+    >>> sorted(["10.weight", "2.bias", "2.weight", "fc.bias"], key=natural_key)
+    ['2.bias', '2.weight', '10.weight', 'fc.bias']
+    """
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part)
+                 for part in name.split("."))
+
+
 def read_state_dict(source: Any) -> dict[str, np.ndarray]:
     """A ``state_dict`` as numpy arrays by key, from a ``torch.nn.Module``, a mapping of
     tensors or arrays, or a file: ``.safetensors`` (read without torch) or a ``torch.save``
-    file (``torch.load(weights_only=True)``: no arbitrary unpickling; the ``torch`` extra)."""
+    file (``torch.load(weights_only=True)``: no arbitrary unpickling; the ``torch`` extra).
+    A ``.safetensors`` file does not keep a ``state_dict``'s order (its keys are sorted): they
+    are taken in natural order (``features.2`` before ``features.10``, which is
+    ``nn.Sequential``'s); give :func:`from_torch` ``order=`` when the module's order differs."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source).expanduser()
-        if path.suffix == ".safetensors":
+        if path.suffix == ".safetensors":  # its keys come sorted: natural order is the best guess
             from fnn.io import load
 
-            return dict(load(path))
+            loaded = load(path)
+            return {k: loaded[k] for k in sorted(loaded, key=natural_key)}
         torch = require("torch", "fnn.from_torch (a torch.save file)")
         source = torch.load(path, map_location="cpu", weights_only=True)
     if hasattr(source, "state_dict") and callable(source.state_dict):
@@ -176,13 +191,15 @@ def _take(site: Site, expected: dict, ignored: Sequence[str], keys: list[str], s
     return prefix, found, i
 
 
-def from_torch(model: Layer, state_dict: Any, input_shape: tuple, *,
-               dtype: Any = None) -> tuple[dict, dict]:
+def from_torch(model: Layer, state_dict: Any, input_shape: tuple, *, dtype: Any = None,
+               order: Any = None) -> tuple[dict, dict]:
     """``(params, state)`` of the fnn ``model`` (for inputs ``input_shape``, batch first)
     from a PyTorch ``state_dict`` (a module, a mapping, or a ``.safetensors``/``torch.save``
     file: :func:`read_state_dict`), the layouts converted (module doc); ``dtype``: cast
-    every array (default: keep the file's). Raises :class:`WeightsMismatch` naming every
-    missing key, extra key and shape that does not fit.
+    every array (default: keep the file's); ``order``: the order to take the keys in (a list
+    of keys, or a module or ``state_dict`` having them in order), when the source's is not
+    the module's. Raises :class:`WeightsMismatch` naming every missing key, extra key and
+    shape that does not fit.
 
     >>> import numpy as np, fnn
     >>> fnn.from_torch(fnn.serial(fnn.linear(2)), {"weight": np.ones((3, 4))}, (-1, 4))
@@ -191,6 +208,9 @@ def from_torch(model: Layer, state_dict: Any, input_shape: tuple, *,
     fnn.interop.torch_weights.WeightsMismatch: from_torch: the state_dict does not fit serial(linear(2)): missing key 'bias' for 00_linear (linear(2)); 'weight' has shape (3, 4), 00_linear (linear(2)) expects (2, 4)
     """
     tensors = read_state_dict(state_dict)
+    if order is not None:
+        first = list(order) if isinstance(order, (list, tuple)) else list(read_state_dict(order))
+        tensors = {**{k: tensors[k] for k in first if k in tensors}, **tensors}
     keys, problems = list(tensors), []
     params: dict = {}
     state: dict = {}
