@@ -159,3 +159,26 @@ def test_a_layer_without_a_torch_layout_is_named():
     with pytest.raises(WeightsMismatch, match=r"layer scale\(\) at '01_scale' \(kind None\) has "
                                               "no known PyTorch layout"):
         fnn.from_torch(fnn.serial(fnn.linear(2), scale), {}, (-1, 2))
+
+
+def test_safetensors_order_and_order_argument(tmp_path):
+    st = pytest.importorskip("safetensors.torch")
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(nn.Conv1d(1, 3, 3), nn.ReLU())
+            self.classifier = nn.Linear(3 * 6, 2)
+
+        def forward(self, x):
+            return self.classifier(self.features(x).flatten(1))
+
+    net = _randomised(Net())
+    model = fnn.serial(fnn.conv1d(3, 3, bias=True), fnn.relu(), fnn.flatten(), fnn.linear(2))
+    st.save_file(net.state_dict(), str(tmp_path / "net.safetensors"))
+    with pytest.raises(WeightsMismatch, match="'classifier.weight'"):  # sorted: classifier first
+        fnn.from_torch(model, tmp_path / "net.safetensors", (-1, 8, 1))
+    params, _ = fnn.from_torch(model, tmp_path / "net.safetensors", (-1, 8, 1), order=net)
+    x = np.random.default_rng(0).normal(size=(2, 8, 1))
+    np.testing.assert_allclose(model.apply(params, x), net(_channels_first(x)).detach().numpy(),
+                               atol=1e-10, rtol=0)
