@@ -37,6 +37,7 @@ from fnn.layers.pooling import (
     upsample1d,
     upsample2d,
 )
+from fnn.layers.recurrent import gru, lstm, rnn
 from fnn.layers.shape import flatten, reshape
 from fnn.layers.stochastic import dropout
 
@@ -60,18 +61,21 @@ __all__ = [
     "gelu",
     "global_avg_pool",
     "group_norm",
+    "gru",
     "identity",
     "layer",
     "layer_norm",
     "leaky_relu",
     "linear",
     "log_softmax",
+    "lstm",
     "max_pool1d",
     "max_pool2d",
     "parameter_free",
     "pool",
     "relu",
     "reshape",
+    "rnn",
     "sigmoid",
     "sinc",
     "sine",
