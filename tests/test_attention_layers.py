@@ -109,7 +109,7 @@ def test_attention_errors():
 # --- positions ----------------------------------------------------------------------------------
 
 def test_positional_embedding_gradcheck_and_torch_oracle():
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     layer = fnn.positional_embedding(7)
     params = _params(layer, (-1, 5, 8))
     errors = fnn.assert_gradients_close(layer, params, _x())
