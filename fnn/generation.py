@@ -165,7 +165,7 @@ def _cached(model: Layer, params: Any, out: np.ndarray, start: int, steps: int, 
     """:func:`generate` one position at a time, writing the ids into ``out``."""
     dec = stepper(model)
     carry = dec.start(params, out.shape[0], _float_dtype(params))
-    logits = None
+    logits: Any = None
     for t in range(start):  # the prompt
         logits, carry = dec.step(params, out[:, t:t + 1], carry)
     for i in range(steps):
