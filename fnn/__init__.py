@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 from fnn import augment, initializers, layers, ops, optim, perf, threads
 from fnn.checkpoint import Checkpoint, CheckpointMismatch, load_checkpoint, save_checkpoint
 from fnn.checks import LayerError
-from fnn.combinators import parallel, residual, serial
-from fnn.core import GradFn, Layer, init
+from fnn.combinators import each, parallel, pick, residual, serial
+from fnn.core import Decoder, GradFn, Input, Layer, init
+from fnn.generation import generate
 from fnn.gradient_check import assert_gradients_close, gradcheck
 from fnn.gradients import value_and_grad
 from fnn.io import FnnFileError, load, save
@@ -77,6 +78,8 @@ __all__ = [
     "cosine_decay",
     "cross_entropy",
     "datasets",
+    "Decoder",
+    "each",
     "EarlyStopping",
     "EvalFn",
     "evaluator",
@@ -85,12 +88,14 @@ __all__ = [
     "FnnFileError",
     "fold_in",
     "from_torch",
+    "generate",
     "GradFn",
     "gradcheck",
     "grid",
     "History",
     "init",
     "initializers",
+    "Input",
     "Key",
     "key",
     "Layer",
@@ -110,6 +115,7 @@ __all__ = [
     "Optimizer",
     "parallel",
     "perf",
+    "pick",
     "plot",
     "predict",
     "residual",
