@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from fnn.interop.onnx_sequence import SEQUENCE_CONVERTERS
 from fnn.layers.arguments import geometry
 
 F32 = np.float32
@@ -196,6 +197,7 @@ CONVERTERS: dict[str, Callable] = {
     "flatten": _flatten, "reshape": _reshape,
     "batch_norm": _batch_norm, "layer_norm": _layer_norm, "group_norm": _group_norm,
     "concatenate": _concatenate, "add": _add,
+    **SEQUENCE_CONVERTERS,
 }
 
 __all__ = ["CONVERTERS", "reduce_mean"]

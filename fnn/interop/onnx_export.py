@@ -113,6 +113,9 @@ def _leaf(graph: Graph, layer: Layer, params: Any, state: Any, x: Any, shape: An
             "fnn.interop.onnx_export)")
     try:
         return convert(graph, layer, params, state, x, shape)
+    except NotImplementedError as err:
+        raise OnnxExportError(f"export_onnx: layer {layer!r} (params path {path!r}) has no "
+                              f"ONNX form as configured: {err}") from None
     except (KeyError, TypeError, ValueError) as err:
         raise OnnxExportError(f"export_onnx: layer {layer!r} (params path {path!r}): the params "
                               f"or state do not fit its converter ({type(err).__name__}: "
@@ -156,9 +159,22 @@ def _name_output(graph: Graph, helper: Any, out: str, name: str) -> None:
                     field[i] = name
 
 
-def _value_info(helper: Any, name: str, shape: Any) -> Any:
-    tensor_type = 1  # onnx.TensorProto.FLOAT
+def _value_info(helper: Any, name: str, shape: Any, kind: str = "float") -> Any:
+    tensor_type = 7 if kind == "int" else 1  # onnx.TensorProto.INT64 (token ids), FLOAT
     return helper.make_tensor_value_info(name, tensor_type, ["batch", *shape[1:]])
+
+
+def _input_kind(model: Layer) -> str:
+    """What the model's input holds (``"float"``, ``"int"`` token ids): its first layer's
+    declared input; a model fed several inputs has no ONNX form here."""
+    first = model
+    while first.flow is not None:
+        first = first.children[0]
+    if len(first.inputs) > 1:
+        raise OnnxExportError(f"export_onnx: {model!r} takes several inputs "
+                              f"({', '.join(i.name for i in first.inputs)}); export_onnx "
+                              "exports models fed one array")
+    return first.inputs[0].kind if first.inputs else "float"
 
 
 def export_onnx(model: Layer, params: Any, input_shape: tuple, path: str | os.PathLike, *,
@@ -197,7 +213,8 @@ def export_onnx(model: Layer, params: Any, input_shape: tuple, path: str | os.Pa
     for name, out in zip(names, outs):
         _name_output(graph, onnx.helper, out, name)
     onnx_graph = onnx.helper.make_graph(
-        graph.nodes, "fnn_model", [_value_info(onnx.helper, "input", input_shape)],
+        graph.nodes, "fnn_model",
+        [_value_info(onnx.helper, "input", input_shape, _input_kind(model))],
         [_value_info(onnx.helper, n, s) for n, s in zip(names, shapes)], graph.initializers,
         doc_string=repr(model))
     proto = onnx.helper.make_model(onnx_graph, producer_name="fnn", doc_string=repr(model),
