@@ -51,6 +51,28 @@ LAYERS = {
     **{kind: (getattr(fnn, kind)(), (-1, 3, 5)) for kind in (
         "identity", "relu", "tanh", "sigmoid", "stable_sigmoid", "softplus", "sine", "sinc",
         "gaussian", "gelu", "elu", "leaky_relu", "softmax", "log_softmax")},
+    "each_pick": (fnn.serial(fnn.parallel(fnn.linear(3), fnn.tanh()),
+                             fnn.each(fnn.relu(), fnn.sigmoid()), fnn.pick(1)), (-1, 4)),
+    "embedding": (fnn.embedding(11, 6), (-1, 5)),
+    "positional_embedding": (fnn.positional_embedding(9), (-1, 5, 6)),
+    "sinusoidal_embedding": (fnn.sinusoidal_embedding(9), (-1, 5, 6)),
+    "rnn": (fnn.rnn(4), (-1, 5, 3)),
+    "rnn_relu_last_bidirectional": (fnn.rnn(4, "relu", return_sequences=False,
+                                            bidirectional=True), (-1, 5, 3)),
+    "gru": (fnn.gru(4), (-1, 5, 3)),
+    "gru_bidirectional": (fnn.gru(4, bidirectional=True), (-1, 5, 3)),
+    "gru_last": (fnn.gru(4, return_sequences=False), (-1, 5, 3)),
+    "lstm": (fnn.lstm(4), (-1, 5, 3)),
+    "lstm_last_bidirectional": (fnn.lstm(4, return_sequences=False, bidirectional=True),
+                                (-1, 5, 3)),
+    "multi_head_attention": (fnn.multi_head_attention(2), (-1, 5, 8)),
+    "multi_head_attention_causal": (fnn.multi_head_attention(4, causal=True, dropout=0.1),
+                                    (-1, 5, 8)),
+    "gpt": (fnn.serial(fnn.embedding(13, 8), fnn.positional_embedding(16),
+                       fnn.transformer_block(2, 8), fnn.transformer_block(2, 8),
+                       fnn.layer_norm(), fnn.linear(13)), (-1, 6)),
+    "lstm_classifier": (fnn.serial(fnn.embedding(13, 8), fnn.lstm(8), fnn.dropout(0.2),
+                                   fnn.gru(6, return_sequences=False), fnn.linear(3)), (-1, 6)),
     "leaky_relu_0.2": (fnn.leaky_relu(0.2), (-1, 5)),
     "elu_0.5": (fnn.elu(0.5), (-1, 5)),
 }
@@ -78,6 +100,8 @@ def check_export(model, input_shape, tmp_path, *, params=None, state=None, seed=
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for batch in (1, 5):
         x = rng.normal(size=(batch, *input_shape[1:])).astype(np.float32)
+        if repr(model).startswith(("embedding", "serial(embedding")):  # token ids
+            x = rng.integers(0, 11, size=(batch, *input_shape[1:]))
         if "sinc" in repr(model):
             x[0, 0, 0] = 0.0
         want = model.apply(params, x, state=state) if model.stateful else model.apply(params, x)
@@ -107,6 +131,17 @@ def test_every_builtin_kind_is_tested():
     for model, _ in LAYERS.values():
         walk(model)
     assert set(CONVERTERS) <= kinds
+
+
+@pytest.mark.parametrize("layer,match", [
+    (fnn.lstm(4, mask=True), r"takes several inputs \(x, mask\)"),
+    (fnn.serial(fnn.linear(3), fnn.lstm(4, return_state=True)), "return_state"),
+])
+def test_sequence_layers_without_onnx_form(layer, match, tmp_path):
+    shape = ((-1, 5, 3), (-1, 5)) if len(layer.inputs) > 1 else (-1, 5, 3)
+    _, params = layer.init(fnn.key(0), shape)
+    with pytest.raises(OnnxExportError, match=match):
+        fnn.export_onnx(layer, params, shape, tmp_path / "m.onnx")
 
 
 def _example(name):

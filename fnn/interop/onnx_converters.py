@@ -183,6 +183,10 @@ def _add(g, layer, params, state, xs, shape):
     return g.op("Sum", *xs)
 
 
+def _pick(g, layer, params, state, xs, shape):
+    return g.op("Identity", xs[layer.config["index"]])
+
+
 #: ``kind -> converter`` of every built-in layer kind ONNX can express
 CONVERTERS: dict[str, Callable] = {
     "identity": _identity, "dropout": _identity,
@@ -196,7 +200,7 @@ CONVERTERS: dict[str, Callable] = {
     "upsample": _upsample, "global_avg_pool": _global_avg_pool,
     "flatten": _flatten, "reshape": _reshape,
     "batch_norm": _batch_norm, "layer_norm": _layer_norm, "group_norm": _group_norm,
-    "concatenate": _concatenate, "add": _add,
+    "concatenate": _concatenate, "add": _add, "pick": _pick,
     **SEQUENCE_CONVERTERS,
 }
 

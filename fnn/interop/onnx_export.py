@@ -6,7 +6,7 @@ last, as fnn) with a dynamic batch axis ``"batch"``, float32, and one output ``"
 (``"output_0"``, ``"output_1"``, ... for a model ending in parallel branches). Each layer is
 turned into ONNX nodes by the converter of its declared ``kind``
 (:data:`fnn.interop.onnx_converters.CONVERTERS`); combinators (serial, parallel, residual) are
-walked. Convolutions and pools run channels-first in ONNX, between two ``Transpose`` nodes
+walked (``each`` after a ``parallel``, too). Convolutions and pools run channels-first in ONNX, between two ``Transpose`` nodes
 (onnxruntime cancels adjacent pairs); batch-norm is its inference form, dropout the identity.
 
 Your own layers (``kind`` None) have no ONNX form until you give one: ``converters={name:
@@ -138,6 +138,9 @@ def _walk(graph: Graph, layer: Layer, params: Any, state: Any, x: Any, shape: An
     if layer.flow == "parallel":
         return tuple(_walk(graph, child, params[n], state.get(n), x, shape, where + n, table)
                      for child, n in zip(layer.children, names))
+    if layer.flow == "each":  # one child per element of a tuple (after a parallel)
+        return tuple(_walk(graph, child, params[n], state.get(n), xi, si, where + n, table)
+                     for child, n, xi, si in zip(layer.children, names, x, shape))
     y = x
     for child, n in zip(layer.children, names):
         y = _walk(graph, child, params[n], state.get(n), y, shape, where + n, table)
@@ -203,6 +206,7 @@ def export_onnx(model: Layer, params: Any, input_shape: tuple, path: str | os.Pa
         raise TypeError(f"export_onnx: model should be an fnn.Layer, got {type(model).__name__}")
     if opset < DEFAULT_OPSET:
         raise ValueError(f"export_onnx: opset must be {DEFAULT_OPSET} or later, got {opset}")
+    kind = _input_kind(model)
     input_shape = tuple(-1 if d is None else int(d) for d in input_shape)
     table = {**CONVERTERS, **(converters or {})}
     graph = Graph(opset, onnx.helper, onnx.numpy_helper)
@@ -214,7 +218,7 @@ def export_onnx(model: Layer, params: Any, input_shape: tuple, path: str | os.Pa
         _name_output(graph, onnx.helper, out, name)
     onnx_graph = onnx.helper.make_graph(
         graph.nodes, "fnn_model",
-        [_value_info(onnx.helper, "input", input_shape, _input_kind(model))],
+        [_value_info(onnx.helper, "input", input_shape, kind)],
         [_value_info(onnx.helper, n, s) for n, s in zip(names, shapes)], graph.initializers,
         doc_string=repr(model))
     proto = onnx.helper.make_model(onnx_graph, producer_name="fnn", doc_string=repr(model),
