@@ -182,3 +182,80 @@ def test_safetensors_order_and_order_argument(tmp_path):
     x = np.random.default_rng(0).normal(size=(2, 8, 1))
     np.testing.assert_allclose(model.apply(params, x), net(_channels_first(x)).detach().numpy(),
                                atol=1e-10, rtol=0)
+
+
+class _Seq(nn.Module):
+    """Sequence modules chained as fnn chains them (batch first)."""
+
+    def __init__(self, *mods, last_state=False, causal=False):
+        super().__init__()
+        self.mods = nn.ModuleList(mods)
+        self.last_state, self.causal = last_state, causal
+
+    def forward(self, x):
+        for m in self.mods:
+            if isinstance(m, (nn.LSTM, nn.GRU, nn.RNN)):
+                y, h = m(x)
+                h = h[0] if isinstance(m, nn.LSTM) else h
+                x = torch.cat(list(h[-(2 if m.bidirectional else 1):]), -1) \
+                    if self.last_state and m is self.mods[-1] else y
+            elif isinstance(m, nn.MultiheadAttention):
+                t = x.shape[1]
+                mask = torch.triu(torch.ones(t, t, dtype=torch.bool), 1) if self.causal else None
+                x = m(x, x, x, need_weights=False, attn_mask=mask)[0]
+            else:
+                x = m(x)
+        return x
+
+
+SEQ_CASES = {
+    "embedding_lstm_stack": (
+        lambda: _Seq(nn.Embedding(11, 6), nn.LSTM(6, 5, num_layers=2, batch_first=True),
+                     nn.Linear(5, 3)),
+        fnn.serial(fnn.embedding(11, 6), fnn.lstm(5), fnn.lstm(5), fnn.linear(3)), (-1, 7)),
+    "gru_bidirectional_last": (
+        lambda: _Seq(nn.GRU(4, 5, batch_first=True, bidirectional=True), last_state=True),
+        fnn.serial(fnn.gru(5, bidirectional=True, return_sequences=False)), (-1, 7, 4)),
+    "lstm_bidirectional": (
+        lambda: _Seq(nn.LSTM(4, 3, batch_first=True, bidirectional=True), nn.Linear(6, 2)),
+        fnn.serial(fnn.lstm(3, bidirectional=True), fnn.linear(2)), (-1, 7, 4)),
+    "rnn_relu": (
+        lambda: _Seq(nn.RNN(4, 5, nonlinearity="relu", batch_first=True)),
+        fnn.serial(fnn.rnn(5, "relu")), (-1, 7, 4)),
+    "attention": (
+        lambda: _Seq(nn.MultiheadAttention(8, 2, batch_first=True), nn.LayerNorm(8)),
+        fnn.serial(fnn.multi_head_attention(2), fnn.layer_norm()), (-1, 5, 8)),
+    "causal_attention": (
+        lambda: _Seq(nn.Embedding(9, 8), nn.MultiheadAttention(8, 4, batch_first=True),
+                     causal=True),
+        fnn.serial(fnn.embedding(9, 8), fnn.multi_head_attention(4, causal=True)), (-1, 6)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SEQ_CASES))
+def test_sequence_layers_round_trip_and_outputs(name):
+    make, model, shape = SEQ_CASES[name]
+    module = _randomised(make())
+    params, _ = fnn.from_torch(model, module, shape)
+    rng = np.random.default_rng(2)
+    if len(shape) == 2:  # token ids
+        x = rng.integers(0, 9, size=(3, *shape[1:]))
+        want = module(torch.from_numpy(x)).detach().numpy()
+    else:
+        x = rng.normal(size=(3, *shape[1:]))
+        want = module(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(model.apply(params, x), want, rtol=0, atol=1e-10)
+    back = fnn.to_torch(model, params, shape, like=module)
+    theirs = module.state_dict()
+    assert list(back) == list(theirs)
+    for k, v in theirs.items():
+        assert torch.equal(back[k], v), k
+
+
+def test_recurrent_stack_mismatch_names_the_layer_key():
+    module = nn.LSTM(4, 5, num_layers=2, batch_first=True)
+    with pytest.raises(WeightsMismatch, match=r"'weight_ih_l1' has shape \(20, 5\), 01_lstm "
+                                              r"\(lstm\(6\)\) expects \(24, 5\)"):
+        fnn.from_torch(fnn.serial(fnn.lstm(5), fnn.lstm(6)), module, (-1, 3, 4))
+    with pytest.raises(WeightsMismatch, match=r"extra keys \['weight_ih_l1'"):
+        fnn.from_torch(fnn.serial(fnn.lstm(5)), module, (-1, 3, 4))

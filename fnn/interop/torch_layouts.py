@@ -33,12 +33,14 @@ class Context(NamedTuple):
 
 
 class Layout(NamedTuple):
-    """A layer kind's torch form: ``to_torch``, ``to_fnn`` and the ``state_dict`` suffixes it
-    may meet without using them (``num_batches_tracked``)."""
+    """A layer kind's torch form: ``to_torch``, ``to_fnn``, the ``state_dict`` suffixes it
+    may meet without using them (``num_batches_tracked``) and whether its keys carry a
+    layer index (``weight_ih_l0``: the ``_l<k>`` of a stack of torch layers, ``levels``)."""
 
     to_torch: Callable
     to_fnn: Callable
     ignored: tuple[str, ...] = ()
+    levels: bool = False
 
 
 def channels_first_order(spatial_channels: tuple) -> np.ndarray:
@@ -116,6 +118,53 @@ def _affine_to_fnn(layer, tensors, ctx):
     return params, state
 
 
+def _table_to_torch(layer, params, state, ctx):
+    return {"weight": params["table"]}
+
+
+def _table_to_fnn(layer, tensors, ctx):
+    return {"table": tensors["weight"]}, {}
+
+
+def _directions(layer) -> tuple[str, ...]:
+    return ("", "_reverse") if layer.config["bidirectional"] else ("",)
+
+
+def _recurrent_to_torch(layer, params, state, ctx):
+    """``weight_ih_l0 = w_ih.T``, ``weight_hh_l0 = w_hh.T``, the biases as they are (the
+    gate order is torch's in fnn); a stack of torch layers is a serial of fnn ones, the
+    ``_l<k>`` suffixes are matched by :func:`fnn.from_torch`."""
+    out = {}
+    for s in _directions(layer):
+        out.update({f"weight_ih_l0{s}": np.ascontiguousarray(params["w_ih" + s].T),
+                    f"weight_hh_l0{s}": np.ascontiguousarray(params["w_hh" + s].T),
+                    f"bias_ih_l0{s}": params["b_ih" + s], f"bias_hh_l0{s}": params["b_hh" + s]})
+    return out
+
+
+def _recurrent_to_fnn(layer, tensors, ctx):
+    params = {}
+    for s in _directions(layer):
+        params.update({"w_ih" + s: np.ascontiguousarray(tensors[f"weight_ih_l0{s}"].T),
+                       "w_hh" + s: np.ascontiguousarray(tensors[f"weight_hh_l0{s}"].T),
+                       "b_ih" + s: tensors[f"bias_ih_l0{s}"], "b_hh" + s: tensors[f"bias_hh_l0{s}"]})
+    return params, {}
+
+
+def _attention_to_torch(layer, params, state, ctx):
+    return {"in_proj_weight": np.ascontiguousarray(params["w_qkv"].T),
+            "in_proj_bias": params["b_qkv"],
+            "out_proj.weight": np.ascontiguousarray(params["w_o"].T),
+            "out_proj.bias": params["b_o"]}
+
+
+def _attention_to_fnn(layer, tensors, ctx):
+    return {"w_qkv": np.ascontiguousarray(tensors["in_proj_weight"].T),
+            "b_qkv": tensors["in_proj_bias"],
+            "w_o": np.ascontiguousarray(tensors["out_proj.weight"].T),
+            "b_o": tensors["out_proj.bias"]}, {}
+
+
 #: ``kind -> Layout`` of every built-in layer kind with params
 LAYOUTS: dict[str, Layout] = {
     "linear": Layout(_linear_to_torch, _linear_to_fnn),
@@ -123,6 +172,11 @@ LAYOUTS: dict[str, Layout] = {
     "batch_norm": Layout(_affine_to_torch, _affine_to_fnn, ("num_batches_tracked",)),
     "layer_norm": Layout(_affine_to_torch, _affine_to_fnn),
     "group_norm": Layout(_affine_to_torch, _affine_to_fnn),
+    "embedding": Layout(_table_to_torch, _table_to_fnn),  # nn.Embedding
+    "positional_embedding": Layout(_table_to_torch, _table_to_fnn),  # an nn.Embedding of positions
+    **{cell: Layout(_recurrent_to_torch, _recurrent_to_fnn, levels=True)
+       for cell in ("rnn", "gru", "lstm")},
+    "multi_head_attention": Layout(_attention_to_torch, _attention_to_fnn),
 }
 
 __all__ = ["LAYOUTS", "Context", "Layout", "channels_first_order"]

@@ -24,6 +24,7 @@ does not fit is named in one :class:`WeightsMismatch`: a missing key, a shape, a
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -168,27 +169,31 @@ def read_state_dict(source: Any) -> dict[str, np.ndarray]:
     return {str(k): _numpy(v) for k, v in source.items()}
 
 
-def _take(site: Site, expected: dict, ignored: Sequence[str], keys: list[str], start: int,
-          problems: list[str]) -> tuple[str, dict, int]:
-    """The torch prefix of ``site`` found at ``keys[start]``, the tensors of its ``expected``
-    suffixes by suffix, and the index of the next unclaimed key."""
+def _take(site: Site, expected: dict, layout: Layout, keys: list[str], start: int,
+          problems: list[str]) -> tuple[dict, int]:
+    """The keys of ``site``'s torch module, found from ``keys[start]`` on, by the suffix
+    (``"weight"``) they stand for, and the index of the next unclaimed key. A recurrent
+    layer's suffixes take the layer index of the first key (``weight_ih_l1``)."""
     first = keys[start]
-    suffix = next((s for s in (*expected, *ignored) if first == s or first.endswith("." + s)),
-                  None)
+    names = {s: s for s in (*expected, *layout.ignored)}  # suffix -> as written in torch
+    level = re.search(r"_l(\d+)(_reverse)?$", first) if layout.levels else None
+    if level is not None:
+        names = {s: s.replace("_l0", f"_l{level.group(1)}") for s in names}
+    suffix = next((s for s, t in names.items() if first == t or first.endswith("." + t)), None)
     if suffix is None:
         problems.append(f"{site.path} ({site.layer!r}) expects keys ending in "
                         f"{list(expected)}, but the next key is {first!r}")
-        return "", {}, start + 1
-    prefix = first[: len(first) - len(suffix)]
-    wanted = {prefix + s for s in (*expected, *ignored)}
+        return {}, start + 1
+    prefix = first[: len(first) - len(names[suffix])]
+    wanted = {prefix + t: s for s, t in names.items()}
     found, i = {}, start
     while i < len(keys) and keys[i] in wanted:
-        found[keys[i][len(prefix):]] = keys[i]
+        found[wanted[keys[i]]] = keys[i]
         i += 1
     for s in expected:
         if s not in found:
-            problems.append(f"missing key {prefix + s!r} for {site.path} ({site.layer!r})")
-    return prefix, found, i
+            problems.append(f"missing key {prefix + names[s]!r} for {site.path} ({site.layer!r})")
+    return found, i
 
 
 def from_torch(model: Layer, state_dict: Any, input_shape: tuple, *, dtype: Any = None,
@@ -222,7 +227,7 @@ def from_torch(model: Layer, state_dict: Any, input_shape: tuple, *, dtype: Any 
             problems.append(f"missing keys {list(expected)} for {site.path} ({site.layer!r}): "
                             "the state_dict has no more")
             continue
-        prefix, found, i = _take(site, expected, layout.ignored, keys, i, problems)
+        found, i = _take(site, expected, layout, keys, i, problems)
         group = {}
         for suffix, key in found.items():
             if suffix in layout.ignored:
