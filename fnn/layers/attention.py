@@ -19,12 +19,13 @@ import numpy as np
 
 from fnn import initializers
 from fnn.checks import LayerError
-from fnn.combinators import residual, serial
+from fnn.combinators import parallel, pick, residual, serial
 from fnn.core import Decoder, Input, Layer
 from fnn.keys import split
 from fnn.layers.activations import gelu
 from fnn.layers.base import layer
 from fnn.layers.dense import linear
+from fnn.layers.merge import add
 from fnn.layers.norm import layer_norm
 from fnn.layers.stochastic import dropout as dropout_layer
 from fnn.ops.attention import attention, attention_backward, merge_heads, split_heads
@@ -151,10 +152,14 @@ def multi_head_attention(heads: int, *, causal: bool = False, dropout: float = 0
 
 
 def transformer_block(heads: int, width: int, *, mlp: int = 4, causal: bool = True,
-                      dropout: float = 0.0) -> Layer:
+                      dropout: float = 0.0, mask: bool = False) -> Layer:
     """A pre-norm transformer block (GPT-2's): ``x + attention(layer_norm(x))``, then
     ``x + mlp(layer_norm(x))`` with ``mlp = linear(mlp * width), gelu, linear(width)``:
     a recipe over :func:`fnn.residual`, nothing more.
+
+    ``mask=True``: ``(x, mask) -> (y, mask)`` (the key-padding mask passed on, so blocks
+    stack in :func:`fnn.serial`; end with ``fnn.pick(0)``), routed with
+    :func:`fnn.parallel` and :func:`fnn.pick`.
 
     >>> import fnn
     >>> block = fnn.transformer_block(4, 32)
@@ -164,10 +169,14 @@ def transformer_block(heads: int, width: int, *, mlp: int = 4, causal: bool = Tr
     width = positive_int("transformer_block", "width", width)
     rate = fraction("transformer_block", "dropout", dropout, hi_open=True)
     tail = [dropout_layer(rate)] if rate > 0 else []
-    return serial(
-        residual(layer_norm(), multi_head_attention(heads, causal=causal, dropout=rate), *tail),
-        residual(layer_norm(), linear(mlp * width), gelu(), linear(width), *tail),
-        name="transformer_block")
+    attend = multi_head_attention(heads, causal=causal, dropout=rate, mask=mask)
+    feed_forward = residual(layer_norm(), linear(mlp * width), gelu(), linear(width), *tail)
+    if not mask:
+        return serial(residual(layer_norm(), attend, *tail), feed_forward,
+                      name="transformer_block")
+    normed = parallel(serial(pick(0), layer_norm()), pick(1))  # (layer_norm(x), mask)
+    x_path = serial(parallel(pick(0), serial(normed, attend, *tail)), add(), feed_forward)
+    return parallel(x_path, pick(1), name="transformer_block")
 
 
 __all__ = ["multi_head_attention", "transformer_block"]
