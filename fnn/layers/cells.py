@@ -96,7 +96,7 @@ def scan(cell: Layer, state_size: int) -> Layer:
             backs.append(back)
 
         def pullback(dy):
-            grads, dh, dxs = None, None, [None] * len(backs)
+            grads, dh, dxs = None, None, [x] * len(backs)  # each replaced below
             for t in range(len(backs) - 1, -1, -1):
                 g, (dxs[t], dh) = backs[t]((dy[:, t], dh))
                 grads = _add(grads, g)
