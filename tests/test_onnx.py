@@ -229,3 +229,13 @@ def test_missing_onnx_names_the_extra(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(ImportError, match=r"pip install 'fnn\[onnx\]'"):
         fnn.export_onnx(fnn.linear(2), {}, (-1, 3), tmp_path / "m.onnx")
+
+
+def test_the_example_models_listed_are_all_of_them():
+    """A new example building a model joins _example_models (and so is exported)."""
+    covered = {"autoencoder_common", "conv1d_common", "conv_autoencoder", "dense_common",
+               "fashion_classifier", "usps_bn_cnn"}
+    building = {p.stem for p in EXAMPLES.glob("*.py")
+                if any(f"fnn.{c}(" in p.read_text() for c in ("serial", "residual", "parallel"))}
+    assert building <= covered, f"examples whose models test_onnx does not export: " \
+                                f"{sorted(building - covered)}"
