@@ -223,6 +223,21 @@ def test_opsets_and_bad_arguments(tmp_path):
         fnn.export_onnx(model, params, shape, tmp_path / "g.onnx", opset=11)
     with pytest.raises(OnnxExportError, match="params"):
         fnn.export_onnx(fnn.serial(fnn.linear(2)), {"00_dense": {}}, (-1, 3), tmp_path / "g.onnx")
+    bn = fnn.serial(fnn.linear(2), fnn.batch_norm())
+    _, bn_params, _ = fnn.init(bn, fnn.key(0), (-1, 3))
+    with pytest.raises(OnnxExportError, match="has state .* pass state="):
+        fnn.export_onnx(bn, bn_params, (-1, 3), tmp_path / "g.onnx")
+
+
+def test_names_of_inputs_and_outputs(tmp_path):
+    model, shape = LAYERS["parallel_outputs"]
+    proto = check_export(model, shape, tmp_path)
+    assert [o.name for o in proto.graph.output] == ["output_0", "output_1"]
+    assert [d.dim_param or d.dim_value for d in proto.graph.output[0].type.tensor_type.shape.dim] \
+        == ["batch", 2]
+    proto = check_export(*LAYERS["gpt"], tmp_path)
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.INT64
+    assert [o.name for o in proto.graph.output] == ["output"]
 
 
 def test_missing_onnx_names_the_extra(monkeypatch, tmp_path):

@@ -207,6 +207,9 @@ def export_onnx(model: Layer, params: Any, input_shape: tuple, path: str | os.Pa
     if opset < DEFAULT_OPSET:
         raise ValueError(f"export_onnx: opset must be {DEFAULT_OPSET} or later, got {opset}")
     kind = _input_kind(model)
+    if model.stateful and state is None:
+        raise OnnxExportError(f"export_onnx: {model!r} has state (batch-norm's running "
+                              "statistics): pass state=, the third value of fnn.init")
     input_shape = tuple(-1 if d is None else int(d) for d in input_shape)
     table = {**CONVERTERS, **(converters or {})}
     graph = Graph(opset, onnx.helper, onnx.numpy_helper)
