@@ -286,7 +286,17 @@ def to_torch(model: Layer, params: Any, input_shape: tuple, *, state: Any = None
     layouts converted (module doc). Keys: those of ``like`` (a torch module or
     ``state_dict`` of the equivalent network, also checked for shapes: a mismatch is a
     :class:`WeightsMismatch`), else the fnn params paths (``"00_linear.weight"``).
-    ``tensors="torch"`` (the ``torch`` extra) or ``"numpy"``."""
+    ``tensors="torch"`` (the ``torch`` extra) or ``"numpy"``.
+
+    >>> import fnn
+    >>> model = fnn.serial(fnn.conv1d(4, 3, bias=True), fnn.batch_norm())
+    >>> _, params, state = fnn.init(model, fnn.key(0), (-1, 10, 2))
+    >>> out = fnn.to_torch(model, params, (-1, 10, 2), state=state, tensors="numpy")
+    >>> {k: v.shape for k, v in out.items()}    # doctest: +NORMALIZE_WHITESPACE
+    {'00_conv1d.weight': (4, 2, 3), '00_conv1d.bias': (4,), '01_batch_norm.weight': (4,),
+     '01_batch_norm.bias': (4,), '01_batch_norm.running_mean': (4,),
+     '01_batch_norm.running_var': (4,), '01_batch_norm.num_batches_tracked': ()}
+    """
     out: dict[str, np.ndarray] = {}
     for site in sites(model, input_shape):
         layout = _layout(site)
