@@ -49,6 +49,7 @@ from fnn.combinators import child_names
 from fnn.core import Layer
 from fnn.initializers import shapes_only
 from fnn.interop.onnx_converters import CONVERTERS
+from fnn.io import atomic_write
 from fnn.keys import key as make_key
 
 DEFAULT_OPSET = 17
@@ -185,7 +186,7 @@ def export_onnx(model: Layer, params: Any, input_shape: tuple, path: str | os.Pa
                 converters: Mapping[str, Converter] | None = None) -> None:
     """Write ``model`` with ``params`` (and ``state``, for batch-norm's running statistics) to
     ``path`` as an ONNX model of opset ``opset`` (17 or later), float32, checked by
-    ``onnx.checker``. ``input_shape``: the model's input shape, batch first (``-1``: the
+    ``onnx.checker`` and written atomically. ``input_shape``: the model's input shape, batch first (``-1``: the
     batch axis is dynamic in the graph whatever it is); input ``"input"``, output
     ``"output"`` (``"output_<i>"`` per branch of a parallel output); the model's repr is the
     graph's doc string. ``converters``: ``{kind or name: fn}`` for your own layers (module
@@ -228,7 +229,8 @@ def export_onnx(model: Layer, params: Any, input_shape: tuple, path: str | os.Pa
                                    opset_imports=[onnx.helper.make_opsetid("", opset)])
     proto.ir_version = min(proto.ir_version, 9)  # what today's onnxruntime releases read
     onnx.checker.check_model(proto, full_check=True)
-    onnx.save(proto, os.fspath(os.path.expanduser(path)))
+    data = proto.SerializeToString()
+    atomic_write(path, lambda f: f.write(data), where="export_onnx")
 
 
 __all__ = ["DEFAULT_OPSET", "Graph", "OnnxExportError", "export_onnx"]
