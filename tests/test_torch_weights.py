@@ -259,3 +259,27 @@ def test_recurrent_stack_mismatch_names_the_layer_key():
         fnn.from_torch(fnn.serial(fnn.lstm(5), fnn.lstm(6)), module, (-1, 3, 4))
     with pytest.raises(WeightsMismatch, match=r"extra keys \['weight_ih_l1'"):
         fnn.from_torch(fnn.serial(fnn.lstm(5)), module, (-1, 3, 4))
+
+
+def test_flatten_order_reaches_into_parallel_branches_only():
+    class Heads(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv1d(2, 3, 3)
+            self.a, self.b = nn.Linear(12, 4), nn.Linear(12, 2)
+            self.c = nn.Linear(6, 5)
+
+        def forward(self, x):
+            h = self.conv(x).flatten(1)
+            return self.c(torch.cat([self.a(h), torch.tanh(self.b(h))], 1))
+
+    net = _randomised(Heads())
+    model = fnn.serial(fnn.conv1d(3, 3, bias=True), fnn.flatten(),
+                       fnn.parallel(fnn.linear(4), fnn.serial(fnn.linear(2), fnn.tanh())),
+                       fnn.concatenate(), fnn.linear(5))
+    params, _ = fnn.from_torch(model, net, (-1, 6, 2))
+    x = np.random.default_rng(0).normal(size=(3, 6, 2))
+    np.testing.assert_allclose(model.apply(params, x), net(_channels_first(x)).detach().numpy(),
+                               atol=1e-10, rtol=0)
+    back = fnn.to_torch(model, params, (-1, 6, 2), like=net)
+    assert all(torch.equal(back[k], v) for k, v in net.state_dict().items())

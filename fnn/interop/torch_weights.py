@@ -65,25 +65,45 @@ def _out_shape(layer: Layer, shape: Any) -> Any:
         return layer.init(make_key(0), shape)[0]
 
 
-def _leaves(layer: Layer, shape: Any, path: str) -> Iterator[tuple[str, Layer, Any]]:
-    """``(path, layer, input_shape)`` of every non-combinator layer, in order."""
+def _leaves(layer: Layer, shape: Any, path: str) -> Iterator[tuple[str, Layer | None, Any]]:
+    """``(path, layer, input_shape)`` of every non-combinator layer, in order; where branches
+    (``parallel``, ``each``) open, start and close, ``(path, None, "open" | "branch" |
+    "close")``."""
     if layer.flow is None:
         yield path, layer, shape
         return
     where = f"{path}/" if path else ""
-    for child, name in zip(layer.children, child_names(layer.children)):
-        yield from _leaves(child, shape, where + name)
-        if layer.flow != "parallel":
+    branches = layer.flow in ("parallel", "each")
+    if branches:
+        yield path, None, "open"
+    for i, (child, name) in enumerate(zip(layer.children, child_names(layer.children))):
+        if branches:
+            yield path, None, "branch"
+        yield from _leaves(child, shape[i] if layer.flow == "each" else shape, where + name)
+        if not branches:
             shape = _out_shape(child, shape)
+    if branches:
+        yield path, None, "close"
 
 
-def _contexts(leaves: list[tuple[str, Layer, Any]]) -> list[Context]:
+def _contexts(leaves: list[tuple[str, Layer | None, Any]]) -> list[Context]:
     """Each leaf's :class:`Context`: a linear after a flatten of ``(N, *S, C)`` (through
-    element-wise layers) reads channels-first features, one before a reshape to
-    ``(N, *S, C)`` writes them."""
+    element-wise layers; into every branch of a parallel) reads channels-first features, one
+    before a reshape to ``(N, *S, C)`` writes them."""
     ctx = [Context() for _ in leaves]
     flat, last_linear = None, None
+    entering: list = []  # the flatten seen where each open group of branches started
     for i, (_, layer, shape) in enumerate(leaves):
+        if layer is None:
+            if shape == "open":
+                entering.append(flat)
+            elif shape == "branch":
+                flat = entering[-1]
+            else:
+                entering.pop()
+                flat = None
+            last_linear = None
+            continue
         kind = layer.kind
         if kind == "linear":
             ctx[i] = Context(flat_in=flat)
@@ -112,6 +132,8 @@ def sites(model: Layer, input_shape: tuple) -> list[Site]:
     leaves = list(_leaves(model, tuple(input_shape), ""))
     found = []
     for (path, layer, shape), ctx in zip(leaves, _contexts(leaves)):
+        if layer is None:
+            continue
         with shapes_only():
             out = layer.init(make_key(0), shape)
         params, state = out[1], (out[2] if layer.stateful else {})
