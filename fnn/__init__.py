@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 from fnn import augment, initializers, layers, ops, optim, perf, threads
 from fnn.checkpoint import Checkpoint, CheckpointMismatch, load_checkpoint, save_checkpoint
 from fnn.checks import LayerError
-from fnn.combinators import parallel, residual, serial
-from fnn.core import GradFn, Layer, init
+from fnn.combinators import each, parallel, pick, residual, serial
+from fnn.core import Decoder, GradFn, Input, Layer, init
+from fnn.generation import generate
 from fnn.gradient_check import assert_gradients_close, gradcheck
 from fnn.gradients import value_and_grad
 from fnn.io import FnnFileError, load, save
@@ -56,6 +57,8 @@ from fnn.tree import tree_size
 if TYPE_CHECKING:  # loaded lazily, on first use: see __getattr__ at the end
     from fnn import datasets, distributed, plot
     from fnn.experiments import SweepResult, grid, load_sweep, sweep, trial_key
+    from fnn.interop.onnx_export import export_onnx
+    from fnn.interop.torch_weights import from_torch, to_torch
 
 __version__ = "0.2.0"  # the one place the version is written (pyproject reads it)
 
@@ -77,18 +80,24 @@ __all__ = [
     "cross_entropy",
     "datasets",
     "distributed",
+    "Decoder",
+    "each",
     "EarlyStopping",
     "EvalFn",
     "evaluator",
+    "export_onnx",
     "fit",
     "FnnFileError",
     "fold_in",
+    "from_torch",
+    "generate",
     "GradFn",
     "gradcheck",
     "grid",
     "History",
     "init",
     "initializers",
+    "Input",
     "Key",
     "key",
     "Layer",
@@ -108,6 +117,7 @@ __all__ = [
     "Optimizer",
     "parallel",
     "perf",
+    "pick",
     "plot",
     "predict",
     "residual",
@@ -125,6 +135,7 @@ __all__ = [
     "sweep",
     "SweepResult",
     "threads",
+    "to_torch",
     "train",
     "TrainingError",
     "TrainState",
@@ -140,6 +151,9 @@ _LAZY_SUBMODULES = ("datasets", "distributed", "plot")
 # fnn.sweep & co. live in fnn.experiments (hashing, sockets, Dask on use): loaded on first use
 _LAZY_NAMES = {name: "fnn.experiments"
                for name in ("SweepResult", "grid", "load_sweep", "sweep", "trial_key")}
+# exchange with other tools (fnn.interop: ONNX, PyTorch weights): loaded on first use
+_LAZY_NAMES.update(export_onnx="fnn.interop.onnx_export", from_torch="fnn.interop.torch_weights",
+                   to_torch="fnn.interop.torch_weights")
 
 
 def __getattr__(name: str):

@@ -3,7 +3,9 @@
 The core install (``pip install fnn``) has what the layers, training, files and threads need.
 Plots need matplotlib (``fnn[plot]``); scikit-learn-backed parts (``fnn.datasets.digits``,
 t-SNE and PCA in :func:`fnn.plot.embed_2d`) and reading ``usps.h5`` need ``fnn[data]``;
-``fnn[all]`` has both. ``fnn.distributed`` needs mpi4py (``fnn[mpi]``).
+``fnn[all]`` has both. Exchanging models (:mod:`fnn.interop`): ``fnn[onnx]`` exports ONNX,
+``fnn[torch]`` reads and writes PyTorch tensors and ``torch.save`` files;
+``fnn.distributed`` needs mpi4py (``fnn[mpi]``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import importlib
 from types import ModuleType
 
 #: the extra that provides each optional top-level package
-EXTRAS = {"matplotlib": "plot", "sklearn": "data", "h5py": "data", "mpi4py": "mpi"}
+EXTRAS = {"matplotlib": "plot", "sklearn": "data", "h5py": "data", "mpi4py": "mpi",
+          "onnx": "onnx", "onnxruntime": "onnx", "torch": "torch", "safetensors": "safetensors"}
 #: the name pip knows a package by, where it differs from the import name
 PIP_NAMES = {"sklearn": "scikit-learn"}
 

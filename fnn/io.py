@@ -411,6 +411,10 @@ def save(path: str | os.PathLike, tree: Any) -> None:
     ['meta/manifest', 'tree/params/w']
     """
     spec, arrays = encode(tree)
+    if str(path).endswith(".safetensors"):  # the other format: fnn.interop.safetensors_files
+        from fnn.interop.safetensors_files import write
+        atomic_write(path, lambda f: write(f, {"format": FORMAT, "tree": spec}, arrays))
+        return
     write_npz(path, {"format": FORMAT, "tree": spec}, arrays)
 
 
@@ -430,7 +434,11 @@ def load(path: str | os.PathLike, like: Any = None) -> Any:
     ['ScaleByAdamState', 'ScaleByLearningRateState']
     """
     path = Path(path).expanduser()
-    manifest, arrays = read_npz(path)
+    if path.suffix == ".safetensors":  # the other format: fnn.interop.safetensors_files
+        from fnn.interop.safetensors_files import read
+        manifest, arrays = read(path, fmt=FORMAT, error=FnnFileError)
+    else:
+        manifest, arrays = read_npz(path)
     if manifest.get("format") != FORMAT or "tree" not in manifest:
         raise FnnFileError(f"load: {path} has format {manifest.get('format')!r}, "
                            f"expected {FORMAT!r}")

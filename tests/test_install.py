@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("matplotlib", "sklearn", "scipy", "IPython", "h5py", "pandas", "mpi4py")
+HEAVY = ("matplotlib", "sklearn", "scipy", "IPython", "h5py", "pandas", "mpi4py", "onnx",
+         "onnxruntime", "torch", "safetensors")
 
 
 def run(code: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -60,6 +61,10 @@ def test_import_time_is_small():
     ("import fnn; fnn.plot.curves", "plot"),
     ("import fnn; fnn.datasets.digits()", "data"),
     ("import fnn, numpy as np; fnn.plot.embed_2d(np.zeros((5, 3)), method='pca')", "data"),
+    ("import fnn; fnn.export_onnx(fnn.linear(2), {}, (-1, 3), 'm.onnx')", "onnx"),
+    ("import fnn; m = fnn.linear(2); fnn.to_torch(m, m.init(fnn.key(0), (-1, 3))[1], (-1, 3))",
+     "torch"),
+    ("import fnn; fnn.from_torch(fnn.linear(2), 'm.pt', (-1, 3))", "torch"),
 ])
 def test_missing_extra_names_the_pip_line(code, extra):
     # a None entry in sys.modules makes `import matplotlib` / `import sklearn` fail
@@ -68,6 +73,7 @@ def test_missing_extra_names_the_pip_line(code, extra):
         sys.modules["sklearn"] = None
         if "{extra}" == "plot":
             sys.modules["matplotlib"] = None
+        sys.modules["onnx"] = sys.modules["torch"] = None
         {code}
     """)
     assert out.returncode != 0
@@ -84,7 +90,8 @@ def test_metadata_core_dependencies_and_license():
     assert project["license"] == "MIT" and project["license-files"] == ["LICENSE"]
     assert "MIT License" in (ROOT / "LICENSE").read_text()
     extras = project["optional-dependencies"]
-    assert {"plot", "data", "all", "docs", "dev"} <= set(extras)
+    assert {"plot", "data", "all", "docs", "dev", "onnx", "torch", "safetensors"} <= set(extras)
+    assert {"onnx", "onnxruntime"} <= {d.split(">")[0] for d in extras["onnx"]}
 
 
 def test_the_version_is_written_in_one_place():

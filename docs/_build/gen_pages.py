@@ -58,6 +58,7 @@ TOP_GROUPS = [  # fnn.<module> the name is defined in -> section title on the fn
     ("fnn.losses", "Losses"),
     ("fnn.optim", "Optimisers"),
     ("fnn.io", "Files"),
+    ("fnn.interop", "Exchange: ONNX, PyTorch weights"),
     ("fnn.gradient_check", "Gradient checks"),
     ("fnn.logger", "Callbacks"),
     ("fnn.checks", "Errors"),

@@ -1,0 +1,256 @@
+"""ONNX export (fnn.export_onnx): every built-in layer kind and every example model passes
+onnx.checker and runs in onnxruntime with fnn's outputs (1e-5, float32) at two batch sizes;
+a layer without an ONNX form is named, and the converters= hook gives it one."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fnn
+from fnn.interop.onnx_converters import CONVERTERS
+from fnn.interop.onnx_export import OnnxExportError
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+# (model, input shape): at least one per layer kind (the kind is the test id)
+LAYERS = {
+    "linear": (fnn.linear(5), (-1, 7)),
+    "linear_3d": (fnn.linear(5, bias=False), (-1, 3, 7)),
+    "conv1d": (fnn.conv1d(4, 3, stride=2, padding="same", dilation=1, bias=True), (-1, 11, 3)),
+    "conv1d_dilated": (fnn.conv1d(4, 3, dilation=2, padding=(1, 2)), (-1, 11, 3)),
+    "conv2d": (fnn.conv2d(4, (3, 2), stride=(2, 1), padding="same", bias=True), (-1, 9, 8, 3)),
+    "conv_transpose1d": (fnn.conv_transpose1d(4, 3, stride=2, padding=1, output_padding=1,
+                                              bias=True), (-1, 6, 3)),
+    "conv_transpose2d": (fnn.conv_transpose2d(2, 3, stride=2, padding=1, output_padding=1,
+                                              dilation=1, bias=True), (-1, 5, 4, 3)),
+    "max_pool1d": (fnn.max_pool1d(3, stride=2, padding=1), (-1, 10, 3)),
+    "max_pool2d": (fnn.max_pool2d(2), (-1, 9, 8, 3)),
+    "avg_pool1d": (fnn.avg_pool1d(2, stride=1), (-1, 10, 3)),
+    "avg_pool2d": (fnn.avg_pool2d(3, stride=2, padding=1), (-1, 9, 8, 3)),
+    "upsample1d": (fnn.upsample1d(3), (-1, 5, 2)),
+    "upsample2d": (fnn.upsample2d((2, 3)), (-1, 4, 5, 2)),
+    "global_avg_pool": (fnn.global_avg_pool(), (-1, 4, 5, 3)),
+    "flatten": (fnn.flatten(), (-1, 4, 5, 3)),
+    "reshape": (fnn.reshape((5, -1)), (-1, 4, 5, 3)),
+    "dropout": (fnn.dropout(0.5), (-1, 6)),
+    "batch_norm": (fnn.batch_norm(eps=1e-3), (-1, 5, 4, 3)),
+    "batch_norm_plain": (fnn.batch_norm(affine=False), (-1, 6)),
+    "layer_norm": (fnn.layer_norm(), (-1, 5, 6)),
+    "layer_norm_axes": (fnn.layer_norm((-2, -1), affine=False), (-1, 5, 6)),
+    "group_norm": (fnn.group_norm(2, eps=1e-4), (-1, 5, 4, 6)),
+    "concatenate": (fnn.serial(fnn.parallel(fnn.linear(3), fnn.tanh()), fnn.concatenate()),
+                    (-1, 4)),
+    "add": (fnn.serial(fnn.parallel(fnn.linear(4), fnn.sigmoid()), fnn.add()), (-1, 4)),
+    "residual": (fnn.residual(fnn.linear(4), fnn.relu()), (-1, 4)),
+    "parallel_outputs": (fnn.parallel(fnn.linear(2), fnn.identity()), (-1, 4)),
+    **{kind: (getattr(fnn, kind)(), (-1, 3, 5)) for kind in (
+        "identity", "relu", "tanh", "sigmoid", "stable_sigmoid", "softplus", "sine", "sinc",
+        "gaussian", "gelu", "elu", "leaky_relu", "softmax", "log_softmax")},
+    "each_pick": (fnn.serial(fnn.parallel(fnn.linear(3), fnn.tanh()),
+                             fnn.each(fnn.relu(), fnn.sigmoid()), fnn.pick(1)), (-1, 4)),
+    "embedding": (fnn.embedding(11, 6), (-1, 5)),
+    "positional_embedding": (fnn.positional_embedding(9), (-1, 5, 6)),
+    "sinusoidal_embedding": (fnn.sinusoidal_embedding(9), (-1, 5, 6)),
+    "rnn": (fnn.rnn(4), (-1, 5, 3)),
+    "rnn_relu_last_bidirectional": (fnn.rnn(4, "relu", return_sequences=False,
+                                            bidirectional=True), (-1, 5, 3)),
+    "gru": (fnn.gru(4), (-1, 5, 3)),
+    "gru_bidirectional": (fnn.gru(4, bidirectional=True), (-1, 5, 3)),
+    "gru_last": (fnn.gru(4, return_sequences=False), (-1, 5, 3)),
+    "lstm": (fnn.lstm(4), (-1, 5, 3)),
+    "lstm_last_bidirectional": (fnn.lstm(4, return_sequences=False, bidirectional=True),
+                                (-1, 5, 3)),
+    "multi_head_attention": (fnn.multi_head_attention(2), (-1, 5, 8)),
+    "multi_head_attention_causal": (fnn.multi_head_attention(4, causal=True, dropout=0.1),
+                                    (-1, 5, 8)),
+    "gpt": (fnn.serial(fnn.embedding(13, 8), fnn.positional_embedding(16),
+                       fnn.transformer_block(2, 8), fnn.transformer_block(2, 8),
+                       fnn.layer_norm(), fnn.linear(13)), (-1, 6)),
+    "lstm_classifier": (fnn.serial(fnn.embedding(13, 8), fnn.lstm(8), fnn.dropout(0.2),
+                                   fnn.gru(6, return_sequences=False), fnn.linear(3)), (-1, 6)),
+    "leaky_relu_0.2": (fnn.leaky_relu(0.2), (-1, 5)),
+    "elu_0.5": (fnn.elu(0.5), (-1, 5)),
+}
+
+
+def _random_params(tree, rng):
+    """Params (or state) with random values: a variance stays positive."""
+    return fnn.tree.tree_map(lambda a: (rng.uniform(0.5, 1.5, a.shape) if a.ndim else a)
+                             .astype(np.float32) * (1 if a.ndim else 1), tree)
+
+
+def check_export(model, input_shape, tmp_path, *, params=None, state=None, seed=0, tol=1e-5):
+    rng = np.random.default_rng(seed)
+    _, p, s = fnn.init(model, fnn.key(seed), input_shape)
+    if params is None:
+        params = fnn.tree.tree_map(lambda a: a + rng.normal(0, 0.1, a.shape).astype(a.dtype), p)
+        state = fnn.tree.tree_map(lambda a: rng.uniform(0.5, 1.5, a.shape).astype(a.dtype), s)
+    path = tmp_path / "model.onnx"
+    fnn.export_onnx(model, params, input_shape, path, state=state or None)
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto, full_check=True)
+    assert proto.graph.doc_string == repr(model)
+    assert proto.graph.input[0].name == "input"
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for batch in (1, 5):
+        x = rng.normal(size=(batch, *input_shape[1:])).astype(np.float32)
+        if repr(model).startswith(("embedding", "serial(embedding")):  # token ids
+            x = rng.integers(0, 11, size=(batch, *input_shape[1:]))
+        if "sinc" in repr(model):
+            x[0, 0, 0] = 0.0
+        want = model.apply(params, x, state=state) if model.stateful else model.apply(params, x)
+        got = session.run(None, {"input": x})
+        want = want if isinstance(want, tuple) else (want,)
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            assert g.shape == w.shape
+            np.testing.assert_allclose(g, w, rtol=tol, atol=tol)
+    return proto
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_every_layer_kind(name, tmp_path):
+    model, shape = LAYERS[name]
+    check_export(model, shape, tmp_path)
+
+
+def test_every_builtin_kind_is_tested():
+    kinds = set()
+
+    def walk(layer):
+        kinds.add(layer.kind)
+        for child in layer.children:
+            walk(child)
+
+    for model, _ in LAYERS.values():
+        walk(model)
+    assert set(CONVERTERS) <= kinds
+
+
+@pytest.mark.parametrize("layer,match", [
+    (fnn.lstm(4, mask=True), r"takes several inputs \(x, mask\)"),
+    (fnn.serial(fnn.linear(3), fnn.lstm(4, return_state=True)), "return_state"),
+])
+def test_sequence_layers_without_onnx_form(layer, match, tmp_path):
+    shape = ((-1, 5, 3), (-1, 5)) if len(layer.inputs) > 1 else (-1, 5, 3)
+    _, params = layer.init(fnn.key(0), shape)
+    with pytest.raises(OnnxExportError, match=match):
+        fnn.export_onnx(layer, params, shape, tmp_path / "m.onnx")
+
+
+def _example(name):
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        spec = importlib.util.spec_from_file_location(f"onnx_example_{name}", EXAMPLES / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(EXAMPLES))
+        sys.modules.pop(f"onnx_example_{name}", None)
+    return module
+
+
+class _Data:
+    class_names = [str(i) for i in range(10)]
+
+
+def _example_models():
+    """(id, model, input shape) of every model the examples build."""
+    dense, conv1d = _example("dense_common"), _example("conv1d_common")
+    ae, cae = _example("autoencoder_common"), _example("conv_autoencoder")
+    fashion, bn = _example("fashion_classifier"), _example("usps_bn_cnn")
+    out = [("readme_mlp", fnn.serial(fnn.linear(128), fnn.tanh(), fnn.linear(10)), (-1, 64))]
+    for act in ("tanh", "relu", "sigmoid", "leaky_relu", "elu", "softplus", "sine", "gelu"):
+        out.append((f"dense_usps_{act}", dense.build("usps", _Data(), activation=act), (-1, 256)))
+    out.append(("dense_toy", dense.build("xor", _Data(), hidden=16), (-1, 2)))
+    for widths in ((32,), (16, 32), (8, 16, 32)):
+        out.append((f"conv1d_{'_'.join(map(str, widths))}", conv1d.conv_net(widths, 5), (-1, 256, 1)))
+    for name, hidden in ae.ARCHITECTURES.items():
+        out.append((f"autoencoder_{name}", ae.build(hidden, 784)[0], (-1, 784)))
+    out.append(("conv_autoencoder", cae.build()[0], (-1, 784)))
+    out.append(("fashion_mlp", fashion.build("mlp"), (-1, 28, 28, 1)))
+    out.append(("fashion_cnn", fashion.build("cnn"), (-1, 28, 28, 1)))
+    out.append(("usps_bn_cnn", bn.build(), (-1, 16, 16, 1)))
+    return out
+
+
+EXAMPLE_MODELS = _example_models()
+
+
+@pytest.mark.parametrize("name,model,shape", EXAMPLE_MODELS, ids=[m[0] for m in EXAMPLE_MODELS])
+def test_every_example_model(name, model, shape, tmp_path):
+    check_export(model, shape, tmp_path)
+
+
+def _scale(n):
+    def init(key, shape):
+        return shape, {"s": np.full(shape[-1:], 2.0, np.float32)}
+
+    def forward(params, x):
+        return x * params["s"], x
+
+    return fnn.layer(f"scale({n})", init, forward, lambda p, x, dy, g: ({"s": dy}, None))
+
+
+def test_layer_without_onnx_form_is_named_and_the_hook_gives_one(tmp_path):
+    model = fnn.serial(fnn.linear(3), fnn.serial(fnn.tanh(), _scale(3)))
+    _, params = model.init(fnn.key(0), (-1, 4))
+    with pytest.raises(OnnxExportError, match=r"layer scale\(3\) \(params path "
+                                              r"'01_serial/01_scale', kind None\) has no ONNX form"):
+        fnn.export_onnx(model, params, (-1, 4), tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
+    hook = {"scale": lambda g, layer, p, s, x, shape: g.op("Mul", x, g.const(p["s"]))}
+    fnn.export_onnx(model, params, (-1, 4), tmp_path / "m.onnx", converters=hook)
+    x = np.ones((2, 4), np.float32)
+    y, = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, {"input": x})
+    np.testing.assert_allclose(y, model.apply(params, x), rtol=1e-6)
+
+
+def test_opsets_and_bad_arguments(tmp_path):
+    model, shape = LAYERS["group_norm"]
+    _, params = model.init(fnn.key(0), shape)
+    for opset in (17, 18, 20):
+        fnn.export_onnx(model, params, shape, tmp_path / "g.onnx", opset=opset)
+        assert onnx.load(str(tmp_path / "g.onnx")).opset_import[0].version == opset
+    with pytest.raises(ValueError, match="opset must be 17 or later"):
+        fnn.export_onnx(model, params, shape, tmp_path / "g.onnx", opset=11)
+    with pytest.raises(OnnxExportError, match="params"):
+        fnn.export_onnx(fnn.serial(fnn.linear(2)), {"00_dense": {}}, (-1, 3), tmp_path / "g.onnx")
+    bn = fnn.serial(fnn.linear(2), fnn.batch_norm())
+    _, bn_params, _ = fnn.init(bn, fnn.key(0), (-1, 3))
+    with pytest.raises(OnnxExportError, match="has state .* pass state="):
+        fnn.export_onnx(bn, bn_params, (-1, 3), tmp_path / "g.onnx")
+
+
+def test_names_of_inputs_and_outputs(tmp_path):
+    model, shape = LAYERS["parallel_outputs"]
+    proto = check_export(model, shape, tmp_path)
+    assert [o.name for o in proto.graph.output] == ["output_0", "output_1"]
+    assert [d.dim_param or d.dim_value for d in proto.graph.output[0].type.tensor_type.shape.dim] \
+        == ["batch", 2]
+    proto = check_export(*LAYERS["gpt"], tmp_path)
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.INT64
+    assert [o.name for o in proto.graph.output] == ["output"]
+
+
+def test_missing_onnx_names_the_extra(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    with pytest.raises(ImportError, match=r"pip install 'fnn\[onnx\]'"):
+        fnn.export_onnx(fnn.linear(2), {}, (-1, 3), tmp_path / "m.onnx")
+
+
+def test_the_example_models_listed_are_all_of_them():
+    """A new example building a model joins _example_models (and so is exported)."""
+    covered = {"autoencoder_common", "conv1d_common", "conv_autoencoder", "dense_common",
+               "fashion_classifier", "usps_bn_cnn"}
+    building = {p.stem for p in EXAMPLES.glob("*.py")
+                if any(f"fnn.{c}(" in p.read_text() for c in ("serial", "residual", "parallel"))}
+    assert building <= covered, f"examples whose models test_onnx does not export: " \
+                                f"{sorted(building - covered)}"
