@@ -145,6 +145,40 @@ def nll_rows(logp: np.ndarray, target: np.ndarray, grad: bool = True) -> Result:
     return value, (target * (-1.0 / n) if grad else None)
 
 
+def softmax_cross_entropy_each(z: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Each row's softmax cross-entropy, ``(M,)``: ``-log_softmax(z)[label]`` for integer
+    labels ``(M,)`` (in range), ``-sum(target * log_softmax(z))`` for rows ``(M, C)``.
+
+    >>> import numpy as np
+    >>> softmax_cross_entropy_each(np.zeros((2, 4)), np.array([0, 3])).round(4).tolist()
+    [1.3863, 1.3863]
+    """
+    shifted = z - z.max(axis=-1, keepdims=True)
+    logp = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    if target.ndim == 1:
+        return -logp[np.arange(len(z)), target]
+    return -np.einsum("ij,ij->i", target, logp)
+
+
+def smoothed_rows(target: np.ndarray, classes: int, smoothing: float, dtype) -> np.ndarray:
+    """Label smoothing as ``torch.nn.functional.cross_entropy(label_smoothing=s)``: the target
+    rows ``(1 - s) * onehot + s / classes`` from integer labels ``(M,)`` (or probability rows
+    ``(M, classes)``, smoothed the same way).
+
+    >>> import numpy as np
+    >>> smoothed_rows(np.array([1]), 4, 0.2, np.float64).tolist()
+    [[0.05, 0.8500000000000001, 0.05, 0.05]]
+    """
+    if target.ndim == 1:
+        rows = np.zeros((len(target), classes), dtype)
+        rows[np.arange(len(target)), target] = 1.0
+    else:
+        rows = target.astype(dtype, copy=True)
+    rows *= 1.0 - smoothing
+    rows += smoothing / classes
+    return rows
+
+
 #: Every loss by name: its kernels by kind of target (:mod:`fnn.losses` checks the arrays
 #: and picks one).
 LOSSES: Mapping[str, LossKernel] = MappingProxyType({
@@ -156,4 +190,5 @@ LOSSES: Mapping[str, LossKernel] = MappingProxyType({
 })
 
 __all__ = ["LOSSES", "LossKernel", "bce", "bce_clip", "bce_with_logits", "mse", "nll",
-           "nll_rows", "softmax_cross_entropy", "softmax_cross_entropy_rows"]
+           "nll_rows", "smoothed_rows", "softmax_cross_entropy", "softmax_cross_entropy_each",
+           "softmax_cross_entropy_rows"]
