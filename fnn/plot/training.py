@@ -13,7 +13,7 @@ from matplotlib.ticker import MaxNLocator
 from fnn.plot._style import colors, log_worthwhile, new_figure, one_panel
 from fnn.validate import one_of
 
-__all__ = ["curves", "curves_overlay"]
+__all__ = ["curves", "curves_overlay", "refresh_curves"]
 
 
 def curves(history: Any, metrics: Sequence[str] | None = None,
@@ -30,7 +30,7 @@ def curves(history: Any, metrics: Sequence[str] | None = None,
     >>> len(fig.axes), fig.axes[0].get_ylabel()
     (1, 'loss')
     """
-    names = list(metrics) if metrics else list(dict.fromkeys([*history.train, *history.eval]))
+    names = _panels(history, metrics)
     if not names:
         raise ValueError("curves: the history has no metrics yet")
     fig, axes = new_figure(len(names))
@@ -38,9 +38,11 @@ def curves(history: Any, metrics: Sequence[str] | None = None,
         for label, section, style in (("train", history.train, "-"), ("eval", history.eval, "--")):
             if name in section:
                 values = section[name]
-                ax.plot(range(1, len(values) + 1), values, style, marker=".", label=label)
+                ax.plot(range(1, len(values) + 1), values, style, marker=".", label=label,
+                        gid=f"{label}:{name}")
         if history.best_epoch is not None:
-            ax.axvline(history.best_epoch + 1, color="grey", lw=0.8, ls=":", label="best")
+            ax.axvline(history.best_epoch + 1, color="grey", lw=0.8, ls=":", label="best",
+                       gid="best")
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
@@ -48,6 +50,44 @@ def curves(history: Any, metrics: Sequence[str] | None = None,
     if title:
         fig.suptitle(title)
     return fig
+
+
+def _panels(history: Any, metrics: Sequence[str] | None) -> list[str]:
+    return list(metrics) if metrics else list(dict.fromkeys([*history.train, *history.eval]))
+
+
+def refresh_curves(fig: Figure, history: Any, metrics: Sequence[str] | None = None) -> bool:
+    """Update a figure made by :func:`curves` to ``history`` in place (the lines' data, the
+    best-epoch marker, the axes' limits): much cheaper than a new figure, for a live plot.
+    False, leaving ``fig`` as it was, when the history needs other panels or lines (a metric
+    or a best epoch that appeared): make a new figure then.
+
+    >>> import fnn
+    >>> history = fnn.History(train={"loss": [1.0, 0.5]})
+    >>> fig = fnn.plot.curves(history)
+    >>> history.train["loss"].append(0.4)
+    >>> refresh_curves(fig, history), list(fig.axes[0].lines[0].get_xdata())
+    (True, [1, 2, 3])
+    """
+    names = _panels(history, metrics)
+    lines = {line.get_gid(): line for ax in fig.axes for line in ax.get_lines()}
+    sections = {"train": history.train, "eval": history.eval}
+    wanted = {f"{label}:{name}" for name in names for label, sec in sections.items()
+              if name in sec}
+    best = history.best_epoch is not None
+    if len(fig.axes) != len(names) or wanted != set(lines) - {"best"} or best != ("best" in lines):
+        return False
+    for key in wanted:
+        label, name = key.split(":", 1)
+        values = list(sections[label][name])
+        lines[key].set_data(list(range(1, len(values) + 1)), values)
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            if line.get_gid() == "best":
+                line.set_xdata([history.best_epoch + 1] * 2)
+        ax.relim()
+        ax.autoscale_view()
+    return True
 
 
 def _check_runs(histories: Mapping[str, Any], metric: str, sections: tuple[str, ...]) -> None:
