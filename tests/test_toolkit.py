@@ -247,3 +247,77 @@ def test_evaluation_uses_the_average_when_asked():
     assert averaged(state)["loss"] == plain(optim.ema_params(state.opt_state))["loss"]
     assert averaged(state)["loss"] != plain(state)["loss"]
     assert averaged.fingerprint["ema"] is True
+
+
+# ----------------------------------------------------------------------------- live plot
+
+def _png(fig):
+    import io
+
+    from matplotlib.image import imread
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=60)
+    buf.seek(0)
+    return imread(buf)
+
+
+def test_refreshed_curves_are_pixel_identical_to_new_ones():
+    pytest.importorskip("matplotlib")
+    history = fnn.History(train={"loss": [2.0, 1.0]}, eval={"loss": [2.2, 1.5],
+                                                              "accuracy": [0.3, 0.5]})
+    fig = fnn.plot.curves(history, title="run")
+    _png(fig)
+    for epoch in range(2, 9):
+        history.train["loss"].append(1.0 / epoch)
+        history.eval["loss"].append(1.2 / epoch + 0.05 * (epoch % 3))
+        history.eval["accuracy"].append(0.5 + 0.05 * epoch)
+        assert fnn.plot.refresh_curves(fig, history)
+    np.testing.assert_array_equal(_png(fig), _png(fnn.plot.curves(history, title="run")))
+    history.best_epoch = 3  # a new line: the figure must be made again
+    assert not fnn.plot.refresh_curves(fig, history)
+    fig = fnn.plot.curves(history, title="run")
+    history.best_epoch = 5
+    assert fnn.plot.refresh_curves(fig, history)
+    np.testing.assert_array_equal(_png(fig), _png(fnn.plot.curves(history, title="run")))
+    history.train["accuracy"] = [0.1] * 9  # a new line in a panel
+    assert not fnn.plot.refresh_curves(fig, history)
+
+
+def _fake_epochs(logger, n, history=None):
+    history = history or fnn.History(train={"loss": []})
+    for epoch in range(n):
+        history.train["loss"].append(1.0 / (epoch + 1))
+        logger(epoch, None, history)
+    return history
+
+
+def test_live_plot_renders_at_most_every_interval_and_all_epochs_at_the_end(tmp_path):
+    pytest.importorskip("matplotlib")
+    logger = fnn.LossLogger(tmp_path / "c.png", interval=60.0)
+    _fake_epochs(logger, 30)
+    assert logger.renders == 0 and not (tmp_path / "c.png").exists()
+    logger.flush()
+    assert logger.renders == 1 and (tmp_path / "c.png").stat().st_size > 1000
+    assert len(logger._fig.axes[0].lines[0].get_xdata()) == 30  # the loss after each epoch
+    logger.flush()
+    assert logger.renders == 1  # nothing pending
+    every = fnn.LossLogger(tmp_path / "e.png", interval=0)
+    _fake_epochs(every, 4)
+    assert every.renders == 4
+    with pytest.raises(ValueError, match="interval must be a finite number >= 0"):
+        fnn.LossLogger(tmp_path / "x.png", interval=-1)
+
+
+def test_live_plot_timer_renders_the_pending_epochs(tmp_path):
+    pytest.importorskip("matplotlib")
+    import time
+
+    logger = fnn.LossLogger(tmp_path / "c.png", interval=0.3)
+    _fake_epochs(logger, 5)
+    deadline = time.monotonic() + 20
+    while logger.renders == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert logger.renders == 1 and (tmp_path / "c.png").exists()
+    with logger._lock:
+        assert not logger._dirty and logger._timer is None
