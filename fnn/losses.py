@@ -9,7 +9,7 @@
   integer ids (or ``(N, T, C)`` rows): a mean over the ``N * T`` tokens.
 * Options, as ``torch.nn.functional.cross_entropy``'s: ``fnn.cross_entropy(ignore_index=0,
   label_smoothing=0.1, reduction="mean" | "sum" | "none")`` is a loss whose mean runs over the
-  tokens that count (``Loss.count``, which batch shards are weighted by).
+  tokens that count (``Loss.terms``, which batch shards are weighted by).
 
 ``value(y_pred, y_true) -> float`` and ``vjp(y_pred, y_true) -> (float, dy_pred)``. Per-sample
 losses are **summed over the feature axes and averaged over the batch** (axis 0), so an
@@ -64,7 +64,7 @@ class Loss(NamedTuple):
     """A loss: ``value(y_pred, y_true) -> float`` and ``vjp(y_pred, y_true) -> (float,
     dy_pred)``. ``reduction`` says how it combines the samples of a batch, which is how batch
     shards and chunks are combined (:func:`fnn.threads.sharded`): ``"mean"`` (every fnn loss by
-    default), weighted by ``count(y_true)``, the number of terms the mean divides by (None: the
+    default), weighted by ``terms(y_true)``, the number of terms the mean divides by (None: the
     rows; cross-entropy with ``ignore_index``: the tokens that count); ``"sum"``, summed;
     ``"none"`` (per-sample values, for evaluation) refused. ``configure(**options)``, when
     set, makes the loss with options: calling the loss calls it.
@@ -72,7 +72,7 @@ class Loss(NamedTuple):
     >>> import numpy as np, fnn
     >>> fnn.mse.name, fnn.mse.reduction, fnn.mse.value(np.ones((2, 1)), np.zeros((2, 1)))
     ('mse', 'mean', 1.0)
-    >>> fnn.cross_entropy(ignore_index=0).count(np.array([[3, 1, 0, 0]]))
+    >>> fnn.cross_entropy(ignore_index=0).terms(np.array([[3, 1, 0, 0]]))
     2
     """
 
@@ -80,7 +80,7 @@ class Loss(NamedTuple):
     vjp: Callable
     name: str = "loss"
     reduction: str = "mean"
-    count: Callable[[Any], int] | None = None
+    terms: Callable[[Any], int] | None = None
     configure: Callable[..., Loss] | None = None
 
     def __call__(self, **options: Any) -> Loss:
@@ -271,7 +271,7 @@ def cross_entropy_options(ignore_index: int | None = None, label_smoothing: floa
     >>> import numpy as np, fnn
     >>> logits, ids = np.zeros((1, 3, 4)), np.array([[2, 1, 0]])
     >>> loss = fnn.cross_entropy(ignore_index=0, label_smoothing=0.1)
-    >>> loss.name, round(loss.value(logits, ids), 4), loss.count(ids)
+    >>> loss.name, round(loss.value(logits, ids), 4), loss.terms(ids)
     ('cross_entropy(ignore_index=0, label_smoothing=0.1)', 1.3863, 2)
     """
     who = "cross_entropy"
@@ -303,14 +303,14 @@ def cross_entropy_options(ignore_index: int | None = None, label_smoothing: floa
             value, d = value * m, (None if d is None else d * float(m))
         return value, (None if d is None else _scatter(d, keep, total, z.shape[-1:]).reshape(z.shape))
 
-    def count(y_true) -> int:
+    def terms(y_true) -> int:
         y = np.asarray(y_true)
         if y.dtype.kind not in "iu":
             return int(np.prod(y.shape[:-1]))
         return int(y.size if ignore_index is None else np.count_nonzero(y != ignore_index))
 
     loss = _loss(name, vjp)
-    return loss._replace(reduction=reduction, count=count)
+    return loss._replace(reduction=reduction, terms=terms)
 
 
 mse = _dense("mse")

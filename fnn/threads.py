@@ -8,7 +8,7 @@ thread each, so the cores are not oversubscribed.
 Every loss in fnn is a mean over the batch, so the loss and gradient of the whole batch are the
 shards' ones weighted by shard size: the same numbers as without shards, up to float rounding
 (the sums are grouped differently). A mean over the tokens that count (cross-entropy with
-``ignore_index``) is weighted by each shard's count of them (``Loss.count``), a ``"sum"`` loss
+``ignore_index``) is weighted by each shard's count of them (``Loss.terms``), a ``"sum"`` loss
 summed. Stochastic layers get one key per shard,
 ``fold_in(key, shard)``, so dropout draws differ from an unsharded run (still reproducible).
 
@@ -115,7 +115,7 @@ def _declared(who: str, grad_fn: GradFn | Callable, batch_mean: bool | None,
         if reduction not in ("mean", "sum"):
             raise ValueError(f"{who}: the loss {getattr(loss, 'name', loss)!r} has reduction "
                              f"{reduction!r}; shards are combined as a mean (weighted by size "
-                             "or by Loss.count) or a sum, nothing else")
+                             "or by Loss.terms) or a sum, nothing else")
     elif not batch_mean:
         raise TypeError(f"{who}: expects a fnn.GradFn, as fnn.value_and_grad(model, loss) "
                         "makes (its loss says whether it is a batch mean); for your own "
@@ -128,15 +128,15 @@ def _declared(who: str, grad_fn: GradFn | Callable, batch_mean: bool | None,
 
 def _combine_weights(loss: Any, y: Any, parts: list[tuple[int, int]]) -> list[float] | None:
     """How the pieces ``parts`` of a batch combine: by size for a batch mean; by
-    ``loss.count`` of each piece's targets for a mean over what counts (None when nothing in
+    ``loss.terms`` of each piece's targets for a mean over what counts (None when nothing in
     the batch counts: run it whole); 1 each for a sum."""
     n = parts[-1][1] - parts[0][0]
-    reduction, count = getattr(loss, "reduction", "mean"), getattr(loss, "count", None)
+    reduction, terms = getattr(loss, "reduction", "mean"), getattr(loss, "terms", None)
     if reduction == "sum":
         return [1.0] * len(parts)
-    if count is None:
+    if terms is None:
         return [(hi - lo) / n for lo, hi in parts]
-    counts = [count(tree_map(lambda a, lo=lo, hi=hi: a[lo:hi], y)) for lo, hi in parts]
+    counts = [terms(tree_map(lambda a, lo=lo, hi=hi: a[lo:hi], y)) for lo, hi in parts]
     total = sum(counts)
     return [c / total for c in counts] if total else None
 

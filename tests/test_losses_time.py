@@ -157,7 +157,7 @@ def test_shards_and_chunks_weigh_by_the_tokens_that_count(reduction):
         assert v == pytest.approx(value, rel=1e-12)
         for a, b in zip(fnn.tree.tree_leaves(g), fnn.tree.tree_leaves(grads)):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
-    assert loss.count(ids) == int((ids != 0).sum())
+    assert loss.terms(ids) == int((ids != 0).sum())
 
 
 def test_a_shard_where_nothing_counts_is_skipped():
