@@ -9,7 +9,9 @@
   integer ids (or ``(N, T, C)`` rows): a mean over the ``N * T`` tokens.
 * Options, as ``torch.nn.functional.cross_entropy``'s: ``fnn.cross_entropy(ignore_index=0,
   label_smoothing=0.1, reduction="mean" | "sum" | "none")`` is a loss whose mean runs over the
-  tokens that count (``Loss.terms``, which batch shards are weighted by).
+  tokens that count (``Loss.terms``, which batch shards are weighted by);
+  ``fnn.nll(ignore_index=, reduction=)``; ``fnn.mse(reduction=)`` (also ``bce``,
+  ``bce_with_logits``).
 
 ``value(y_pred, y_true) -> float`` and ``vjp(y_pred, y_true) -> (float, dy_pred)``. Per-sample
 losses are **summed over the feature axes and averaged over the batch** (axis 0), so an
@@ -31,7 +33,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from fnn.ops.losses import LOSSES, smoothed_rows, softmax_cross_entropy_each
+from fnn.ops.losses import LOSSES, smoothed_rows
 from fnn.validate import fraction, integer, one_of
 
 
@@ -224,17 +226,25 @@ def _nll(y_pred, y_true, grad):
     return (_nll_labels if target.ndim == 1 else _nll_rows)(logp, target, grad)
 
 
-def _option_name(ignore_index, label_smoothing, reduction) -> str:
-    options = {"ignore_index": ignore_index, "label_smoothing": label_smoothing,
-               "reduction": reduction}
+def _option_name(who: str, **options: Any) -> str:
+    """``who(option=value, ...)`` for the options that are not their default."""
     defaults = {"ignore_index": None, "label_smoothing": 0.0, "reduction": "mean"}
     shown = ", ".join(f"{k}={v!r}" for k, v in options.items() if v != defaults[k])
-    return f"cross_entropy({shown})" if shown else "cross_entropy"
+    return f"{who}({shown})" if shown else who
+
+
+def _reduction(who: str, reduction: str) -> str:
+    return one_of(who, "reduction", reduction, ("mean", "sum", "none"))
+
+
+def _no_training(name: str) -> LossError:
+    return LossError(f"{name}: reduction='none' gives per-sample losses (for evaluation); "
+                     "train with reduction 'mean' or 'sum'")
 
 
 def _kept_tokens(name: str, z, y_true, ignore_index):
-    """The token rows that count: ``(z2 (M, C), target, keep, label_shape)``, ``keep`` the
-    indices of the kept rows (None: all), ``target`` checked (labels in range)."""
+    """The token rows that count: ``(z, z2 (M, C), target, keep)``, ``keep`` the indices of
+    the kept rows (None: all), ``target`` checked (labels in range)."""
     z = _pred(name, z)
     z2, target = _tokens(name, z, y_true)
     keep = None
@@ -255,6 +265,39 @@ def _scatter(rows: np.ndarray, keep, total: int, tail: tuple) -> np.ndarray:
     out = np.zeros((total, *tail), rows.dtype)
     out[keep] = rows
     return out
+
+
+def _class_options(who: str, ignore_index, smoothing: float, reduction: str) -> Loss:
+    """``cross_entropy`` or ``nll`` (``who``) with options (see :func:`cross_entropy_options`)."""
+    name = _option_name(who, ignore_index=ignore_index, label_smoothing=smoothing,
+                        reduction=reduction)
+    labels, rows_kernel, each = _labels_kernel(who), LOSSES[who].dense, LOSSES[who].each
+    assert each is not None
+
+    def vjp(y_pred, y_true, grad):
+        z, z2, target, keep = _kept_tokens(name, y_pred, y_true, ignore_index)
+        total, m = int(np.prod(z.shape[:-1])), len(z2)
+        if smoothing:
+            target = smoothed_rows(target, z.shape[-1], smoothing, z.dtype)
+        if reduction == "none":
+            if grad:
+                raise _no_training(name)
+            per = each(z2, target) if m else np.zeros(0, z.dtype)
+            return _scatter(per, keep, total, ()).reshape(z.shape[:-1]), None
+        if m == 0:
+            return math.nan, (np.zeros_like(z) if grad else None)
+        value, d = (labels if target.ndim == 1 else rows_kernel)(z2, target, grad)
+        if reduction == "sum":
+            value, d = value * m, (None if d is None else d * float(m))
+        return value, (None if d is None else _scatter(d, keep, total, z.shape[-1:]).reshape(z.shape))
+
+    def terms(y_true) -> int:
+        y = np.asarray(y_true)
+        if y.dtype.kind not in "iu":
+            return int(np.prod(y.shape[:-1]))
+        return int(y.size if ignore_index is None else np.count_nonzero(y != ignore_index))
+
+    return _loss(name, vjp)._replace(reduction=reduction, terms=terms)
 
 
 def cross_entropy_options(ignore_index: int | None = None, label_smoothing: float = 0.0,
@@ -278,46 +321,69 @@ def cross_entropy_options(ignore_index: int | None = None, label_smoothing: floa
     if ignore_index is not None:
         ignore_index = integer(who, "ignore_index", ignore_index)
     smoothing = fraction(who, "label_smoothing", label_smoothing)
-    reduction = one_of(who, "reduction", reduction, ("mean", "sum", "none"))
-    name = _option_name(ignore_index, smoothing, reduction)
-    if name == who:
+    reduction = _reduction(who, reduction)
+    if (ignore_index, smoothing, reduction) == (None, 0.0, "mean"):
         return cross_entropy
+    return _class_options(who, ignore_index, smoothing, reduction)
+
+
+def nll_options(ignore_index: int | None = None, reduction: str = "mean") -> Loss:
+    """Negative log-likelihood with ``torch.nn.functional.nll_loss``'s options, what
+    ``fnn.nll(...)`` returns: ``ignore_index`` and ``reduction`` as in
+    :func:`cross_entropy_options`.
+
+    >>> import numpy as np, fnn
+    >>> logp = np.log(np.full((1, 3, 4), 0.25))
+    >>> round(fnn.nll(ignore_index=0, reduction="sum").value(logp, np.array([[2, 1, 0]])), 4)
+    2.7726
+    """
+    if ignore_index is not None:
+        ignore_index = integer("nll", "ignore_index", ignore_index)
+    reduction = _reduction("nll", reduction)
+    if (ignore_index, reduction) == (None, "mean"):
+        return nll
+    return _class_options("nll", ignore_index, 0.0, reduction)
+
+
+def dense_options(name: str, reduction: str = "mean") -> Loss:
+    """``mse``, ``bce`` or ``bce_with_logits`` (``name``) with a ``reduction``: what
+    ``fnn.mse(reduction=...)`` returns. ``"mean"`` over the batch (the loss itself),
+    ``"sum"`` over the batch, ``"none"``: each sample's loss (summed over its feature axes),
+    ``(N,)``, for evaluation only.
+
+    >>> import numpy as np, fnn
+    >>> fnn.mse(reduction="none").value(np.array([[1.0, 2.0], [0.0, 1.0]]), np.zeros((2, 2)))
+    array([5., 1.])
+    """
+    base = {"mse": mse, "bce": bce, "bce_with_logits": bce_with_logits}[name]
+    reduction = _reduction(name, reduction)
+    if reduction == "mean":
+        return base
+    each = LOSSES[name].each
+    assert each is not None
+    label = _option_name(name, reduction=reduction)
 
     def vjp(y_pred, y_true, grad):
-        z, z2, target, keep = _kept_tokens(name, y_pred, y_true, ignore_index)
-        total, m = int(np.prod(z.shape[:-1])), len(z2)
         if reduction == "none":
             if grad:
-                raise LossError(f"{name}: reduction='none' gives per-token losses (for "
-                                "evaluation); train with reduction 'mean' or 'sum'")
-            rows = smoothed_rows(target, z.shape[-1], smoothing, z.dtype) if smoothing else target
-            each = softmax_cross_entropy_each(z2, rows) if m else np.zeros(0, z.dtype)
-            return _scatter(each, keep, total, ()).reshape(z.shape[:-1]), None
-        if m == 0:
-            return math.nan, (np.zeros_like(z) if grad else None)
-        if smoothing:
-            value, d = _ce_rows(z2, smoothed_rows(target, z.shape[-1], smoothing, z.dtype), grad)
-        else:
-            value, d = (_ce_labels if target.ndim == 1 else _ce_rows)(z2, target, grad)
-        if reduction == "sum":
-            value, d = value * m, (None if d is None else d * float(m))
-        return value, (None if d is None else _scatter(d, keep, total, z.shape[-1:]).reshape(z.shape))
+                raise _no_training(label)
+            y_pred, y_true = _same_shape(label, y_pred, y_true)
+            if name != "mse":
+                _probabilities(label, y_true)
+            return each(y_pred, y_true), None
+        value, d = base.vjp(y_pred, y_true) if grad else (base.value(y_pred, y_true), None)
+        n = len(y_pred)
+        return value * n, (None if d is None else d * float(n))
 
-    def terms(y_true) -> int:
-        y = np.asarray(y_true)
-        if y.dtype.kind not in "iu":
-            return int(np.prod(y.shape[:-1]))
-        return int(y.size if ignore_index is None else np.count_nonzero(y != ignore_index))
-
-    loss = _loss(name, vjp)
-    return loss._replace(reduction=reduction, terms=terms)
+    return _loss(label, vjp)._replace(reduction=reduction)
 
 
-mse = _dense("mse")
-bce = _dense("bce", probabilities=True)
-bce_with_logits = _dense("bce_with_logits", probabilities=True)
+mse = _dense("mse")._replace(configure=functools.partial(dense_options, "mse"))
+bce = _dense("bce", probabilities=True)._replace(configure=functools.partial(dense_options, "bce"))
+bce_with_logits = _dense("bce_with_logits", probabilities=True)._replace(
+    configure=functools.partial(dense_options, "bce_with_logits"))
 cross_entropy = _loss("cross_entropy", _cross_entropy)._replace(configure=cross_entropy_options)
-nll = _loss("nll", _nll)
+nll = _loss("nll", _nll)._replace(configure=nll_options)
 
 __all__ = ["Loss", "LossError", "bce", "bce_with_logits", "cross_entropy", "cross_entropy_options",
-           "mse", "nll"]
+           "dense_options", "mse", "nll", "nll_options"]

@@ -74,7 +74,7 @@ def test_reduction_none_gives_per_token_losses_like_torch_and_refuses_training()
     assert each.shape == (N, T)
     np.testing.assert_allclose(each, want, rtol=1e-12)
     assert (each[ids == 0] == 0).all()
-    with pytest.raises(fnn.LossError, match="reduction='none' gives per-token losses"):
+    with pytest.raises(fnn.LossError, match="reduction='none' gives per-sample losses"):
         loss.vjp(logits, ids)
     with pytest.raises(ValueError, match="reduction 'none'"):
         fnn.value_and_grad(fnn.linear(V), loss, threads=2)
@@ -129,8 +129,10 @@ def test_bad_inputs_get_clear_errors():
         fnn.cross_entropy(label_smoothing=1.5)
     with pytest.raises(ValueError, match="ignore_index must be an int"):
         fnn.cross_entropy(ignore_index=0.5)
-    with pytest.raises(TypeError, match="mse: this loss takes no options"):
-        fnn.mse(reduction="sum")
+    with pytest.raises(TypeError, match="mine: this loss takes no options"):
+        fnn.Loss(fnn.mse.value, fnn.mse.vjp, "mine")(reduction="sum")
+    with pytest.raises(ValueError, match="mse: reduction must be one of"):
+        fnn.mse(reduction="avg")
     assert fnn.cross_entropy() is fnn.cross_entropy
 
 
@@ -193,3 +195,51 @@ def test_evaluator_reports_perplexity_for_the_history():
     assert eval_fn.metric_names == ("loss", "perplexity", "bpc")
     assert out["perplexity"] == pytest.approx(math.exp(out["loss"]))
     assert eval_fn.fingerprint["loss"] == "cross_entropy(ignore_index=0)"
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_nll_options_match_torch(reduction):
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+
+    logits, ids = _data()
+    logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    loss = fnn.nll(ignore_index=0, reduction=reduction)
+    z = torch.tensor(logp, requires_grad=True)
+    out = F.nll_loss(z.reshape(-1, V), torch.tensor(ids).reshape(-1), ignore_index=0,
+                     reduction=reduction)
+    if reduction == "none":
+        np.testing.assert_allclose(loss.value(logp, ids), out.detach().numpy().reshape(N, T),
+                                   rtol=1e-12)
+        return
+    out.backward()
+    value, grad = loss.vjp(logp, ids)
+    assert value == pytest.approx(float(out.detach()), rel=1e-12)
+    np.testing.assert_allclose(grad, z.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("name, torch_fn", [("mse", "mse_loss"), ("bce", "binary_cross_entropy"),
+                                            ("bce_with_logits",
+                                             "binary_cross_entropy_with_logits")])
+def test_dense_reductions_match_torch(name, torch_fn):
+    """fnn's losses sum over the feature axes and average over the batch: torch's "sum" is
+    fnn's "sum", torch's per-element "none" summed over the features is fnn's "none"."""
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(4)
+    pred = rng.uniform(0.05, 0.95, size=(6, 3, 2)) if name == "bce" else rng.normal(size=(6, 3, 2))
+    target = rng.uniform(size=(6, 3, 2))
+    fn = getattr(F, torch_fn)
+    z = torch.tensor(pred, requires_grad=True)
+    out = fn(z, torch.tensor(target), reduction="sum")
+    out.backward()
+    value, grad = getattr(fnn, name)(reduction="sum").vjp(pred, target)
+    assert value == pytest.approx(float(out.detach()), rel=1e-12)
+    np.testing.assert_allclose(grad, z.grad.numpy(), rtol=1e-10, atol=1e-14)
+    each = fn(torch.tensor(pred), torch.tensor(target), reduction="none").numpy().sum(axis=(1, 2))
+    np.testing.assert_allclose(getattr(fnn, name)(reduction="none").value(pred, target), each,
+                               rtol=1e-12)
+    assert getattr(fnn, name)(reduction="mean") is getattr(fnn, name)
+    with pytest.raises(fnn.LossError, match="reduction='none'"):
+        getattr(fnn, name)(reduction="none").vjp(pred, target)
