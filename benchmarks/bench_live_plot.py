@@ -68,10 +68,12 @@ def main(argv=None) -> dict:
         run(fnn.LossLogger(scratch / "warm.png"))  # warm-up (imports matplotlib)
         for i in range(repeats):
             plain.append(run(None))
-            logger = fnn.LossLogger(scratch / f"live{i}.png", title="MLP on 8x8 digits")
+            logger = fnn.LossLogger(scratch / f"live{i}.png", metrics=("loss", "accuracy"),
+                                    title="MLP on 8x8 digits")  # as fnn.demo
             live.append(run(logger))
             renders.append(logger.renders)
             every_epoch.append(run(fnn.LossLogger(scratch / f"old{i}.png", interval=0.0,
+                                                  metrics=("loss", "accuracy"),
                                                   title="MLP on 8x8 digits")))
     shutil.rmtree(scratch)
     ratios = [t / b for t, b in zip(live, plain)]

@@ -28,7 +28,8 @@ def run(epochs: int = 40, batch_size: int = 32, lr: float = 3e-3, hidden: int = 
     opt = fnn.adam(lr)
     state = fnn.TrainState.create(params, opt)
     out = Path(out)
-    logger = fnn.LossLogger(out / "curves.png", title="MLP on 8x8 digits")
+    logger = fnn.LossLogger(out / "curves.png", metrics=("loss", "accuracy"),
+                            title="MLP on 8x8 digits")
     state, history = fnn.train(
         fnn.supervised_step(model, fnn.cross_entropy, opt),
         fnn.batches(data.x_train, data.y_train, batch_size=batch_size, rng=seed),

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from fnn.training.history import History
 from fnn.validate import non_negative, positive_int
 
 
@@ -21,6 +22,13 @@ def _in_notebook() -> bool:
     return ip is not None and hasattr(ip, "kernel")
 
 
+def _snapshot(history: Any) -> Any:
+    """A copy of what the curves show (the loop keeps appending to ``history``)."""
+    return History(train={k: list(v) for k, v in history.train.items()},
+                   eval={k: list(v) for k, v in history.eval.items()},
+                   best_epoch=history.best_epoch)
+
+
 class LossLogger:
     """``fnn.train(..., callbacks=[fnn.LossLogger("curves.png")])``: the loss after each epoch,
     as a live figure.
@@ -30,12 +38,14 @@ class LossLogger:
     panels (default: every metric of the history), ``every`` updates every n epochs (a positive
     int). Needs matplotlib (``pip install 'fnn[plot]'``), imported at the first draw.
 
-    Drawing a PNG costs far more than an epoch of a small model, so the figure is made once and
-    updated in place after each epoch (:func:`fnn.plot.refresh_curves`), and rendered at most
-    every ``interval`` seconds (counted from the logger's creation): an epoch that ends
-    sooner is rendered by a background timer when the interval is up, or by :meth:`flush`,
-    which renders what is pending at once (call it after training for the final picture
-    without waiting). ``interval=0`` renders every epoch, as soon as it ends.
+    Drawing a PNG costs far more than an epoch of a small model, so an epoch only copies the
+    history's numbers (microseconds); the figure (fixed margins: ``fnn.plot.curves(...,
+    layout="fixed")``, 40% cheaper to draw) is made once, updated in place
+    (:func:`fnn.plot.refresh_curves`) and rendered at most every ``interval`` seconds
+    (counted from the logger's creation): an epoch that ends sooner is rendered by a
+    background timer when the interval is up, or by :meth:`flush`, which renders what is
+    pending at once (call it after training for the final picture without waiting).
+    ``interval=0`` renders every epoch, as soon as it ends.
 
     >>> import os, tempfile, fnn
     >>> data = fnn.datasets.xor(200)
@@ -63,6 +73,7 @@ class LossLogger:
         self.renders = 0  # how many times the figure was rendered
         self._handle: Any = None
         self._fig: Any = None
+        self._history: Any = None  # the numbers of the last epoch seen, not yet drawn
         self._dirty = False
         self._last = time.monotonic()  # of the last render (or of the logger's creation)
         self._lock = threading.RLock()
@@ -72,7 +83,7 @@ class LossLogger:
         if (epoch + 1) % self.every:
             return None
         with self._lock:
-            self._update(history)
+            self._history = _snapshot(history)
             self._dirty = True
             if time.monotonic() - self._last >= self.interval:
                 self._render()
@@ -93,14 +104,14 @@ class LossLogger:
             if self._dirty:
                 self._render()
 
-    def _update(self, history: Any) -> None:
-        """The figure made once, then updated in place (a new one when panels appear)."""
+    def _render(self) -> None:
+        """Draw the last numbers seen: the figure made once, then updated in place (a new one
+        when panels or lines appear), and written (or shown)."""
         from fnn.plot import curves, refresh_curves
 
+        history = self._history
         if self._fig is None or not refresh_curves(self._fig, history, self.metrics):
-            self._fig = curves(history, self.metrics, self.title)
-
-    def _render(self) -> None:
+            self._fig = curves(history, self.metrics, self.title, layout="fixed")
         fig = self._fig
         if _in_notebook():
             from IPython.display import display

@@ -262,24 +262,26 @@ def _png(fig):
     return imread(buf)
 
 
-def test_refreshed_curves_are_pixel_identical_to_new_ones():
+@pytest.mark.parametrize("layout", ["constrained", "fixed"])
+def test_refreshed_curves_are_pixel_identical_to_new_ones(layout):
     pytest.importorskip("matplotlib")
     history = fnn.History(train={"loss": [2.0, 1.0]}, eval={"loss": [2.2, 1.5],
                                                               "accuracy": [0.3, 0.5]})
-    fig = fnn.plot.curves(history, title="run")
+    fig = fnn.plot.curves(history, title="run", layout=layout)
     _png(fig)
     for epoch in range(2, 9):
         history.train["loss"].append(1.0 / epoch)
         history.eval["loss"].append(1.2 / epoch + 0.05 * (epoch % 3))
         history.eval["accuracy"].append(0.5 + 0.05 * epoch)
         assert fnn.plot.refresh_curves(fig, history)
-    np.testing.assert_array_equal(_png(fig), _png(fnn.plot.curves(history, title="run")))
+    new = lambda: fnn.plot.curves(history, title="run", layout=layout)  # noqa: E731
+    np.testing.assert_array_equal(_png(fig), _png(new()))
     history.best_epoch = 3  # a new line: the figure must be made again
     assert not fnn.plot.refresh_curves(fig, history)
-    fig = fnn.plot.curves(history, title="run")
+    fig = new()
     history.best_epoch = 5
     assert fnn.plot.refresh_curves(fig, history)
-    np.testing.assert_array_equal(_png(fig), _png(fnn.plot.curves(history, title="run")))
+    np.testing.assert_array_equal(_png(fig), _png(new()))
     history.train["accuracy"] = [0.1] * 9  # a new line in a panel
     assert not fnn.plot.refresh_curves(fig, history)
 
@@ -300,6 +302,13 @@ def test_live_plot_renders_at_most_every_interval_and_all_epochs_at_the_end(tmp_
     logger.flush()
     assert logger.renders == 1 and (tmp_path / "c.png").stat().st_size > 1000
     assert len(logger._fig.axes[0].lines[0].get_xdata()) == 30  # the loss after each epoch
+    copy = fnn.LossLogger(tmp_path / "d.png", interval=60.0)
+    history = _fake_epochs(copy, 3)
+    history.train["loss"].append(9.0)  # the loop keeps appending: the logger keeps a copy
+    copy.flush()
+    assert list(copy._fig.axes[0].lines[0].get_ydata()) == [1.0, 0.5, 1 / 3]
+    with pytest.raises(ValueError, match="curves: layout must be one of"):
+        fnn.plot.curves(history, layout="tight")
     logger.flush()
     assert logger.renders == 1  # nothing pending
     every = fnn.LossLogger(tmp_path / "e.png", interval=0)
