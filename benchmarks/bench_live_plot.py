@@ -7,7 +7,8 @@ new figure, constrained layout, written every epoch) for reference.
 
 The timed runs include the logger's final render (``flush()`` after training, as the demo
 does). BLAS on one thread. Writes ``benchmarks/results/live_plot.json`` (not with ``--quick``,
-which only checks that the script runs: 3 epochs, one repeat).
+which only checks that the script runs: 3 epochs, one repeat; its ratios mean nothing, as
+one render outweighs 3 epochs).
 """
 
 from __future__ import annotations

@@ -65,8 +65,8 @@ def _fixed_layout(fig: Figure, titled: bool) -> None:
     n = len(fig.axes)
     w = (width - left - right - gap * (n - 1)) / n
     for i, ax in enumerate(fig.axes):
-        ax.set_position([(left + i * (w + gap)) / width, bottom / height, w / width,
-                         (height - bottom - top) / height])
+        ax.set_position(((left + i * (w + gap)) / width, bottom / height, w / width,
+                         (height - bottom - top) / height))
 
 
 def _panels(history: Any, metrics: Sequence[str] | None) -> list[str]:
