@@ -330,3 +330,14 @@ def test_live_plot_timer_renders_the_pending_epochs(tmp_path):
     assert logger.renders == 1 and (tmp_path / "c.png").exists()
     with logger._lock:
         assert not logger._dirty and logger._timer is None
+
+
+def test_resuming_with_other_loss_options_or_tools_is_refused(tmp_path):
+    """The loss's options are in its name, so in the step's fingerprint; a wrapped optimiser
+    has another state tree: either way the checkpoint belongs to another run."""
+    _run(tmp_path / "a", fnn.adam(0.05), fnn.cross_entropy(label_smoothing=0.1), epochs=1)
+    with pytest.raises(ValueError, match=r"belongs to another run(.|\n)*label_smoothing=0.1"):
+        _run(tmp_path / "a", fnn.adam(0.05), fnn.cross_entropy(label_smoothing=0.2), epochs=2)
+    _run(tmp_path / "b", fnn.adam(0.05), fnn.cross_entropy, epochs=1)
+    with pytest.raises(ValueError, match=r"belongs to another run"):
+        _run(tmp_path / "b", optim.with_ema(fnn.adam(0.05)), fnn.cross_entropy, epochs=2)
