@@ -24,7 +24,7 @@ from fnn.layers import *  # noqa: F403  (every layer constructor)
 from fnn.layers import __all__ as _layer_names
 from fnn.logger import LossLogger
 from fnn.losses import Loss, LossError, bce, bce_with_logits, cross_entropy, mse, nll
-from fnn.metrics import accuracy
+from fnn.metrics import accuracy, bits_per_character, perplexity
 from fnn.optim import (
     Optimizer,
     adam,
@@ -74,6 +74,7 @@ __all__ = [
     "batches",
     "bce",
     "bce_with_logits",
+    "bits_per_character",
     "Checkpoint",
     "CheckpointMismatch",
     "cosine_decay",
@@ -118,6 +119,7 @@ __all__ = [
     "parallel",
     "perf",
     "pick",
+    "perplexity",
     "plot",
     "predict",
     "residual",

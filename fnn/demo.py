@@ -28,6 +28,8 @@ def run(epochs: int = 40, batch_size: int = 32, lr: float = 3e-3, hidden: int = 
     opt = fnn.adam(lr)
     state = fnn.TrainState.create(params, opt)
     out = Path(out)
+    logger = fnn.LossLogger(out / "curves.png", metrics=("loss", "accuracy"),
+                            title="MLP on 8x8 digits")
     state, history = fnn.train(
         fnn.supervised_step(model, fnn.cross_entropy, opt),
         fnn.batches(data.x_train, data.y_train, batch_size=batch_size, rng=seed),
@@ -35,9 +37,10 @@ def run(epochs: int = 40, batch_size: int = 32, lr: float = 3e-3, hidden: int = 
         epochs=epochs,
         eval_fn=fnn.evaluator(model, data.x_test, data.y_test, loss=fnn.cross_entropy,
                               accuracy=True),
-        callbacks=[fnn.LossLogger(out / "curves.png", title="MLP on 8x8 digits")],
+        callbacks=[logger],
         progress=progress,
     )
+    logger.flush()  # the last epochs' picture now, not when the logger's timer fires
     pred = fnn.predict(model, state.params, data.x_test).argmax(axis=1)
     acc = float(np.mean(pred == data.y_test))
     fnn.save(out / "params.npz", state.params)

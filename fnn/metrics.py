@@ -9,9 +9,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-__all__ = ["accuracy"]
+from fnn.losses import cross_entropy
+
+__all__ = ["accuracy", "bits_per_character", "perplexity", "token_cross_entropy"]
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -28,3 +32,41 @@ def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     if labels.ndim == 2:
         labels = labels.argmax(axis=-1)
     return float(np.mean(np.argmax(logits, axis=-1) == labels))
+
+
+def token_cross_entropy(logits: np.ndarray, ids: np.ndarray, *,
+                        ignore_index: int | None = None) -> float:
+    """Mean cross-entropy in nats over the tokens that count (ids other than
+    ``ignore_index``): ``logits`` ``(N, T, V)`` (or ``(N, V)``), ``ids`` ``(N, T)`` (``(N,)``).
+    The same value as ``fnn.cross_entropy(ignore_index=...)``.
+
+    >>> import numpy as np
+    >>> round(token_cross_entropy(np.zeros((1, 2, 4)), np.array([[1, 0]]), ignore_index=0), 4)
+    1.3863
+    """
+    loss = cross_entropy(ignore_index=ignore_index) if ignore_index is not None else cross_entropy
+    return float(loss.value(np.asarray(logits), np.asarray(ids)))
+
+
+def perplexity(logits: np.ndarray, ids: np.ndarray, *, ignore_index: int | None = None) -> float:
+    """``exp`` of the mean cross-entropy over the tokens that count (see
+    :func:`token_cross_entropy`): a language model's perplexity. For the history, give it to
+    :func:`fnn.evaluator` (``metrics={"perplexity": fnn.metrics.perplexity}``).
+
+    >>> import numpy as np
+    >>> round(perplexity(np.zeros((2, 3, 5)), np.zeros((2, 3), np.int64)), 6)   # uniform over 5
+    5.0
+    """
+    return math.exp(token_cross_entropy(logits, ids, ignore_index=ignore_index))
+
+
+def bits_per_character(logits: np.ndarray, ids: np.ndarray, *,
+                       ignore_index: int | None = None) -> float:
+    """The mean cross-entropy over the tokens that count in bits: nats / ln 2 (a character
+    model's usual figure).
+
+    >>> import numpy as np
+    >>> bits_per_character(np.zeros((1, 4, 8)), np.zeros((1, 4), np.int64))   # uniform over 8
+    3.0
+    """
+    return token_cross_entropy(logits, ids, ignore_index=ignore_index) / math.log(2.0)

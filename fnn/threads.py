@@ -7,7 +7,9 @@ thread each, so the cores are not oversubscribed.
 
 Every loss in fnn is a mean over the batch, so the loss and gradient of the whole batch are the
 shards' ones weighted by shard size: the same numbers as without shards, up to float rounding
-(the sums are grouped differently). Stochastic layers get one key per shard,
+(the sums are grouped differently). A mean over the tokens that count (cross-entropy with
+``ignore_index``) is weighted by each shard's count of them (``Loss.terms``), a ``"sum"`` loss
+summed. Stochastic layers get one key per shard,
 ``fold_in(key, shard)``, so dropout draws differ from an unsharded run (still reproducible).
 
 Layers whose output depends on the whole batch (batch-norm's statistics) sum their partial
@@ -172,10 +174,10 @@ def _declared(who: str, grad_fn: GradFn | Callable, batch_mean: bool | None,
         loss, declared = None, bool(stateful)
     if loss is not None:
         reduction = getattr(loss, "reduction", "mean")
-        if reduction != "mean":
-            raise ValueError(f"{who}: the loss {getattr(loss, 'name', loss)!r} is a {reduction} "
-                             "over the batch; shards are combined weighted by size, which is "
-                             "exact only for a batch mean")
+        if reduction not in ("mean", "sum"):
+            raise ValueError(f"{who}: the loss {getattr(loss, 'name', loss)!r} has reduction "
+                             f"{reduction!r}; shards are combined as a mean (weighted by size "
+                             "or by Loss.terms) or a sum, nothing else")
     elif not batch_mean:
         raise TypeError(f"{who}: expects a fnn.GradFn, as fnn.value_and_grad(model, loss) "
                         "makes (its loss says whether it is a batch mean); for your own "
@@ -184,6 +186,21 @@ def _declared(who: str, grad_fn: GradFn | Callable, batch_mean: bool | None,
                         "and returns a model state)")
     fn = grad_fn.fn if isinstance(grad_fn, GradFn) else grad_fn
     return GradFn(fn, loss, declared)
+
+
+def _combine_weights(loss: Any, y: Any, parts: list[tuple[int, int]]) -> list[float] | None:
+    """How the pieces ``parts`` of a batch combine: by size for a batch mean; by
+    ``loss.terms`` of each piece's targets for a mean over what counts (None when nothing in
+    the batch counts: run it whole); 1 each for a sum."""
+    n = parts[-1][1] - parts[0][0]
+    reduction, terms = getattr(loss, "reduction", "mean"), getattr(loss, "terms", None)
+    if reduction == "sum":
+        return [1.0] * len(parts)
+    if terms is None:
+        return [(hi - lo) / n for lo, hi in parts]
+    counts = [terms(tree_map(lambda a, lo=lo, hi=hi: a[lo:hi], y)) for lo, hi in parts]
+    total = sum(counts)
+    return [c / total for c in counts] if total else None
 
 
 def _undeclared_state(who: str, result: tuple) -> None:
@@ -219,7 +236,7 @@ def sharded(grad_fn: GradFn | Callable, threads: int, *, batch_mean: bool | None
     declared = _declared("sharded", grad_fn, batch_mean, stateful)
     if threads == 1:
         return declared
-    fn, stateful = declared.fn, declared.stateful
+    fn, stateful, loss = declared.fn, declared.stateful, declared.loss
     pool: dict[str, Any] = {}  # created on first use: a pool and the BLAS thread controller
 
     def run(params, x, y, *, key=None, **state):
@@ -235,8 +252,11 @@ def sharded(grad_fn: GradFn | Callable, threads: int, *, batch_mean: bool | None
             pool["executor"] = ThreadPoolExecutor(threads - 1, thread_name_prefix="fnn-shard")
             pool["blas"] = ThreadpoolController()
         shards = list(zip(bounds[:-1], bounds[1:]))
-        weights = [(hi - lo) / n for lo, hi in shards]
-        group = _Collective(weights) if stateful else None  # batch statistics: allreduce
+        weights = _combine_weights(loss, y, shards)
+        if weights is None:  # nothing in the batch counts: the loss's own answer
+            return fn(params, x, y, key=key, **state)
+        sizes = [(hi - lo) / n for lo, hi in shards]
+        group = _Collective(sizes) if stateful else None  # batch statistics: allreduce
 
         def shard(i):
             lo, hi = shards[i]
@@ -254,12 +274,14 @@ def sharded(grad_fn: GradFn | Callable, threads: int, *, batch_mean: bool | None
         _raise_first_failure(results)
         if not stateful and len(results[0]) != 2:
             _undeclared_state("sharded", results[0])
+        state_out = results[0][2] if stateful else None
+        weights, results = _nonzero(weights, results)  # a shard where nothing counts: skip
         value = sum(w * r[0] for w, r in zip(weights, results))
         grads = tree_map(lambda *gs: _weighted_sum(weights, gs), *(r[1] for r in results))
         # with state, every shard computed the same new state (the batch's statistics)
-        return (value, grads, results[0][2]) if stateful else (value, grads)
+        return (value, grads, state_out) if stateful else (value, grads)
 
-    return GradFn(run, declared.loss, stateful)
+    return GradFn(run, loss, stateful)
 
 
 def chunked(grad_fn: GradFn | Callable, size: int, *, batch_mean: bool | None = None,
@@ -289,7 +311,7 @@ def chunked(grad_fn: GradFn | Callable, size: int, *, batch_mean: bool | None = 
         raise ValueError("chunked: the model keeps batch statistics (batch_norm), which chunks "
                          "run one after the other cannot share; use threads= (shards share "
                          "them) or a larger chunk, or no chunk")
-    fn = declared.fn
+    fn, loss = declared.fn, declared.loss
 
     def run(params, x, y, *, key=None):
         n = len(tree_leaves(x)[0])
@@ -297,15 +319,22 @@ def chunked(grad_fn: GradFn | Callable, size: int, *, batch_mean: bool | None = 
             return fn(params, x, y, key=key)
         count = -(-n // size)
         bounds = [n * i // count for i in range(count + 1)]
+        parts = list(zip(bounds[:-1], bounds[1:]))
+        weights = _combine_weights(loss, y, parts)
+        if weights is None:  # nothing in the batch counts: the loss's own answer
+            return fn(params, x, y, key=key)
         value, grads = 0.0, None
-        for i, part in enumerate(slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])):
+        for i, (lo, hi) in enumerate(parts):
+            w = weights[i]
+            if not w:  # nothing counts in this chunk
+                continue
+            part = slice(lo, hi)
             result = fn(params, tree_map(lambda a, p=part: a[p], x),
                         tree_map(lambda a, p=part: a[p], y),
                         key=None if key is None else fold_in(key, i))
             if len(result) != 2:
                 _undeclared_state("chunked", result)
             v, g = result
-            w = (part.stop - part.start) / n
             value += w * v
             grads = (tree_map(lambda b, w=w: w * b, g) if grads is None
                      else tree_map(lambda a, b, w=w: _add_weighted(a, w, b), grads, g))
@@ -322,6 +351,12 @@ def _add_weighted(total, w: float, a):
             and total.dtype == np.result_type(total, term):
         return np.add(total, term, out=total)
     return total + term
+
+
+def _nonzero(weights: list[float], results: list) -> tuple[list[float], list]:
+    """The shards with a non-zero weight (one where nothing counts has a nan loss)."""
+    kept = [(w, r) for w, r in zip(weights, results) if w]
+    return [w for w, _ in kept], [r for _, r in kept]
 
 
 def _weighted_sum(weights: list[float], arrays) -> Any:

@@ -102,17 +102,17 @@ def test_chunks_are_run_one_after_the_other_with_a_key_each():
 def test_shards_and_chunks_are_refused_for_losses_that_are_not_batch_means():
     model = fnn.serial(fnn.linear(2))
     _, params = model.init(fnn.key(0), (-1, 3))
-    summed = fnn.Loss(fnn.mse.value, fnn.mse.vjp, "summed_mse", reduction="sum")
+    each = fnn.Loss(fnn.mse.value, fnn.mse.vjp, "each_mse", reduction="none")
     for wrap in (lambda f: fnn.threads.sharded(f, 2), lambda f: fnn.threads.chunked(f, 4)):
-        with pytest.raises(ValueError, match="'summed_mse' is a sum over the batch"):
-            wrap(fnn.value_and_grad(model, summed))
+        with pytest.raises(ValueError, match="'each_mse' has reduction 'none'"):
+            wrap(fnn.value_and_grad(model, each))
         with pytest.raises(TypeError, match="declare that its loss is a mean over the batch"):
             wrap(lambda params, x, y, *, key=None: (0.0, params))
     mine = fnn.threads.sharded(lambda p, x, y, *, key=None: (float(np.mean(x)), p), 2,
                                batch_mean=True)
     assert mine(params, np.arange(6.0).reshape(6, 1), np.zeros(6))[0] == pytest.approx(2.5)
-    with pytest.raises(ValueError, match="sum over the batch"):
-        fnn.value_and_grad(model, summed, threads=2)
+    with pytest.raises(ValueError, match="reduction 'none'"):
+        fnn.value_and_grad(model, each, threads=2)
 
 
 def test_value_and_grad_gives_a_grad_fn_and_shards_and_chunks_keep_it_declared():

@@ -35,7 +35,7 @@ Result = tuple[float, "np.ndarray | None"]
 class LossKernel(NamedTuple):
     """A loss's kernels by kind of target: ``dense(pred, target, grad)`` for targets shaped
     like the predictions, ``labels(pred, labels, grad)`` for integer labels (None: the loss
-    takes no labels).
+    takes no labels), ``each(pred, target)``: the per-sample (per-row) values.
 
     >>> from fnn.ops.losses import LOSSES
     >>> [name for name, k in LOSSES.items() if k.labels is not None]
@@ -44,6 +44,7 @@ class LossKernel(NamedTuple):
 
     dense: Callable[..., Result]
     labels: Callable[..., Result | None] | None = None
+    each: Callable[..., np.ndarray] | None = None
 
 
 def mse(y_pred: np.ndarray, y_true: np.ndarray, grad: bool = True) -> Result:
@@ -145,15 +146,87 @@ def nll_rows(logp: np.ndarray, target: np.ndarray, grad: bool = True) -> Result:
     return value, (target * (-1.0 / n) if grad else None)
 
 
+def softmax_cross_entropy_each(z: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Each row's softmax cross-entropy, ``(M,)``: ``-log_softmax(z)[label]`` for integer
+    labels ``(M,)`` (in range), ``-sum(target * log_softmax(z))`` for rows ``(M, C)``.
+
+    >>> import numpy as np
+    >>> softmax_cross_entropy_each(np.zeros((2, 4)), np.array([0, 3])).round(4).tolist()
+    [1.3863, 1.3863]
+    """
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return nll_each(shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True)), target)
+
+
+def _per_sample(per: np.ndarray) -> np.ndarray:
+    return per.reshape(len(per), -1).sum(axis=1)
+
+
+def mse_each(y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+    """Each sample's squared error, summed over its feature axes: ``(N,)``.
+
+    >>> import numpy as np
+    >>> mse_each(np.array([[1.0, 2.0], [0.0, 0.0]]), np.zeros((2, 2))).tolist()
+    [5.0, 0.0]
+    """
+    return _per_sample((y_pred - y_true) ** 2)
+
+
+def bce_each(p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Each sample's binary cross-entropy (probabilities clipped as :func:`bce`): ``(N,)``."""
+    eps = bce_clip(p.dtype)
+    q = np.clip(p, eps, 1.0 - eps)
+    return _per_sample(-(y * np.log(q) + (1.0 - y) * np.log1p(-q)))
+
+
+def bce_with_logits_each(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Each sample's binary cross-entropy from logits: ``(N,)``."""
+    return _per_sample(np.maximum(z, 0.0) - z * y + np.log1p(np.exp(-np.abs(z))))
+
+
+def nll_each(logp: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Each row's negative log-likelihood, ``(M,)``: ``-logp[label]`` for integer labels,
+    ``-sum(target * logp)`` for rows.
+
+    >>> import numpy as np
+    >>> nll_each(np.log(np.full((1, 4), 0.25)), np.array([2])).round(4).tolist()
+    [1.3863]
+    """
+    if target.ndim == 1:
+        return -logp[np.arange(len(logp)), target]
+    return -np.einsum("ij,ij->i", target, logp)
+
+
+def smoothed_rows(target: np.ndarray, classes: int, smoothing: float, dtype) -> np.ndarray:
+    """Label smoothing as ``torch.nn.functional.cross_entropy(label_smoothing=s)``: the target
+    rows ``(1 - s) * onehot + s / classes`` from integer labels ``(M,)`` (or probability rows
+    ``(M, classes)``, smoothed the same way).
+
+    >>> import numpy as np
+    >>> smoothed_rows(np.array([1]), 4, 0.2, np.float64).tolist()
+    [[0.05, 0.8500000000000001, 0.05, 0.05]]
+    """
+    if target.ndim == 1:
+        rows = np.zeros((len(target), classes), dtype)
+        rows[np.arange(len(target)), target] = 1.0
+    else:
+        rows = target.astype(dtype, copy=True)
+    rows *= 1.0 - smoothing
+    rows += smoothing / classes
+    return rows
+
+
 #: Every loss by name: its kernels by kind of target (:mod:`fnn.losses` checks the arrays
 #: and picks one).
 LOSSES: Mapping[str, LossKernel] = MappingProxyType({
-    "mse": LossKernel(mse),
-    "bce": LossKernel(bce),
-    "bce_with_logits": LossKernel(bce_with_logits),
-    "cross_entropy": LossKernel(softmax_cross_entropy_rows, softmax_cross_entropy),
-    "nll": LossKernel(nll_rows, nll),
+    "mse": LossKernel(mse, None, mse_each),
+    "bce": LossKernel(bce, None, bce_each),
+    "bce_with_logits": LossKernel(bce_with_logits, None, bce_with_logits_each),
+    "cross_entropy": LossKernel(softmax_cross_entropy_rows, softmax_cross_entropy,
+                                softmax_cross_entropy_each),
+    "nll": LossKernel(nll_rows, nll, nll_each),
 })
 
-__all__ = ["LOSSES", "LossKernel", "bce", "bce_clip", "bce_with_logits", "mse", "nll",
-           "nll_rows", "softmax_cross_entropy", "softmax_cross_entropy_rows"]
+__all__ = ["LOSSES", "LossKernel", "bce", "bce_clip", "bce_each", "bce_with_logits",
+           "bce_with_logits_each", "mse", "mse_each", "nll", "nll_each", "nll_rows", "smoothed_rows", "softmax_cross_entropy", "softmax_cross_entropy_each",
+           "softmax_cross_entropy_rows"]

@@ -17,7 +17,11 @@ style of optax.
   ``scale_by_learning_rate``, ``scale_by_adam``, ``scale_by_rms``, ``scale_by_stddev``),
   :mod:`fnn.optim.velocity` (``trace``: momentum), :mod:`fnn.optim.clipping`
   (``clip_by_global_norm``, ``clip``), :mod:`fnn.optim.masking` (``masked``,
-  ``weights_only``), :mod:`fnn.optim.decay` (``add_decayed_weights``);
+  ``weights_only``), :mod:`fnn.optim.decay` (``add_decayed_weights``),
+  :mod:`fnn.optim.averaging` (``with_ema``: a moving average of the weights),
+  :mod:`fnn.optim.accumulation` (``multi_steps``: gradient accumulation),
+  :mod:`fnn.optim.partition` (``multi_transform``, ``set_to_zero``, ``freeze``: per-group
+  transforms and frozen params);
   :mod:`fnn.optim.reporting`: ``stats``; :mod:`fnn.optim.transforms`: all of them under
   their old address;
 * :mod:`fnn.optim.schedules`: ``step -> lr`` functions and ``in_epochs``;

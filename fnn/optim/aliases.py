@@ -24,7 +24,7 @@ from fnn.optim.decay import add_decayed_weights
 from fnn.optim.masking import Mask, weights_only
 from fnn.optim.scaling import scale_by_adam, scale_by_learning_rate, scale_by_rms, scale_by_stddev
 from fnn.optim.velocity import trace
-from fnn.validate import decay_rate, fraction, learning_rate, non_negative
+from fnn.validate import decay_rate, fraction, learning_rate, non_negative, real
 
 
 def _l2(weight_decay: float, mask: Mask | None) -> tuple[Optimizer, ...]:
@@ -85,7 +85,14 @@ def momentum(lr: float | Schedule, beta: float = 0.9, *, nesterov: bool = False,
 
 def _adam_args(who: str, lr, b1, b2, eps, weight_decay):
     return (learning_rate(who, lr), decay_rate(who, "b1", b1), decay_rate(who, "b2", b2),
-            non_negative(who, "eps", eps), non_negative(who, "weight_decay", weight_decay))
+            _adam_eps(who, eps), non_negative(who, "weight_decay", weight_decay))
+
+
+def _adam_eps(who: str, eps) -> float:
+    """Adam's eps must be > 0: with 0, a leaf whose gradients are all zero so far divides 0 by
+    0 and its param turns nan at the first step (a fault then blamed on the learning rate)."""
+    return real(who, "eps", eps, lo=0.0, lo_open=True,
+                expected="a finite number > 0 (with eps = 0 a zero gradient gives 0 / 0 = nan)")
 
 
 def adam(lr: float | Schedule = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, *,

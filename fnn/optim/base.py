@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from fnn._deprecated import warn_once
+from fnn.optim.guards import check_gradients
 from fnn.tree import tree_map
 from fnn.validate import Schedule
 
@@ -121,6 +122,8 @@ def chain(*transforms: Optimizer) -> Optimizer:
         return tuple(t.init(params) for t in ts)
 
     def update(updates, state, params=None):
+        if params is not None:
+            check_gradients(updates, params, "chain.update")
         updates, new = _run(ts, updates, state, params, len(ts))
         return updates, tuple(new)
 
@@ -161,7 +164,10 @@ def apply_updates(params, updates):
     >>> import numpy as np, fnn
     >>> fnn.apply_updates({"w": np.ones(2, np.float32)}, {"w": np.array([0.5, 1.0])})["w"]
     array([1.5, 2. ], dtype=float32)
+
+    ``updates`` must have the params' keys and shapes (an error names the path otherwise).
     """
+    check_gradients(updates, params, "apply_updates")
     return tree_map(_add, params, updates)
 
 
@@ -184,12 +190,15 @@ def apply_gradients(optimizer: Optimizer, grads, state, params) -> tuple[Any, An
     ...                                        opt.init(params), params)
     >>> new["w"], fnn.optim.stats(state)
     (array([0.5, 0. ], dtype=float32), {'lr': 0.5})
+
+    ``grads`` must have the params' keys and shapes: an error names the path otherwise.
     """
+    check_gradients(grads, params, "apply_gradients")
     step = getattr(optimizer, "step", None)  # an (init, update) NamedTuple of one's own: None
     if step is not None:
         return step(grads, state, params)
     updates, state = optimizer.update(grads, state, params)
-    return apply_updates(params, updates), state
+    return tree_map(_add, params, updates), state
 
 
 __all__ = ["EmptyState", "GradientTransformation", "Optimizer", "Schedule", "Step",

@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fnn.optim.base import Optimizer, stateless
+from fnn.optim.guards import expect_state
 from fnn.tree import tree_leaves, tree_map
 from fnn.validate import positive
 
@@ -45,7 +46,8 @@ class ClipByGlobalNormState(NamedTuple):
 def clip_by_global_norm(max_norm: float) -> Optimizer:
     """Rescale all leaves together so their global L2 norm is at most ``max_norm``, exactly as
     ``torch.nn.utils.clip_grad_norm_(params, max_norm)``: with ``n`` = :func:`global_norm` of
-    ``u``, ``u -> u * min(1, max_norm / (n + 1e-6))``. The state keeps ``n`` (before clipping)
+    ``u``, ``u -> u * min(1, max_norm / (n + 1e-6))``; a nan or infinite entry anywhere makes ``n``
+nan or inf and, as in torch, every leaf nan (or zero where finite, for inf). The state keeps ``n`` (before clipping)
     for :func:`~fnn.optim.stats`.
 
     >>> import numpy as np, fnn
@@ -60,10 +62,12 @@ def clip_by_global_norm(max_norm: float) -> Optimizer:
         return ClipByGlobalNormState(math.nan)
 
     def update(updates, state, params=None):
+        expect_state("clip_by_global_norm", state, ClipByGlobalNormState)
         norm = global_norm(updates)
         factor = max_norm / (norm + 1e-6)
-        if factor < 1.0:
-            updates = tree_map(lambda u: factor * u, updates)
+        if not factor >= 1.0:  # nan too: a nan norm makes every leaf nan, as in torch
+            with np.errstate(invalid="ignore"):  # inf * 0 -> nan, as in torch, without a word
+                updates = tree_map(lambda u: factor * u, updates)
         return updates, ClipByGlobalNormState(norm)
 
     return Optimizer(init, update)

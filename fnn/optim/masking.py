@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import optree
 
 from fnn.optim.base import Optimizer
+from fnn.optim.guards import expect_state
 from fnn.tree import path_str
 
 Mask = Callable[[str], bool] | Any  # a predicate on the "/"-joined params path, or a bool tree
@@ -77,6 +78,7 @@ def masked(inner: Optimizer, mask: Mask) -> Optimizer:
         return MaskedState(inner.init(select(params)))
 
     def update(updates, state, params=None):
+        expect_state("masked", state, MaskedState)
         keys, leaves, spec, flags = _mask_flags(mask, updates, "masked")
         chosen = {k: x for k, x, f in zip(keys, leaves, flags) if f}
         new, inner_state = inner.update(chosen, state.inner,

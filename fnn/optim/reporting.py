@@ -8,6 +8,9 @@
 
 from __future__ import annotations
 
+import math
+
+from fnn.optim.accumulation import MultiStepsState
 from fnn.optim.clipping import ClipByGlobalNormState
 from fnn.optim.scaling import ScaleByLearningRateState
 
@@ -17,7 +20,9 @@ def stats(opt_state) -> dict[str, float]:
     :func:`~fnn.optim.scale_by_learning_rate` in it, and ``"grad_norm"`` (the global norm of
     the gradients before clipping) when a :func:`~fnn.optim.clip_by_global_norm` is in the
     chain. The first of each found (depth first, in chain order) counts; values are nan before
-    the first update; ``{}`` when the state has neither. For per-step metrics:
+    the first update; ``{}`` when the state has neither. Under
+    :func:`~fnn.optim.multi_steps`, the values of the last real update (0.0 before the first:
+    the params have not moved), so the divergence guard sees finite metrics. For per-step metrics:
     ``metrics.update(fnn.optim.stats(opt_state))``.
 
     >>> import numpy as np, fnn
@@ -34,6 +39,9 @@ def stats(opt_state) -> dict[str, float]:
             out.setdefault("lr", float(node.lr))
         elif isinstance(node, ClipByGlobalNormState):
             out.setdefault("grad_norm", float(node.grad_norm))
+        elif isinstance(node, MultiStepsState):
+            for k, v in stats(node.inner).items():
+                out.setdefault(k, 0.0 if math.isnan(v) else v)
         elif isinstance(node, (tuple, list)):
             for child in node:
                 walk(child)

@@ -22,6 +22,7 @@ import numpy as np
 
 from fnn.ops.update import add_scaled
 from fnn.optim.base import Optimizer, deprecated_count, stateless
+from fnn.optim.guards import expect_state
 from fnn.tree import tree_map
 from fnn.validate import Schedule, decay_rate, learning_rate, non_negative, real
 
@@ -85,10 +86,17 @@ def scale_by_learning_rate(lr: float | Schedule) -> Optimizer:
         return ScaleByLearningRateState(0, math.nan)
 
     def rate(state):
+        if type(state) is not ScaleByLearningRateState:
+            expect_state("scale_by_learning_rate", state, ScaleByLearningRateState)
         steps = int(state.steps)
-        lr_t = float(lr(steps)) if callable(lr) else lr
-        if not math.isfinite(lr_t):
-            raise ValueError(f"scale_by_learning_rate: the schedule gave lr {lr_t} at step {steps}")
+        if callable(lr):
+            lr_t = float(lr(steps))
+            if not lr_t >= 0.0 or lr_t == math.inf:  # nan fails >= 0
+                raise ValueError(f"scale_by_learning_rate: the schedule gave the learning rate "
+                                 f"{lr_t} at step {steps}; a learning rate must be a finite "
+                                 "number >= 0 (a negative one climbs the loss)")
+        else:
+            lr_t = lr
         return lr_t, ScaleByLearningRateState(steps + 1, lr_t)
 
     def update(updates, state, params=None):
@@ -153,6 +161,7 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Opti
         return out
 
     def update(updates, state, params=None):
+        expect_state("scale_by_adam", state, ScaleByAdamState)
         t = int(state.steps) + 1
         mu = tree_map(first, state.mu, updates)
         nu = tree_map(second, state.nu, updates)
@@ -201,6 +210,7 @@ def scale_by_rms(decay: float = 0.99, eps: float = 1e-8) -> Optimizer:
         return ScaleByRmsState(tree_map(np.zeros_like, params))
 
     def update(updates, state, params=None):
+        expect_state("scale_by_rms", state, ScaleByRmsState)
         nu = tree_map(lambda v, g: decay * v + (1.0 - decay) * (g * g), state.nu, updates)
         return tree_map(lambda g, v: g / (np.sqrt(v) + eps), updates, nu), ScaleByRmsState(nu)
 
@@ -238,6 +248,7 @@ def scale_by_stddev(decay: float = 0.99, eps: float = 1e-8) -> Optimizer:
         return ScaleByStddevState(tree_map(np.zeros_like, params), tree_map(np.zeros_like, params))
 
     def update(updates, state, params=None):
+        expect_state("scale_by_stddev", state, ScaleByStddevState)
         mu = tree_map(lambda m, g: decay * m + (1.0 - decay) * g, state.mu, updates)
         nu = tree_map(lambda v, g: decay * v + (1.0 - decay) * (g * g), state.nu, updates)
         out = tree_map(lambda g, m, v: g / (np.sqrt(v - m * m) + eps), updates, mu, nu)

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from fnn.optim.base import Optimizer, deprecated_count
+from fnn.optim.guards import expect_state
 from fnn.tree import tree_map
 from fnn.validate import decay_rate, fraction
 
@@ -64,6 +65,7 @@ def trace(decay: float, *, nesterov: bool = False, dampening: float = 0.0) -> Op
         return TraceState(0, tree_map(np.zeros_like, params))
 
     def update(updates, state, params=None):
+        expect_state("trace", state, TraceState)
         steps = int(state.steps)
         if steps == 0:
             v = updates  # PyTorch starts the buffer at the first gradient, undamped

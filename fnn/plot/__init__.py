@@ -32,10 +32,10 @@ from fnn.plot.images import (  # noqa: E402
 )
 from fnn.plot.latent import embed_2d, latent_map  # noqa: E402
 from fnn.plot.sweeps import bar_table, grouped_bars, sweep  # noqa: E402
-from fnn.plot.training import curves, curves_overlay  # noqa: E402
+from fnn.plot.training import curves, curves_overlay, refresh_curves  # noqa: E402
 
 __all__ = [
     "bar_table", "confusion_matrix", "curves", "curves_overlay", "decision_boundary", "embed_2d",
     "filters", "grouped_bars", "image_grid", "image_rows", "latent_map", "reconstruction_strip",
-    "sweep", "weights",
+    "refresh_curves", "sweep", "weights",
 ]

@@ -9,11 +9,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from fnn import metrics
+from fnn import metrics as metric_fns
 from fnn.core import Layer, init
 from fnn.gradients import value_and_grad
 from fnn.keys import Key, fold_in
-from fnn.optim import Optimizer, apply_gradients
+from fnn.optim import Optimizer, apply_gradients, ema_params
 from fnn.optim import stats as optimizer_stats
 from fnn.training.data import batches, key_json
 from fnn.training.history import EarlyStopping, History
@@ -145,14 +145,18 @@ def _rows_of(x: Any, start: int, stop: int) -> Any:
 
 
 def evaluator(model: Layer, x: Any, y: Any, *, loss: Any = None, accuracy: bool = False,
-              batch_size: int = 1024) -> EvalFn:
+              batch_size: int = 1024, metrics: dict[str, Callable] | None = None,
+              ema: bool = False) -> EvalFn:
     """``eval_fn(state) -> {"loss": ..., "accuracy": ...}`` on held-out ``(x, y)``: a
     :class:`fnn.EvalFn` declaring its metric names (and its fingerprint: rows, loss, accuracy),
     so :func:`fnn.train` checks early stopping's monitor without calling it.
 
     ``state`` may be a :class:`TrainState` or a params tree (for a model with state, a
     ``(params, model_state)`` pair). The set is checked here (not empty, ``x`` and ``y`` of
-    one length), so a bad one fails before training starts.
+    one length), so a bad one fails before training starts. ``metrics``: more
+    ``{name: fn(pred, y) -> float}`` (``fnn.metrics.perplexity``, ``bits_per_character``).
+    ``ema=True`` evaluates a TrainState's moving average of the weights
+    (:func:`fnn.optim.with_ema`) instead of its params.
 
     >>> import numpy as np, fnn
     >>> model = fnn.linear(2)
@@ -167,13 +171,19 @@ def evaluator(model: Layer, x: Any, y: Any, *, loss: Any = None, accuracy: bool 
         raise ValueError("evaluator: the evaluation set is empty (0 rows)")
     if n_x != n_y:
         raise ValueError(f"evaluator: x has {n_x} rows but y has {n_y}")
-    if loss is None and not accuracy:
-        raise ValueError("evaluator: nothing to measure; pass loss= and/or accuracy=True")
+    extra = dict(metrics or {})
+    if loss is None and not accuracy and not extra:
+        raise ValueError("evaluator: nothing to measure; pass loss=, accuracy=True or metrics=")
     batch_size = check_batch_size("evaluator", batch_size)
 
     def eval_fn(state: Any) -> dict:
         if isinstance(state, TrainState):
             params, model_state = state.params, state.model_state
+            if ema:
+                params = _ema(state)
+        elif ema:
+            raise ValueError("evaluator: ema=True evaluates a TrainState's moving average; got "
+                             f"a {type(state).__name__}")
         elif model.stateful:
             if not (isinstance(state, tuple) and len(state) == 2):
                 raise ValueError(f"evaluator: the model {model.name} has state; evaluate a "
@@ -186,12 +196,23 @@ def evaluator(model: Layer, x: Any, y: Any, *, loss: Any = None, accuracy: bool 
         if loss is not None:
             out["loss"] = loss.value(pred, y)
         if accuracy:
-            out["accuracy"] = metrics.accuracy(pred, y)
+            out["accuracy"] = metric_fns.accuracy(pred, y)
+        out.update({name: float(fn(pred, y)) for name, fn in extra.items()})
         return out
 
-    names = ("loss",) * (loss is not None) + ("accuracy",) * bool(accuracy)
-    fingerprint = {"rows": n_x, "loss": getattr(loss, "name", None), "accuracy": bool(accuracy)}
+    names = ("loss",) * (loss is not None) + ("accuracy",) * bool(accuracy) + tuple(extra)
+    fingerprint = {"rows": n_x, "loss": getattr(loss, "name", None), "accuracy": bool(accuracy),
+                   **({"metrics": sorted(extra)} if extra else {}), **({"ema": True} if ema else {})}
     return EvalFn(eval_fn, metric_names=names, fingerprint=fingerprint)
+
+
+def _ema(state: TrainState) -> Any:
+    """The moving average of the weights kept in ``state.opt_state`` (fnn.optim.with_ema)."""
+    averaged = ema_params(state.opt_state)
+    if averaged is None:
+        raise ValueError("evaluator: ema=True but the optimiser keeps no moving average of the "
+                         "weights; wrap it: fnn.optim.with_ema(optimizer, decay)")
+    return averaged
 
 
 def fit(
