@@ -109,13 +109,19 @@ def train(
     True
     """
     run = Run(step_fn, data, state, epochs, eval_fn, early_stopping, callbacks, checkpoint)
-    if checkpoint is not None:
-        finished = _open_checkpoints(run, checkpoint, checkpoint_every, checkpoint_keep, config)
-        if finished is not None:
-            return finished
-    if not run.loop.history.resumed:
-        _check_metric_names(run)
-    run.bar = _progress_bar(run, progress)
+    try:
+        if checkpoint is not None:
+            finished = _open_checkpoints(run, checkpoint, checkpoint_every, checkpoint_keep,
+                                         config)
+            if finished is not None:
+                return finished
+        if not run.loop.history.resumed:
+            _check_metric_names(run)
+        run.bar = _progress_bar(run, progress)
+    except BaseException:
+        if run.writer is not None:
+            run.writer.close()  # (releases the folder's lock)
+        raise
     try:
         return _epochs(run)
     except KeyboardInterrupt:
@@ -141,8 +147,8 @@ def _open_checkpoints(run: Run, folder: str | Path, every: Any, keep: Any,
              "fnn.StepFn(fn, fingerprint={...}) (fnn.supervised_step does)", UserWarning)
     run.fingerprint = run_fingerprint(run.state, run.data, run.step_fn, run.eval_fn,
                                       run.early_stopping, config)
+    run.writer = BackgroundWriter(folder, keep, lock=True)  # the folder's lock, before reading
     found = restore_run(folder, run.state, run.fingerprint)
-    run.writer = BackgroundWriter(folder, keep)
     if found is None:
         return None
     run.state, run.best_state, run.loop, path = found
