@@ -335,11 +335,18 @@ def tree_signature(tree: Any) -> Any:
     return sig(spec)
 
 
+#: fingerprint fields added since checkpoints were first written: not compared when a
+#: checkpoint lacks them (written by an older fnn)
+ADDED_FIELDS = frozenset({"step_fn.hyperparameters", "data.crc32"})
+
+
 def fingerprint_differences(saved: dict | None, now: dict) -> list[str]:
     """``["data.batch_size: 32 in the checkpoint, 64 now", ...]`` (empty when they agree)."""
     out: list[str] = []
 
     def walk(a, b, where):
+        if a == "<absent>" and where in ADDED_FIELDS:
+            return  # a checkpoint of an older fnn, which did not record it
         if isinstance(a, dict) and isinstance(b, dict):
             for k in sorted(set(a) | set(b), key=str):
                 walk(a.get(k, "<absent>"), b.get(k, "<absent>"), f"{where}.{k}" if where else k)

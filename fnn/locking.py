@@ -113,7 +113,7 @@ class FolderLock:
                 if stale is None:
                     raise _locked(who, folder, path, found)
                 warnings.warn(f"{who}: removing the stale lock {path} ({stale})", RuntimeWarning,
-                              stacklevel=_caller_level())
+                              stacklevel=caller_level())
                 path.unlink(missing_ok=True)
         except OSError as err:
             raise type(err)(err.errno, f"{who}: cannot write checkpoints into {folder}: "
@@ -132,8 +132,9 @@ class FolderLock:
                 pass
 
 
-def _caller_level() -> int:
-    """The ``stacklevel`` that points a warning at the first frame outside fnn."""
+def caller_level() -> int:
+    """The ``stacklevel`` that points a warning raised by its caller at the first frame
+    outside fnn (the user's line)."""
     frame, level = sys._getframe(1), 1
     while frame is not None and frame.f_globals.get("__name__", "").startswith("fnn."):
         frame, level = frame.f_back, level + 1

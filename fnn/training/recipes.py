@@ -17,6 +17,7 @@ from fnn.optim import Optimizer, apply_gradients
 from fnn.optim import stats as optimizer_stats
 from fnn.training.data import batches, key_json
 from fnn.training.history import EarlyStopping, History
+from fnn.training.hyperparameters import hyperparameters
 from fnn.training.loop import train
 from fnn.training.steps import EvalFn, StepFn
 from fnn.tree import flatten_with_paths
@@ -109,7 +110,8 @@ def supervised_step(model: Layer, loss: Any, optimizer: Optimizer, *, threads: i
 
     fingerprint = {"kind": "supervised_step", "model": model.name,
                    "loss": getattr(loss, "name", repr(loss)),
-                   "optimizer": type(optimizer).__name__, "threads": threads, "chunk": chunk}
+                   "optimizer": type(optimizer).__name__, "threads": threads, "chunk": chunk,
+                   "hyperparameters": hyperparameters(optimizer)}  # lr, betas, decay, ...
     return StepFn(step, metric_names=("loss",), fingerprint=fingerprint)
 
 
