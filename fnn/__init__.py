@@ -18,9 +18,9 @@ from fnn.gradient_check import assert_gradients_close, gradcheck
 from fnn.gradients import value_and_grad
 from fnn.io import FnnFileError, load, save
 from fnn.keys import Key, fold_in, key, rng, split
-from fnn.locking import FolderLocked
 from fnn.layers import *  # noqa: F403  (every layer constructor)
 from fnn.layers import __all__ as _layer_names
+from fnn.locking import FolderLocked
 from fnn.logger import LossLogger
 from fnn.losses import Loss, LossError, bce, bce_with_logits, cross_entropy, mse, nll
 from fnn.metrics import accuracy

@@ -50,6 +50,10 @@ class Batches:
         self.batch_size = check_batch_size("batches", batch_size)
         self.shuffle = boolean("batches", "shuffle", shuffle)
         self.drop_last = boolean("batches", "drop_last", drop_last)
+        if self.drop_last and self.n < self.batch_size:
+            raise ValueError(f"batches: drop_last=True leaves no batch: {self.n} samples are "
+                             f"fewer than batch_size={self.batch_size}; lower batch_size or "
+                             "set drop_last=False")
         self.key = rng if isinstance(rng, np.random.SeedSequence) else np.random.SeedSequence(rng)
         self._next_epoch = 0
 
