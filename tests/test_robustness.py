@@ -188,17 +188,18 @@ def test_a_zero_size_batch_in_a_conv_net_is_named():
 def test_channel_and_rank_mistakes_show_the_input_and_say_channels():
     model = fnn.serial(fnn.conv2d(4, 3), fnn.relu())
     _, params = model.init(fnn.key(0), (-1, 8, 8, 3))
-    with pytest.raises(fnn.LayerError, match=r"conv2d\(4, 3\): input \(2, 8, 8, 5\) has 5 "
-                                             r"channels \(its last axis\), but the params were "
-                                             r"made for 3 channels"):
+    with pytest.raises(fnn.LayerError, match=r"conv2d\(4, 3\): input \(2, 8, 8, 5\) does not "
+                                             r"fit .*: it has 5 channels \(its last axis\), but "
+                                             r"the params were made for 3 channels \(inputs "
+                                             r"\(N, 8, 8, 3\)\)"):
         model.apply(params, np.zeros((2, 8, 8, 5), np.float32))
-    with pytest.raises(fnn.LayerError, match=r"channels last.*x\[\.\.\., None\] \(the input "
+    with pytest.raises(fnn.LayerError, match=r"channels go last.*x\[\.\.\., None\] \(the input "
                                              r"has shape \(2, 8, 8\)\)"):
         model.apply(params, np.zeros((2, 8, 8), np.float32))
     dense = fnn.serial(fnn.linear(4), fnn.linear(2))
     _, dparams = dense.init(fnn.key(0), (-1, 3))
-    with pytest.raises(fnn.LayerError, match=r"input \(5, 7\) has 7 channels \(its last axis\), "
-                                             r"but the params were made for 3"):
+    with pytest.raises(fnn.LayerError, match=r"input \(5, 7\) does not fit .*: it has 7 channels "
+                                             r"\(its last axis\), but the params were made for 3"):
         dense.apply(dparams, np.zeros((5, 7), np.float32))
 
 

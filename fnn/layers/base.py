@@ -53,16 +53,21 @@ def _matches(tree: Any, spec: dict) -> bool:
     return True
 
 
-def _flat(label: str, what: str, tree: Any, spec: dict, x_shape: tuple) -> None:
+def _flat(label: str, what: str, tree: Any, spec: dict, x_shape: tuple,
+          made_for: int | None = None) -> None:
     """``tree`` must be a dict with the keys of ``spec`` and floating-point arrays of its
-    shapes: the full check, wording what is wrong (callers try :func:`_matches` first)."""
+    shapes: the full check, wording what is wrong (callers try :func:`_matches` first);
+    ``made_for``: the channel count the params fit, when only the channels differ."""
     param_keys(label, tree, tuple(spec), what)
+    channels = "" if made_for is None else (
+        f": it has {x_shape[-1]} channels (its last axis), but the params were made for "
+        f"{made_for} channels (inputs {fmt_shape((-1, *x_shape[1:-1], made_for))})")
     for k, shape in spec.items():
         value = param(label, tree, k, what=what)  # a floating-point array
         if value.shape != shape:
             raise LayerError(
                 f"{label}: input {x_shape} does not fit {what}[{k!r}] of shape {value.shape} "
-                f"(an input {fmt_shape((-1, *x_shape[1:]))} needs {shape})",
+                f"(an input {fmt_shape((-1, *x_shape[1:]))} needs {shape}){channels}",
                 params_message=f"{label}: {what}[{k!r}] has shape {value.shape}, but the layer "
                 f"before it gives inputs {x_shape}, which need {what}[{k!r}] of shape {shape}: "
                 f"the params do not fit the model")
@@ -183,16 +188,8 @@ def _checker(label: str, checked_init: Callable, min_rank: int, stateful: bool) 
                              "needs at least one sample")
         found = specs.get(x.shape[1:]) or spec(x.shape)
         if not _matches(params, found[0]):
-            made_for = _channels_of(params, found[0], x.shape, spec)
-            if made_for is not None:
-                raise LayerError(
-                    f"{label}: input {x.shape} has {x.shape[-1]} channels (its last axis), "
-                    f"but the params were made for {made_for} channels (inputs "
-                    f"{fmt_shape((-1, *x.shape[1:-1], made_for))})",
-                    params_message=f"{label}: the layer before gives {x.shape[-1]} channels "
-                    f"(inputs {x.shape}), but the params were made for {made_for}: the "
-                    "params do not fit the model")
-            _flat(label, "params", params, found[0], x.shape)
+            _flat(label, "params", params, found[0], x.shape,
+                  _channels_of(params, found[0], x.shape, spec))
         if stateful:
             if state is None:
                 raise LayerError(f"{label}: has state (running statistics): pass state=, "
@@ -275,7 +272,7 @@ def parameter_free(label: str, fn: Callable, back: Callable | None = None, *,
             no_params(label, params)  # words what is wrong (or lets an empty tuple pass)
         if not (floats_only and type(x) is np.ndarray and x.dtype.kind == "f"):
             x = check(x)
-        if x.ndim and x.shape[0] == 0:
+        if type(x) is np.ndarray and x.ndim and x.shape[0] == 0:
             raise LayerError(f"{label}: got an empty batch (input shape {x.shape}); a batch "
                              "needs at least one sample")
         if trainer is not None:
@@ -315,14 +312,14 @@ def fixed_rank(label: str, input_shape, rank: int, layout: str) -> tuple:
     >>> fixed_rank("conv2d(8, 3)", (-1, 8, 8), 4, "(N, H, W, C)")
     Traceback (most recent call last):
     ...
-    fnn.checks.LayerError: conv2d(8, 3): expects inputs of shape (N, H, W, C) (channels last), got input_shape (N, 8, 8); channels go last: an input with one channel needs its channel axis, e.g. x[..., None]
+    fnn.checks.LayerError: conv2d(8, 3): expects inputs of shape (N, H, W, C), got input_shape (N, 8, 8); channels go last: an input with one channel needs its channel axis, e.g. x[..., None]
     """
     shape = as_shape(label, input_shape, min_rank=2)
     if len(shape) != rank:
         hint = ("; channels go last: an input with one channel needs its channel axis, "
-                "e.g. x[..., None]" if len(shape) == rank - 1 else "")
-        raise LayerError(f"{label}: expects inputs of shape {layout} (channels last), got "
-                         f"input_shape {fmt_shape(shape)}{hint}")
+                "e.g. x[..., None]" if len(shape) == rank - 1 else " (channels last)")
+        raise LayerError(f"{label}: expects inputs of shape {layout}, got input_shape "
+                         f"{fmt_shape(shape)}{hint}")
     return shape
 
 
