@@ -78,7 +78,7 @@ def remove_orphans(path: str | os.PathLike) -> list[Path]:
     ['.model.npz.999999999.tmp']
     """
     path = Path(path)
-    prefix, removed = f".{path.name}.", []
+    prefix, removed = f".{path.name}.", list[Path]()
     try:
         names = [p for p in path.parent.iterdir() if p.name.startswith(prefix)]
     except OSError:

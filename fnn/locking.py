@@ -34,6 +34,7 @@ import time
 import uuid
 import warnings
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 __all__ = ["LOCK_NAME", "FolderLock", "FolderLocked"]
@@ -97,7 +98,7 @@ class FolderLock:
         folder, a path through a file) is raised here, naming the folder, before any work."""
         folder = Path(directory).expanduser()
         path = folder / LOCK_NAME
-        holder = {"pid": os.getpid(), "host": socket.gethostname(),
+        holder: dict[str, Any] = {"pid": os.getpid(), "host": socket.gethostname(),
                   "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "run": uuid.uuid4().hex}
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -135,7 +136,8 @@ class FolderLock:
 def caller_level() -> int:
     """The ``stacklevel`` that points a warning raised by its caller at the first frame
     outside fnn (the user's line)."""
-    frame, level = sys._getframe(1), 1
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
     while frame is not None and frame.f_globals.get("__name__", "").startswith("fnn."):
         frame, level = frame.f_back, level + 1
     return level

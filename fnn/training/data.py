@@ -150,7 +150,7 @@ def checksum(tree: Any, crc: int = 0) -> int:
     if isinstance(tree, (np.ndarray, np.generic)) and not np.asarray(tree).dtype.hasobject:
         a = np.ascontiguousarray(tree)
         crc = zlib.crc32(f"{a.dtype}{a.shape}".encode(), crc)
-        return zlib.crc32(memoryview(a).cast("B") if a.size else b"", crc)
+        return zlib.crc32(a.data, crc)
     return zlib.crc32(repr(tree).encode(), crc)
 
 

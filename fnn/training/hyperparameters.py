@@ -38,7 +38,7 @@ def _walk(obj: Any, depth: int, seen: set[int]) -> Any:
         data = np.ascontiguousarray(obj)
         if data.dtype.hasobject:
             return f"{obj.dtype}{obj.shape}"
-        return f"{obj.dtype}{obj.shape} crc32={zlib.crc32(memoryview(data).cast('B'))}"
+        return f"{obj.dtype}{obj.shape} crc32={zlib.crc32(data.data)}"
     if depth > _DEPTH or id(obj) in seen:
         return "..."
     seen = seen | {id(obj)}
