@@ -14,8 +14,8 @@ import pytest
 
 import fnn
 from fnn.checkpoint import checkpoints
-from fnn.locking import LOCK_NAME
 
+LOCK_NAME = "train.lock"  # fnn.locking.LOCK_NAME (written out: this file imports on older fnn)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -156,6 +156,12 @@ def test_a_read_only_checkpoint_folder_is_found_before_training(tmp_path):
         with pytest.raises(PermissionError, match="cannot write checkpoints"):
             fnn.train(step, data, state, epochs=3, progress=False, checkpoint=ro)
         assert calls == []
+
+
+def test_the_lock_file_name_is_the_documented_one():
+    from fnn.locking import LOCK_NAME as name
+
+    assert name == LOCK_NAME
 
 
 def test_orphans_of_killed_saves_are_removed_by_later_saves(tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from fnn.experiments.identity import canonical
 from fnn.experiments.records import read_record, unflatten
 
 __all__ = ["SweepResult", "load_sweep"]
+
+_RECORD_NAME = re.compile(r"^[0-9a-f]{24}\.json$")  # <trial id>.json
 
 
 def _mean_std(values: Sequence[float]) -> dict:
@@ -205,10 +208,13 @@ def load_sweep(folder: str | os.PathLike) -> SweepResult:
     records, unread = [], []
     for p in sorted(folder.glob("*.json")):
         r = read_record(p)
-        (records.append(r) if r is not None else unread.append(p.name))
+        if r is not None:
+            records.append(r)
+        elif _RECORD_NAME.match(p.name):  # a trial's record (by its name), unreadable
+            unread.append(p.name)
     if unread:
         warnings.warn(f"load_sweep: {len(unread)} file(s) in {folder} are not readable trial "
-                      f"records (truncated, damaged, or not records) and are left out: "
+                      f"records (truncated or damaged) and are left out: "
                       f"{', '.join(unread[:5])}{', ...' if len(unread) > 5 else ''}",
                       RuntimeWarning, stacklevel=2)
     for r in records:
