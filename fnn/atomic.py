@@ -13,6 +13,8 @@ b'hi'
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,7 +47,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *,
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        remove_orphans(path)
+        remove_orphans(path, rescan=60.0)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -65,10 +67,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *,
     return path
 
 
-def remove_orphans(path: str | os.PathLike) -> list[Path]:
+def remove_orphans(path: str | os.PathLike, *, rescan: float = 0.0) -> list[Path]:
     """Remove the temporary files of ``path`` left by writers killed mid-write
-    (``.<name>.<pid>.tmp`` whose process is gone; :func:`atomic_write` calls it first);
-    return them.
+    (``.<name>.<pid>.tmp`` whose process is gone); return them. :func:`atomic_write` calls it
+    before each write with ``rescan=60``: the folder is listed at most once a minute (a sweep
+    writing thousands of records into one folder does not list it for each), the temporary
+    files found are remembered by target name.
 
     >>> import os, tempfile
     >>> from fnn.io import remove_orphans
@@ -78,14 +82,38 @@ def remove_orphans(path: str | os.PathLike) -> list[Path]:
     ['.model.npz.999999999.tmp']
     """
     path = Path(path)
-    prefix, removed = f".{path.name}.", list[Path]()
-    try:
-        names = [p for p in path.parent.iterdir() if p.name.startswith(prefix)]
-    except OSError:
-        return removed
-    for p in names:
-        pid = p.name[len(prefix):-len(".tmp")] if p.name.endswith(".tmp") else ""
-        if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
+    folder = str(path.parent)
+    with _lock:
+        seen = _scans.get(folder)
+        if seen is None or time.monotonic() - seen[0] >= rescan:
+            seen = (time.monotonic(), _temporaries(path.parent))
+            _scans[folder] = seen
+            if len(_scans) > 256:
+                _scans.pop(next(iter(_scans)))
+        candidates = seen[1].pop(path.name, [])
+    removed = []
+    for p, pid in candidates:
+        if pid != os.getpid() and not process_alive(pid):
             p.unlink(missing_ok=True)
             removed.append(p)
     return removed
+
+
+_scans: dict[str, tuple[float, dict[str, list[tuple[Path, int]]]]] = {}
+_lock = threading.Lock()
+
+
+def _temporaries(folder: Path) -> dict[str, list[tuple[Path, int]]]:
+    """``{target name: [(temporary file, pid), ...]}`` of the folder's ``.<name>.<pid>.tmp``."""
+    found: dict[str, list[tuple[Path, int]]] = {}
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return found
+    for entry in entries:
+        name = entry.name
+        if name.startswith(".") and name.endswith(".tmp"):
+            target, _, pid = name[1:-4].rpartition(".")
+            if target and pid.isdigit():
+                found.setdefault(target, []).append((Path(entry.path), int(pid)))
+    return found
