@@ -26,7 +26,7 @@ class LayerError(ValueError):
     ...     model.apply(params, np.zeros((2, 5), np.float32))
     ... except fnn.LayerError as e:
     ...     print(e)
-    [00_linear] linear(8): input (2, 5) does not fit params['w'] of shape (4, 8) (an input (N, 5) needs (5, 8)): it has 5 channels (its last axis), but the params were made for 4 channels (inputs (N, 4))
+    [00_linear] linear(8): input (2, 5) does not fit params['w'] of shape (4, 8) (an input (N, 5) needs (5, 8)): it has 5 features (its last axis), but the params were made for 4 features (inputs (N, 4))
     """
 
     def __init__(self, message: str, path: tuple[str, ...] = (), *,

@@ -198,7 +198,7 @@ def test_channel_and_rank_mistakes_show_the_input_and_say_channels():
         model.apply(params, np.zeros((2, 8, 8), np.float32))
     dense = fnn.serial(fnn.linear(4), fnn.linear(2))
     _, dparams = dense.init(fnn.key(0), (-1, 3))
-    with pytest.raises(fnn.LayerError, match=r"input \(5, 7\) does not fit .*: it has 7 channels "
+    with pytest.raises(fnn.LayerError, match=r"input \(5, 7\) does not fit .*: it has 7 features "
                                              r"\(its last axis\), but the params were made for 3"):
         dense.apply(dparams, np.zeros((5, 7), np.float32))
 

@@ -59,9 +59,10 @@ def _flat(label: str, what: str, tree: Any, spec: dict, x_shape: tuple,
     shapes: the full check, wording what is wrong (callers try :func:`_matches` first);
     ``made_for``: the channel count the params fit, when only the channels differ."""
     param_keys(label, tree, tuple(spec), what)
+    axis = "features" if len(x_shape) == 2 else "channels"  # (N, D) or (N, ..., C)
     channels = "" if made_for is None else (
-        f": it has {x_shape[-1]} channels (its last axis), but the params were made for "
-        f"{made_for} channels (inputs {fmt_shape((-1, *x_shape[1:-1], made_for))})")
+        f": it has {x_shape[-1]} {axis} (its last axis), but the params were made for "
+        f"{made_for} {axis} (inputs {fmt_shape((-1, *x_shape[1:-1], made_for))})")
     for k, shape in spec.items():
         value = param(label, tree, k, what=what)  # a floating-point array
         if value.shape != shape:
