@@ -6,9 +6,11 @@ of the process, when it ``started`` and a random ``run`` id. A second process tr
 the same folder is refused before it does any work, with the first one's pid and host named,
 instead of both finishing and the folder keeping only the last one's checkpoints.
 
-A lock left by a process that is gone (``kill -9``, a power cut) is *stale*: on the same host
-(its pid no longer runs) it is replaced with a warning. A lock of another host cannot be
-checked from here: the error says so, and deleting the file releases it.
+A lock left by a process that is gone (``kill -9``, a power cut) is *stale* and is replaced
+with a warning: on the same host when its pid no longer runs; from another host (a shared file
+system, a restarted container with a new host name) when its file was not touched for
+:data:`STALE_AFTER` seconds, the holder touching it every :data:`HEARTBEAT` seconds. Until
+then the error names the host, and deleting the file releases it.
 
 >>> import tempfile, fnn
 >>> from fnn.locking import FolderLock
@@ -41,6 +43,10 @@ __all__ = ["LOCK_NAME", "FolderLock", "FolderLocked"]
 
 #: the lock file's name in a checkpoint folder
 LOCK_NAME = "train.lock"
+#: seconds between two touches of a held lock file (its heartbeat)
+HEARTBEAT = 30.0
+#: a lock of another host whose file was not touched for this long is stale
+STALE_AFTER = 600.0
 
 _held: set[str] = set()  # run ids of the locks this process holds (threads count as one)
 _guard = threading.Lock()
@@ -90,6 +96,19 @@ class FolderLock:
 
     def __init__(self, path: Path, holder: dict):
         self.path, self.holder = path, holder
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._heartbeat, daemon=True,
+                                      name="fnn-lock-heartbeat")
+        self._beat.start()
+
+    def _heartbeat(self) -> None:
+        """Touch the lock file every :data:`HEARTBEAT` seconds while it is held, so another
+        host can tell a live holder from a dead one by the file's age."""
+        while not self._stop.wait(HEARTBEAT):
+            try:
+                os.utime(self.path)
+            except OSError:
+                pass
 
     @classmethod
     def acquire(cls, directory: str | os.PathLike, *, who: str = "train") -> FolderLock:
@@ -123,6 +142,7 @@ class FolderLock:
 
     def release(self) -> None:
         """Remove the lock file if it is still ours (idempotent)."""
+        self._stop.set()
         with _guard:
             _held.discard(self.holder["run"])
         found = _read(self.path)
@@ -170,8 +190,10 @@ def _stale(found: dict, host: str, path: Path) -> str | None:
     if not isinstance(pid, int) or not found.get("host"):
         age = time.time() - path.stat().st_mtime
         return "an unreadable lock file" if age > 10 else None
-    if found["host"] != host:
-        return None
+    if found["host"] != host:  # its pid cannot be checked from here: its heartbeat can
+        age = time.time() - path.stat().st_mtime
+        return (f"written on host {found['host']}, not touched for {age:.0f} s"
+                if age > STALE_AFTER else None)
     if pid == os.getpid():
         with _guard:
             mine = found.get("run") in _held
@@ -185,4 +207,5 @@ def _locked(who: str, folder: Path, path: Path, found: dict[str, Any]) -> Folder
         f"{who}: another training run ({where}, since {found.get('started', '?')}) is writing "
         f"checkpoints into {folder}; two runs in one folder would overwrite each other's "
         f"checkpoints. Use another folder, or wait for it to finish. If that process is gone "
-        f"(e.g. on another machine), delete {path}", path, found)
+        f"(e.g. on another machine; such a lock is stale once untouched for "
+        f"{STALE_AFTER:.0f} s), delete {path}", path, found)

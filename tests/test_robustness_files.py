@@ -117,14 +117,36 @@ def test_the_lock_is_released_however_train_ends(tmp_path):
         fnn.train(step, data, state, epochs=3, progress=False, checkpoint=tmp_path / "a")
 
 
-def test_a_lock_of_another_host_is_not_taken(tmp_path):
-    (tmp_path / LOCK_NAME).write_text(json.dumps(
+def test_a_lock_of_another_host_is_taken_only_once_its_heartbeat_stopped(tmp_path):
+    lock = tmp_path / LOCK_NAME
+    lock.write_text(json.dumps(
         {"pid": 1, "host": "elsewhere.example", "run": "r", "started": "2026-01-01"}))
     step, data, state, calls = _setup()
     with pytest.raises(fnn.FolderLocked, match=rf"host elsewhere.example.*delete "
                                                rf".*{LOCK_NAME}"):
         fnn.train(step, data, state, epochs=1, progress=False, checkpoint=tmp_path)
     assert calls == []
+    old = time.time() - 3600  # its holder stopped touching it an hour ago
+    os.utime(lock, (old, old))
+    with pytest.warns(RuntimeWarning, match=r"stale lock .*host elsewhere.example, not touched"):
+        fnn.train(step, data, state, epochs=1, progress=False, checkpoint=tmp_path)
+    assert calls and not lock.exists()
+
+
+def test_a_held_lock_is_touched_by_its_heartbeat(tmp_path, monkeypatch):
+    from fnn import locking
+
+    monkeypatch.setattr(locking, "HEARTBEAT", 0.05)
+    held = locking.FolderLock.acquire(tmp_path)
+    old = time.time() - 3600
+    os.utime(held.path, (old, old))
+    deadline = time.time() + 10
+    while held.path.stat().st_mtime < time.time() - 60:
+        assert time.time() < deadline, "the heartbeat did not touch the lock"
+        time.sleep(0.02)
+    held.release()
+    held._beat.join(2)
+    assert not held.path.exists() and not held._beat.is_alive()
 
 
 def test_a_damaged_newest_checkpoint_does_not_count_toward_keep(tmp_path):
