@@ -237,6 +237,11 @@ def test_labels_out_of_range_are_found_before_the_first_epoch():
         fnn.fit(fnn.linear(2), fnn.cross_entropy, fnn.sgd(0.1), x, y, epochs=1,
                 progress=False, validation=(x, bad))
     assert calls == []
+    seq = np.zeros((4, 5, 2), np.float32)  # a sequence model: (N, T) labels, (N, T, V) outputs
+    labels = np.zeros((4, 5), np.int64)
+    labels[2, 3] = 9
+    with pytest.raises(ValueError, match=r"evaluator: y has labels outside \[0, 3\).*9 \(row 2\)"):
+        fnn.evaluator(fnn.linear(3), seq, labels, loss=fnn.cross_entropy)
 
 
 def test_evaluator_labels_and_nan_rows():

@@ -35,29 +35,34 @@ def classifies(loss: Any, accuracy: bool = False) -> bool:
     return bool(accuracy) or getattr(loss, "name", None) in CLASS_LOSSES
 
 
-def _outputs(model: Layer, x: Any) -> int | None:
-    """The model's number of outputs (last axis) for inputs like ``x``, worked out without
-    drawing or allocating weights; None when it cannot tell."""
+def _output_shape(model: Layer, x: Any) -> tuple | None:
+    """The model's output shape for inputs like ``x``, worked out without drawing or
+    allocating weights; None when it cannot tell."""
     try:
         with shapes_only():
-            out_shape = model.init(make_key(0), (-1, *np.shape(x)[1:]))[0]
-        return int(out_shape[-1])
+            return tuple(model.init(make_key(0), (-1, *np.shape(x)[1:]))[0])
     except Exception:  # noqa: BLE001  (the model will say what is wrong when it runs)
         return None
 
 
 def check_labels(who: str, model: Layer, x: Any, y: Any, name: str = "y") -> None:
-    """Integer labels ``y`` must lie in ``[0, classes)``, ``classes`` being the model's number
-    of outputs (a model with one output, a binary one, is not checked)."""
+    """Integer labels ``y`` (``(N,)``, or ``(N, T)`` for a sequence) must lie in
+    ``[0, classes)``, ``classes`` being the model's number of outputs, its last axis (a model
+    with one output, a binary one, is not checked)."""
     labels = np.asarray(y)
-    if labels.dtype.kind not in "iu" or labels.ndim != 1 or not labels.size:
+    if labels.dtype.kind not in "iu" or labels.ndim < 1 or not labels.size:
         return
-    classes = _outputs(model, x)
-    if classes is None or classes < 2:
+    out_shape = _output_shape(model, x)
+    if out_shape is None or len(out_shape) != labels.ndim + 1 or not isinstance(
+            out_shape[-1], (int, np.integer)) or out_shape[-1] < 2:
         return
-    bad = np.flatnonzero((labels < 0) | (labels >= classes))
+    classes = int(out_shape[-1])
+    bad = np.flatnonzero((labels.reshape(len(labels), -1) < 0).any(axis=1)
+                         | (labels.reshape(len(labels), -1) >= classes).any(axis=1))
     if bad.size:
-        shown = ", ".join(f"{labels[i]} (row {i})" for i in bad[:5])
+        first = [labels[i][(labels[i] < 0) | (labels[i] >= classes)].flat[0]
+                 if labels.ndim > 1 else labels[i] for i in bad[:5]]
+        shown = ", ".join(f"{v} (row {i})" for v, i in zip(first, bad[:5]))
         raise ValueError(f"{who}: {name} has labels outside [0, {classes}) for the model's "
                          f"{classes} outputs: {shown}{', ...' if bad.size > 5 else ''}")
 
