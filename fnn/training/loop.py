@@ -89,7 +89,8 @@ def train(
       model, optimiser, data order, batch size or config is refused with the differences named
       (a plain ``step_fn`` declares no fingerprint: ``train`` warns that a changed model or
       optimiser then goes unnoticed). A finished run's folder gives its result back at once
-      (more ``epochs`` continue it).
+      (more ``epochs`` continue it). While it trains, ``train`` holds the folder's lock
+      (``DIR/train.lock``, :mod:`fnn.locking`): a second run into it is refused at once.
     * Divergence guard: a NaN or infinite metric stops the loop, warns, and returns the last
       state whose metrics were finite (or the best one, with ``restore_best``).
     * An exception from a step, a batch, ``eval_fn`` or a callback is re-raised as
