@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sys
 import threading
@@ -54,7 +55,18 @@ _guard = threading.Lock()
 
 class FolderLocked(RuntimeError):
     """The folder is being written by another training run: ``path`` is its lock file and
-    ``holder`` what it says (``pid``, ``host``, ``started``, ``run``)."""
+    ``holder`` what it says (``pid``, ``host``, ``started``, ``run``).
+
+    >>> import tempfile, fnn
+    >>> folder = tempfile.mkdtemp()
+    >>> first = fnn.locking.FolderLock.acquire(folder)
+    >>> try:
+    ...     fnn.locking.FolderLock.acquire(folder)
+    ... except fnn.FolderLocked as err:
+    ...     print(err.path.name, sorted(err.holder))
+    train.lock ['host', 'pid', 'run', 'started']
+    >>> first.release()
+    """
 
     def __init__(self, message: str, path: Path, holder: dict):
         super().__init__(message)
@@ -121,6 +133,7 @@ class FolderLock:
                   "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "run": uuid.uuid4().hex}
         try:
             folder.mkdir(parents=True, exist_ok=True)
+            _remove_orphans(folder)
             for _ in range(3):
                 if _create(path, holder):
                     with _guard:
@@ -161,6 +174,17 @@ def caller_level() -> int:
     while frame is not None and frame.f_globals.get("__name__", "").startswith("fnn."):
         frame, level = frame.f_back, level + 1
     return level
+
+
+_TEMP = re.compile(r"^\." + re.escape(LOCK_NAME) + r"\.(\d+)\.[0-9a-f]{8}\.tmp$")
+
+
+def _remove_orphans(folder: Path) -> None:
+    """Remove the temporary lock files of processes killed while taking the lock."""
+    for p in folder.iterdir():
+        m = _TEMP.match(p.name)
+        if m and int(m.group(1)) != os.getpid() and not process_alive(int(m.group(1))):
+            p.unlink(missing_ok=True)
 
 
 def _create(path: Path, holder: dict) -> bool:

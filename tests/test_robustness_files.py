@@ -133,6 +133,15 @@ def test_a_lock_of_another_host_is_taken_only_once_its_heartbeat_stopped(tmp_pat
     assert calls and not lock.exists()
 
 
+def test_temporary_lock_files_of_killed_processes_are_removed(tmp_path):
+    dead = _dead_pid()
+    orphan = tmp_path / f".{LOCK_NAME}.{dead}.0123abcd.tmp"
+    orphan.write_text("{}")
+    step, data, state, _ = _setup()
+    fnn.train(step, data, state, epochs=1, progress=False, checkpoint=tmp_path)
+    assert not orphan.exists()
+
+
 def test_a_held_lock_is_touched_by_its_heartbeat(tmp_path, monkeypatch):
     from fnn import locking
 
