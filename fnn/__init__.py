@@ -22,6 +22,7 @@ from fnn.io import FnnFileError, load, save
 from fnn.keys import Key, fold_in, key, rng, split
 from fnn.layers import *  # noqa: F403  (every layer constructor)
 from fnn.layers import __all__ as _layer_names
+from fnn.locking import FolderLocked
 from fnn.logger import LossLogger
 from fnn.losses import Loss, LossError, bce, bce_with_logits, cross_entropy, mse, nll
 from fnn.metrics import accuracy, bits_per_character, perplexity
@@ -89,6 +90,7 @@ __all__ = [
     "export_onnx",
     "fit",
     "FnnFileError",
+    "FolderLocked",
     "fold_in",
     "from_torch",
     "generate",

@@ -24,7 +24,10 @@ for doing it by hand:
 
 Writing is atomic (temporary file, fsync, rename, fsync of the folder): a process killed at any
 moment leaves the previous checkpoints intact and at worst a temporary file, which the next
-writer or reader of the folder removes once its process is gone.
+writer or reader of the folder removes once its process is gone. A damaged file found while
+reading (disks fail) is renamed ``ckpt-NNNNNN.npz.damaged``: kept for inspection, it no longer
+counts among the ``keep`` newest, so the good checkpoint before it is not pruned for it.
+:func:`fnn.train` also holds the folder's lock (:mod:`fnn.locking`) while it writes.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from fnn.io import FnnFileError, TreeMismatch, decode, encode, read_npz, renamed_fields, write_npz
+from fnn.locking import FolderLock, process_alive
 from fnn.validate import positive_int
 
 if TYPE_CHECKING:
@@ -46,6 +50,7 @@ if TYPE_CHECKING:
 FORMAT = "fnn-checkpoint-1"
 _NAME = re.compile(r"^ckpt-(\d{6,})\.npz$")
 _TEMP = re.compile(r"^\.ckpt-\d{6,}\.npz\.(\d+)\.tmp$")
+_DAMAGED = re.compile(r"^ckpt-(\d{6,})\.npz\.damaged$")
 
 __all__ = ["Checkpoint", "CheckpointMismatch", "checkpoints", "load_checkpoint",
            "save_checkpoint"]
@@ -109,13 +114,7 @@ def checkpoints(directory: str | os.PathLike) -> list[Path]:
 def _alive(pid: int) -> bool:
     if pid == os.getpid():
         return False  # a temporary file of ours that is not being written is stale
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_alive(pid)
 
 
 def remove_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
@@ -142,7 +141,21 @@ def _number(path: Path) -> int:
 def _next_path(folder: Path) -> Path:
     existing = checkpoints(folder)
     number = _number(existing[-1]) + 1 if existing else 1
+    if folder.is_dir():  # after the damaged files set aside too: a number is never reused
+        damaged = [int(m.group(1)) for p in folder.iterdir() if (m := _DAMAGED.match(p.name))]
+        number = max([number, *(d + 1 for d in damaged)])
     return folder / f"ckpt-{number:06d}.npz"
+
+
+def _set_aside(path: Path) -> Path:
+    """Rename a damaged checkpoint ``ckpt-N.npz.damaged`` (kept, no longer counted by
+    ``keep``); left in place when the folder cannot be written."""
+    target = path.with_name(path.name + ".damaged")
+    try:
+        path.rename(target)
+    except OSError:
+        return path
+    return target
 
 
 def save_checkpoint(directory: str | os.PathLike, state: Any, *, keep: int | None = 3,
@@ -197,7 +210,8 @@ def load_checkpoint(directory: str | os.PathLike, like: Any) -> Checkpoint:
     rebuilt in the types of the template ``like`` (e.g. a fresh ``TrainState.create(...)``).
 
     A damaged newest file (it cannot happen through fnn's atomic writes, but disks fail) is
-    skipped with a warning for the one before it. Raises ``FileNotFoundError`` when there is
+    skipped with a warning for the one before it and renamed ``ckpt-NNNNNN.npz.damaged``, so
+    that it no longer counts among the ``keep`` newest. Raises ``FileNotFoundError`` when there is
     no checkpoint and :class:`CheckpointMismatch` (an :class:`fnn.FnnFileError`) when the
     newest readable file does not match ``like``.
 
@@ -224,8 +238,9 @@ def load_checkpoint(directory: str | os.PathLike, like: Any) -> Checkpoint:
         except FnnFileError as err:
             if path == files[0]:
                 raise
-            warnings.warn(f"load_checkpoint: skipping {path.name}: {err}", RuntimeWarning,
-                          stacklevel=2)
+            aside = _set_aside(path)
+            warnings.warn(f"load_checkpoint: skipping {path.name} (kept as {aside.name}): "
+                          f"{err}", RuntimeWarning, stacklevel=2)
     raise AssertionError("unreachable")
 
 
@@ -254,10 +269,13 @@ class BackgroundWriter:
 
     ``submit`` encodes on the calling thread (a snapshot of the progress) and waits for the
     previous write first, so at most one is in flight; ``wait`` blocks until it is on disk and
-    re-raises its error, if any."""
+    re-raises its error, if any. With ``lock=True`` it holds the folder's lock
+    (:class:`fnn.locking.FolderLock`, taken here, released by ``close``): a folder another
+    run is writing, or one that cannot be written, is refused before any work."""
 
-    def __init__(self, directory: str | os.PathLike, keep: int | None):
+    def __init__(self, directory: str | os.PathLike, keep: int | None, *, lock: bool = False):
         self.directory, self.keep = Path(directory).expanduser(), keep
+        self.lock = FolderLock.acquire(self.directory, who="train") if lock else None
         self._pool: ThreadPoolExecutor | None = None
         self._pending: Future | None = None
         self.last: Path | None = None
@@ -291,6 +309,9 @@ class BackgroundWriter:
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
                 self._pool = None
+            if self.lock is not None:
+                self.lock.release()
+                self.lock = None
 
 
 def tree_signature(tree: Any) -> Any:
@@ -314,11 +335,18 @@ def tree_signature(tree: Any) -> Any:
     return sig(spec)
 
 
+#: fingerprint fields added since checkpoints were first written: not compared when a
+#: checkpoint lacks them (written by an older fnn)
+ADDED_FIELDS = frozenset({"step_fn.hyperparameters", "data.crc32"})
+
+
 def fingerprint_differences(saved: dict | None, now: dict) -> list[str]:
     """``["data.batch_size: 32 in the checkpoint, 64 now", ...]`` (empty when they agree)."""
     out: list[str] = []
 
     def walk(a, b, where):
+        if a == "<absent>" and where in ADDED_FIELDS:
+            return  # a checkpoint of an older fnn, which did not record it
         if isinstance(a, dict) and isinstance(b, dict):
             for k in sorted(set(a) | set(b), key=str):
                 walk(a.get(k, "<absent>"), b.get(k, "<absent>"), f"{where}.{k}" if where else k)

@@ -26,7 +26,7 @@ class LayerError(ValueError):
     ...     model.apply(params, np.zeros((2, 5), np.float32))
     ... except fnn.LayerError as e:
     ...     print(e)
-    [00_linear] linear(8): input (2, 5) does not fit params['w'] of shape (4, 8) (an input (N, 5) needs (5, 8))
+    [00_linear] linear(8): input (2, 5) does not fit params['w'] of shape (4, 8) (an input (N, 5) needs (5, 8)): it has 5 features (its last axis), but the params were made for 4 features (inputs (N, 4))
     """
 
     def __init__(self, message: str, path: tuple[str, ...] = (), *,
@@ -228,13 +228,28 @@ def param_keys(layer: str, params: Any, names, what: str = "params") -> None:
     """
     if not isinstance(params, dict):
         raise LayerError(f"{layer}: {what} should be a dict with keys {sorted(names)}, got "
-                         f"{type(params).__name__}")
+                         f"{type(params).__name__}"
+                         + (pair_hint(params) if what == "params" else ""))
     if len(params) != len(names) or any(n not in params for n in names):
         missing = sorted(n for n in names if n not in params)
         unexpected = sorted(str(k) for k in params if k not in names)
         raise LayerError(f"{layer}: {what} should have keys {sorted(names)}"
                          + (f"; missing {missing}" if missing else "")
                          + (f"; unexpected {unexpected}" if unexpected else ""))
+
+
+def pair_hint(params: Any) -> str:
+    """What to say when ``params`` looks like the ``(params, model_state)`` pair that
+    :func:`fnn.fit` returns for a model with state ("" otherwise).
+
+    >>> from fnn.checks import pair_hint
+    >>> pair_hint(({"w": 1}, {"mean": 0}))[:40]
+    ' of 2: a (params, model_state) pair? fnn'
+    """
+    if isinstance(params, tuple) and len(params) == 2 and isinstance(params[0], dict):
+        return (" of 2: a (params, model_state) pair? fnn.fit returns one for a model with "
+                "state; pass pair[0] as params and pair[1] as state=")
+    return ""
 
 
 def param(layer: str, params: Any, name: str, shape: tuple | None = None,
@@ -282,5 +297,4 @@ def no_params(layer: str, params: Any) -> None:
 
 
 __all__ = ["LayerError", "as_shape", "check_inputs", "check_trailing", "float_input",
-           "input_shapes", "fmt_shape", "no_params",
-           "param", "param_keys"]
+           "fmt_shape", "input_shapes", "no_params", "pair_hint", "param", "param_keys"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from fnn.checks import LayerError, fmt_shape
+from fnn.checks import LayerError, fmt_shape, pair_hint
 from fnn.core import Layer, init
 from fnn.keys import Key, split
 from fnn.layers.base import parameter_free
@@ -103,7 +103,7 @@ def _child_params(combinator: str, params: Any, names: list[str]) -> list:
     if not isinstance(params, dict):
         raise LayerError(
             f"{combinator}: params should be a dict with keys {names}, got {type(params).__name__}"
-        )
+            + pair_hint(params))
     if len(params) != len(names) or any(n not in params for n in names):
         missing = [n for n in names if n not in params]
         unexpected = [n for n in params if n not in names]

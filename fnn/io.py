@@ -30,11 +30,13 @@ import collections
 import json
 import math
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from fnn.atomic import atomic_write as atomic_write  # re-exported: writers import it from here
+from fnn.atomic import remove_orphans as remove_orphans
 
 if TYPE_CHECKING:  # zipfile is imported where files are read: `import fnn` stays light
     import zipfile
@@ -247,48 +249,6 @@ _NO_TEMPLATE = _NoTemplate()
 # --------------------------------------------------------------------------- files
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # some platforms cannot open folders; the rename is still atomic
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *,
-                 where: str = "save") -> Path:
-    """Write ``path`` through ``write(binary_file)`` atomically: a temporary file in the same
-    folder (``.<name>.<pid>.tmp``, mode 0666 less the umask), flush + fsync, rename, fsync the
-    folder. On failure the target is untouched, the temporary file removed and the OS error
-    names the target."""
-    path = Path(path).expanduser()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                write(f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        _fsync_dir(path.parent)
-    except OSError as err:
-        if err.filename == str(path):
-            raise
-        raise type(err)(err.errno, f"{where}: cannot write {path}: {err.strerror or err}",
-                        str(path)) from err
-    return path
-
-
 def write_npz(path: str | os.PathLike, manifest: dict, arrays: dict[str, np.ndarray], *,
               where: str = "save") -> Path:
     """An uncompressed ``.npz`` of ``arrays`` (members ``tree/<name>``) plus the JSON
@@ -300,6 +260,18 @@ def write_npz(path: str | os.PathLike, manifest: dict, arrays: dict[str, np.ndar
         np.savez(f, **members)
 
     return atomic_write(path, write, where=where)
+
+
+def _check_names(path: Path, names: list[str]) -> None:
+    """Member names must be unique and no array path may be a folder of another (a crafted
+    file: reading it would silently drop one of them)."""
+    paths = sorted(n[:-4] if n.endswith(".npy") else n for n in names)
+    clash = next(((a, b) for a, b in zip(paths, paths[1:])
+                  if a == b or b.startswith(a + "/")), None)
+    if clash is not None:
+        raise FnnFileError(f"load: {path}: members {clash[0]!r} and {clash[1]!r} clash (the "
+                           "same path twice, or an array where a folder is); damaged or "
+                           "crafted file")
 
 
 def _check_member(path: Path, info: zipfile.ZipInfo, file_size: int) -> None:
@@ -354,6 +326,7 @@ def read_npz(path: str | os.PathLike, *, where: str = "load") -> tuple[dict, dic
         size = path.stat().st_size
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
+            _check_names(path, [info.filename for info in infos])
             for info in infos:
                 _check_member(path, info, size)
             members = {}
@@ -439,6 +412,10 @@ def load(path: str | os.PathLike, like: Any = None) -> Any:
         manifest, arrays = read(path, fmt=FORMAT, error=FnnFileError)
     else:
         manifest, arrays = read_npz(path)
+    if manifest.get("format") == "fnn-checkpoint-1":
+        raise FnnFileError(f"load: {path} is a training checkpoint; read it with "
+                           "fnn.load_checkpoint(path, like=fnn.TrainState.create(params, "
+                           "optimizer)) (its .state holds the params)")
     if manifest.get("format") != FORMAT or "tree" not in manifest:
         raise FnnFileError(f"load: {path} has format {manifest.get('format')!r}, "
                            f"expected {FORMAT!r}")

@@ -17,7 +17,9 @@ def test_wrong_input_size_at_apply_names_path_expected_and_actual():
     with pytest.raises(fnn.LayerError) as err:
         MODEL.apply(_params(), np.zeros((4, 65), np.float32))
     assert str(err.value) == ("[00_linear] linear(16): input (4, 65) does not fit params['w'] of "
-                              "shape (64, 16) (an input (N, 65) needs (65, 16))")
+                              "shape (64, 16) (an input (N, 65) needs (65, 16)): it has 65 "
+                              "features (its last axis), but the params were made for 64 "
+                              "features (inputs (N, 64))")
 
 
 def test_wrong_size_deep_inside_reports_the_full_path():

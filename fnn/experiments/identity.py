@@ -32,6 +32,10 @@ def grid(**axes: Sequence) -> list[dict]:
     for name, values in axes.items():
         if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
             raise TypeError(f"grid: axis {name!r} must be a list of values, got {values!r}")
+    for name in axes:
+        if not list(axes[name]):
+            raise ValueError(f"grid: axis {name!r} is empty, so the grid has no configs; give "
+                             "it at least one value")
     names = list(axes)
     return [dict(zip(names, combo)) for combo in itertools.product(*(list(axes[n]) for n in names))]
 
@@ -40,11 +44,40 @@ def config_list(configs: Mapping[str, Sequence] | Iterable[Mapping]) -> list[dic
     """``configs`` as a list of dicts: a dict of lists is a :func:`grid`."""
     if isinstance(configs, Mapping):
         return grid(**configs)
+    if isinstance(configs, (str, bytes)) or not isinstance(configs, Iterable):
+        raise TypeError(f"sweep: configs must be a list of dicts or a dict of lists, got "
+                        f"{type(configs).__name__}")
     out = list(configs)
+    if not out:
+        raise ValueError("sweep: configs is empty: there is no trial to run")
     for i, c in enumerate(out):
         if not isinstance(c, Mapping):
             raise TypeError(f"sweep: config {i} must be a dict, got {type(c).__name__}")
     return [dict(c) for c in out]
+
+
+def source_hash(trial: Callable) -> str | None:
+    """A SHA-256 (hex, 16 digits) of the trial function's source (its bytecode when the
+    source cannot be read), stored in each record so a rerun can tell the code changed; None
+    for a callable without code.
+
+    >>> from fnn.experiments.identity import source_hash
+    >>> def a(config, key): return {"x": 1}
+    >>> def b(config, key): return {"x": 2}
+    >>> source_hash(a) != source_hash(b), len(source_hash(a))
+    (True, 16)
+    """
+    import inspect  # here: only sweeps need it
+
+    fn = getattr(trial, "__wrapped__", trial)
+    try:
+        text = inspect.getsource(fn).encode()
+    except (OSError, TypeError):
+        code = getattr(fn, "__code__", None)
+        if code is None:
+            return None
+        text = code.co_code + repr(code.co_consts).encode()
+    return hashlib.sha256(text).hexdigest()[:16]
 
 
 def plain(value: Any, where: str = "value") -> Any:

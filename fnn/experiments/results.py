@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +19,8 @@ from fnn.experiments.identity import canonical
 from fnn.experiments.records import read_record, unflatten
 
 __all__ = ["SweepResult", "load_sweep"]
+
+_RECORD_NAME = re.compile(r"^[0-9a-f]{24}\.json$")  # <trial id>.json
 
 
 def _mean_std(values: Sequence[float]) -> dict:
@@ -35,7 +39,8 @@ class SweepResult:
     """What a sweep produced: one record per trial, in grid order (config, then repeat).
 
     Each record is the trial's JSON: ``id``, ``trial``, ``config``, ``repeat``, ``seed``,
-    ``keys``, ``status`` (``"ok"``/``"error"``), ``metrics``, ``error``, ``traceback``,
+    ``keys``, ``source`` (a hash of the trial's source), ``status`` (``"ok"``/``"error"``),
+    ``metrics``, ``error``, ``traceback``,
     ``seconds``, ``worker``, ``arrays`` (names in the ``.npz``) and ``cached`` (found in the
     folder rather than run now; not stored).
 
@@ -188,7 +193,8 @@ class SweepResult:
 
 def load_sweep(folder: str | os.PathLike) -> SweepResult:
     """Every trial recorded in ``folder`` (finished or failed), sorted by config then repeat.
-    Reading never unpickles.
+    Reading never unpickles; ``.json`` files that are not readable records (truncated by a
+    full disk, damaged) are left out with a warning naming them.
 
     >>> import tempfile, fnn
     >>> def trial(config, key):
@@ -199,7 +205,18 @@ def load_sweep(folder: str | os.PathLike) -> SweepResult:
     [2, 4]
     """
     folder = Path(folder)
-    records = [r for p in sorted(folder.glob("*.json")) if (r := read_record(p)) is not None]
+    records, unread = [], []
+    for p in sorted(folder.glob("*.json")):
+        r = read_record(p)
+        if r is not None:
+            records.append(r)
+        elif _RECORD_NAME.match(p.name):  # a trial's record (by its name), unreadable
+            unread.append(p.name)
+    if unread:
+        warnings.warn(f"load_sweep: {len(unread)} file(s) in {folder} are not readable trial "
+                      f"records (truncated or damaged) and are left out: "
+                      f"{', '.join(unread[:5])}{', ...' if len(unread) > 5 else ''}",
+                      RuntimeWarning, stacklevel=2)
     for r in records:
         r["cached"] = True
     records.sort(key=lambda r: (canonical(r["config"]), r["repeat"]))

@@ -9,17 +9,21 @@ import functools
 import json
 import os
 import socket
+import sys
 import time
 import traceback
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from fnn.experiments.identity import (
     KEY_SCHEMES,
+    canonical,
     config_list,
     plain,
+    source_hash,
     trial_id,
     trial_key,
     trial_name,
@@ -100,22 +104,41 @@ def _plan(name: str, configs: Mapping[str, Sequence] | Iterable[Mapping], repeat
           seed: int, keys: str) -> dict[str, tuple[dict, int]]:
     """Every trial of the grid, ``{id: (config, repeat)}`` in grid order; duplicates once."""
     todo: dict[str, tuple[dict, int]] = {}
+    seen: dict[str, int] = {}
     for config in config_list(configs):
         config = plain(config, "config")
+        seen[canonical(config)] = seen.get(canonical(config), 0) + 1
         for r in range(repeats):
             todo.setdefault(trial_id(name, config, r, seed, keys), (config, r))
+    twice = [f"{c} ({n} times)" for c, n in seen.items() if n > 1]
+    if twice:
+        warnings.warn(f"sweep: {len(twice)} config(s) given more than once run once each: "
+                      f"{'; '.join(twice[:3])}{'; ...' if len(twice) > 3 else ''}",
+                      UserWarning, stacklevel=3)
     return todo
 
 
-def _finished(folder: Path | None, todo: Iterable[str], rerun_failed: bool) -> dict[str, dict]:
-    """The records in ``folder`` of the trials ``todo`` that need not run again."""
+def _finished(folder: Path | None, todo: Iterable[str], rerun_failed: bool,
+              source: str | None) -> dict[str, dict]:
+    """The records in ``folder`` of the trials ``todo`` that need not run again: not those of
+    another version of the trial's code (``source``, its hash), which run again, with a
+    warning."""
     records: dict[str, dict] = {}
+    changed = []
     if folder is not None:
         for tid in todo:
             rec = read_record(folder / f"{tid}.json")
-            if rec is not None and (rec["status"] == "ok" or not rerun_failed):
-                rec["cached"] = True
-                records[tid] = rec
+            if rec is None or (rec["status"] != "ok" and rerun_failed):
+                continue
+            if source is not None and rec.get("source", source) != source:
+                changed.append(tid)
+                continue
+            rec["cached"] = True
+            records[tid] = rec
+    if changed:
+        warnings.warn(f"sweep: the trial's code changed since {len(changed)} of its results "
+                      f"in {folder} were recorded (its source hash differs); running them "
+                      "again", UserWarning, stacklevel=3)
     return records
 
 
@@ -126,15 +149,17 @@ class _Recorder:
 
     def __init__(self, name: str, seed: int, keys: str, folder: Path | None,
                  records: dict[str, dict], result: SweepResult, bar: Any,
-                 on_result: Callable[[dict], None] | None):
+                 on_result: Callable[[dict], None] | None, source: str | None = None):
         self.name, self.seed, self.keys, self.folder = name, seed, keys, folder
+        self.source = source
         self.records, self.result, self.bar, self.on_result = records, result, bar, on_result
         self.kept_arrays: dict[str, dict] = {}
 
     def __call__(self, tid: str, config: dict, repeat: int, record: dict,
                  arrays: dict | None) -> None:
         record = {"format": RECORD_FORMAT, "id": tid, "trial": self.name, "config": config,
-                  "repeat": repeat, "seed": self.seed, "keys": self.keys, **record}
+                  "repeat": repeat, "seed": self.seed, "keys": self.keys,
+                  "source": self.source, **record}
         if self.folder is not None:
             write_trial(self.folder, record, arrays)
         elif arrays:
@@ -186,7 +211,11 @@ def sweep(trial: Callable[[dict, Key], Mapping], configs: Mapping[str, Sequence]
     whose execution raised outside the trial (the trial's own exceptions are recorded, not
     retried). ``blas_threads``: BLAS threads during each trial (``None``: leave as is).
     ``on_result(record)`` is called in this process after each trial is written.
-    Duplicate configs are run once.
+    Duplicate configs are run once (with a warning); an empty ``configs`` or grid axis is
+    refused. Each record keeps a hash of the trial's source (``source``): a rerun after the
+    trial's code changed runs the trials again, with a warning, instead of returning the old
+    results as current (only the trial function's own source is hashed, not what it calls).
+    On Dask, a trial module the workers cannot import is refused at once.
 
     >>> import fnn
     >>> def trial(config, key):  # module-level in real use, so Dask workers can import it
@@ -206,7 +235,8 @@ def sweep(trial: Callable[[dict, Key], Mapping], configs: Mapping[str, Sequence]
     if path is not None:
         path.mkdir(parents=True, exist_ok=True)
     todo = _plan(name, configs, repeats, seed, keys)
-    records = _finished(path, todo, rerun_failed)
+    source = source_hash(trial)
+    records = _finished(path, todo, rerun_failed, source)
     pending = [(tid, c, r) for tid, (c, r) in todo.items() if tid not in records]
     result = SweepResult([], folder=path, skipped=len(records))
 
@@ -214,7 +244,7 @@ def sweep(trial: Callable[[dict, Key], Mapping], configs: Mapping[str, Sequence]
 
     bar = tqdm(total=len(todo), initial=len(records), desc=name.rsplit(".", 1)[-1],
                unit="trial", disable=not progress, dynamic_ncols=True)
-    finish = _Recorder(name, seed, keys, path, records, result, bar, on_result)
+    finish = _Recorder(name, seed, keys, path, records, result, bar, on_result, source)
     try:
         if _in_process(workers, client):
             result.where, result.workers = "in-process", 1
@@ -295,6 +325,26 @@ def _gather(client: Any, futures: dict[str, tuple[Any, str, dict, int]], finish:
             fut.cancel()
 
 
+def _check_importable(client: Any, trial: Callable) -> None:
+    """Fail fast when the workers cannot import the trial's module (pickled by reference,
+    the tasks would never start: the workers only log the error and the sweep hangs)."""
+    import importlib
+
+    module = getattr(trial, "__module__", None)
+    if not module or module == "__main__" or sys.modules.get(module) is None:
+        return  # pickled by value (cloudpickle): nothing to import
+    try:
+        client.submit(importlib.import_module, module, pure=False).result()
+    except Exception as err:  # noqa: BLE001  (the worker's error, whatever it is)
+        where = getattr(sys.modules[module], "__file__", None)
+        raise ImportError(
+            f"sweep: the Dask workers cannot import the trial's module {module!r}"
+            + (f" ({where})" if where else "") + f": {type(err).__name__}: {err}. A module "
+            "loaded by file path is not on the workers' sys.path: put its folder on sys.path "
+            "(PYTHONPATH) before the cluster starts, install it, or pass "
+            f"ship=[{where or 'path/to/module.py'!r}]", name=module) from None
+
+
 def _run_on_dask(trial: Callable, pending: list[Pending], seed: int, keys: str,
                  blas_threads: int | None, client: Any, workers: int | None,
                  ship: Sequence[str | os.PathLike], retries: int, finish: Finish,
@@ -304,6 +354,7 @@ def _run_on_dask(trial: Callable, pending: list[Pending], seed: int, keys: str,
         for path in ship:
             client.upload_file(os.fspath(path), load=False)
         result.workers = len(client.scheduler_info().get("workers", {})) or 1
+        _check_importable(client, trial)
         futures = {}
         run = uuid.uuid4().hex[:8]  # task keys unique to this call: a rerun is a new task
         for tid, config, r in pending:

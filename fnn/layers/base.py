@@ -30,6 +30,7 @@ from fnn.checks import (
 from fnn.core import NO_CONFIG, Decoder, Input, Layer
 from fnn.initializers import shapes_only
 from fnn.keys import key as make_key
+from fnn.layers.guards import guarded, guarded_apply, init_result
 
 
 def _frozen(config: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -54,21 +55,46 @@ def _matches(tree: Any, spec: dict) -> bool:
     return True
 
 
-def _flat(label: str, what: str, tree: Any, spec: dict, x_shape: tuple) -> None:
+def _flat(label: str, what: str, tree: Any, spec: dict, x_shape: tuple,
+          made_for: int | None = None) -> None:
     """``tree`` must be a dict with the keys of ``spec`` and floating-point arrays of its
-    shapes: the full check, wording what is wrong (callers try :func:`_matches` first)."""
+    shapes: the full check, wording what is wrong (callers try :func:`_matches` first);
+    ``made_for``: the channel count the params fit, when only the channels differ."""
     param_keys(label, tree, tuple(spec), what)
-    batchless = fmt_shape(tuple((-1, *s[1:]) for s in x_shape) if x_shape and
-                          isinstance(x_shape[0], tuple) else (-1, *x_shape[1:]))
+    nested = bool(x_shape) and isinstance(x_shape[0], tuple)  # several inputs' shapes
+    batchless = fmt_shape(tuple((-1, *s[1:]) for s in x_shape) if nested
+                          else (-1, *x_shape[1:]))
+    axis = "features" if len(x_shape) == 2 else "channels"  # (N, D) or (N, ..., C)
+    channels = "" if made_for is None or nested else (
+        f": it has {x_shape[-1]} {axis} (its last axis), but the params were made for "
+        f"{made_for} {axis} (inputs {fmt_shape((-1, *x_shape[1:-1], made_for))})")
     for k, shape in spec.items():
         value = param(label, tree, k, what=what)  # a floating-point array
         if value.shape != shape:
             raise LayerError(
                 f"{label}: input {x_shape} does not fit {what}[{k!r}] of shape {value.shape} "
-                f"(an input {batchless} needs {shape})",
+                f"(an input {batchless} needs {shape}){channels}",
                 params_message=f"{label}: {what}[{k!r}] has shape {value.shape}, but the layer "
                 f"before it gives inputs {x_shape}, which need {what}[{k!r}] of shape {shape}: "
                 f"the params do not fit the model")
+
+
+def _channels_of(params: Any, spec: dict, x_shape: tuple, specs: Callable) -> int | None:
+    """The channel count (last input axis) the params were made for, when only the input's
+    channels differ from theirs (None otherwise): read off the first mismatched param."""
+    if type(params) is not dict or set(params) != set(spec) or len(x_shape) < 2:
+        return None
+    for k, want in spec.items():
+        got = np.shape(params[k])
+        if got != want and len(got) == len(want):
+            for c in {g for g, w in zip(got, want) if g != w and isinstance(g, int) and g > 0}:
+                try:
+                    if _matches(params, specs((*x_shape[:-1], c))[0]):
+                        return c
+                except LayerError:
+                    pass
+            return None
+    return None
 
 
 def layer(label: str, init: Callable, forward: Callable, backward: Callable, *,
@@ -123,12 +149,15 @@ def layer(label: str, init: Callable, forward: Callable, backward: Callable, *,
     declared = tuple(inputs or ())
 
     def checked_init(key, input_shape):
-        if declared:
-            return init(key, input_shapes(label, declared, input_shape))
-        return init(key, as_shape(label, input_shape, min_rank=min_rank))
+        shapes = input_shapes(label, declared, input_shape) if declared else \
+            as_shape(label, input_shape, min_rank=min_rank)
+        return init_result(label, init(key, shapes), stateful)
 
     check = _declared_checker(label, checked_init, declared, stateful) if declared else \
         _checker(label, checked_init, min_rank, stateful)
+    if not _builtin(forward):  # a user's layer: its backward's grads and its x are checked
+        forward, backward = guarded(label, forward, backward, stateful)
+        apply = None if apply is None else guarded_apply(label, apply)
     if stateful:
         if apply is None:
             raise TypeError(f"{label}: a stateful layer needs its own apply(params, x, state)")
@@ -138,6 +167,11 @@ def layer(label: str, init: Callable, forward: Callable, backward: Callable, *,
     return Layer(checked_init, apply_fn, vjp, name or label.split("(")[0], label,
                  stateful=stateful, kind=kind, config=_frozen(config), inputs=declared,
                  decode=decode)
+
+
+def _builtin(fn: Callable) -> bool:
+    """Whether ``fn`` is one of fnn's own (trusted: not guarded, so the hot path stays lean)."""
+    return getattr(fn, "__module__", "").startswith("fnn.")
 
 
 def _checker(label: str, checked_init: Callable, min_rank: int, stateful: bool) -> Callable:
@@ -152,8 +186,11 @@ def _checker(label: str, checked_init: Callable, min_rank: int, stateful: bool) 
         tail = x_shape[1:]
         found = specs.get(tail)
         if found is None:
-            with shapes_only():
-                out = checked_init(make_key(0), (-1, *tail))
+            try:
+                with shapes_only():
+                    out = checked_init(make_key(0), (-1, *tail))
+            except LayerError as err:  # the input's own shape, not the one init was given
+                raise LayerError(f"{err.message} (the input has shape {x_shape})") from None
             found = tuple({k: np.shape(v) for k, v in tree.items()} for tree in out[1:])
             with lock:
                 if len(specs) > 64:
@@ -167,9 +204,13 @@ def _checker(label: str, checked_init: Callable, min_rank: int, stateful: bool) 
         if x.ndim < min_rank:
             raise LayerError(f"{label}: expects inputs of rank >= {min_rank} (batch first), "
                              f"got {x.shape}")
+        if x.shape[0] == 0:
+            raise LayerError(f"{label}: got an empty batch (input shape {x.shape}); a batch "
+                             "needs at least one sample")
         found = specs.get(x.shape[1:]) or spec(x.shape)
         if not _matches(params, found[0]):
-            _flat(label, "params", params, found[0], x.shape)
+            _flat(label, "params", params, found[0], x.shape,
+                  _channels_of(params, found[0], x.shape, spec))
         if stateful:
             if state is None:
                 raise LayerError(f"{label}: has state (running statistics): pass state=, "
@@ -317,6 +358,9 @@ def parameter_free(label: str, fn: Callable, back: Callable | None = None, *,
             no_params(label, params)  # words what is wrong (or lets an empty tuple pass)
         if not (floats_only and type(x) is np.ndarray and x.dtype.kind == "f"):
             x = check(x)
+        if type(x) is np.ndarray and x.ndim and x.shape[0] == 0:
+            raise LayerError(f"{label}: got an empty batch (input shape {x.shape}); a batch "
+                             "needs at least one sample")
         if trainer is not None:
             y, pull = trainer(x, key)
             return y, lambda dy: ({}, pull(dy) if input_grad else None)
@@ -354,12 +398,14 @@ def fixed_rank(label: str, input_shape, rank: int, layout: str) -> tuple:
     >>> fixed_rank("conv2d(8, 3)", (-1, 8, 8), 4, "(N, H, W, C)")
     Traceback (most recent call last):
     ...
-    fnn.checks.LayerError: conv2d(8, 3): expects inputs of shape (N, H, W, C), got input_shape (N, 8, 8)
+    fnn.checks.LayerError: conv2d(8, 3): expects inputs of shape (N, H, W, C), got input_shape (N, 8, 8); channels go last: an input with one channel needs its channel axis, e.g. x[..., None]
     """
     shape = as_shape(label, input_shape, min_rank=2)
     if len(shape) != rank:
+        hint = ("; channels go last: an input with one channel needs its channel axis, "
+                "e.g. x[..., None]" if len(shape) == rank - 1 else " (channels last)")
         raise LayerError(f"{label}: expects inputs of shape {layout}, got input_shape "
-                         f"{fmt_shape(shape)}")
+                         f"{fmt_shape(shape)}{hint}")
     return shape
 
 

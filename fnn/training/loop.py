@@ -90,7 +90,8 @@ def train(
       model, optimiser, data order, batch size or config is refused with the differences named
       (a plain ``step_fn`` declares no fingerprint: ``train`` warns that a changed model or
       optimiser then goes unnoticed). A finished run's folder gives its result back at once
-      (more ``epochs`` continue it).
+      (more ``epochs`` continue it). While it trains, ``train`` holds the folder's lock
+      (``DIR/train.lock``, :mod:`fnn.locking`): a second run into it is refused at once.
     * Divergence guard: a NaN or infinite metric stops the loop, warns, and returns the last
       state whose metrics were finite (or the best one, with ``restore_best``).
     * An exception from a step, a batch, ``eval_fn`` or a callback is re-raised as
@@ -115,13 +116,19 @@ def train(
     """
     run = Run(step_fn, data, state, epochs, eval_fn, early_stopping, callbacks, checkpoint)
     run.ranks = ranks
-    if checkpoint is not None:
-        finished = _open_checkpoints(run, checkpoint, checkpoint_every, checkpoint_keep, config)
-        if finished is not None:
-            return finished
-    if not run.loop.history.resumed:
-        _check_metric_names(run)
-    run.bar = _progress_bar(run, progress and (ranks is None or ranks.root))
+    try:
+        if checkpoint is not None:
+            finished = _open_checkpoints(run, checkpoint, checkpoint_every, checkpoint_keep,
+                                         config)
+            if finished is not None:
+                return finished
+        if not run.loop.history.resumed:
+            _check_metric_names(run)
+        run.bar = _progress_bar(run, progress and (ranks is None or ranks.root))
+    except BaseException:
+        if run.writer is not None:
+            run.writer.close()  # (releases the folder's lock)
+        raise
     try:
         return _epochs(run)
     except KeyboardInterrupt:
@@ -147,12 +154,12 @@ def _open_checkpoints(run: Run, folder: str | Path, every: Any, keep: Any,
              "fnn.StepFn(fn, fingerprint={...}) (fnn.supervised_step does)", UserWarning)
     run.fingerprint = run_fingerprint(run.state, run.data, run.step_fn, run.eval_fn,
                                       run.early_stopping, config)
+    if run.ranks is None or run.ranks.root:  # the root alone writes, and holds the lock
+        run.writer = BackgroundWriter(folder, keep, lock=True)  # the lock, before reading
     if run.ranks is None:
         found = restore_run(folder, run.state, run.fingerprint)
-    else:  # the root reads (and alone writes) the checkpoints; every rank resumes from them
+    else:  # the root reads the checkpoints; every rank resumes from them
         found = run.ranks.share(lambda: restore_run(folder, run.state, run.fingerprint))
-    if run.ranks is None or run.ranks.root:
-        run.writer = BackgroundWriter(folder, keep)
     if found is None:
         return None
     run.state, run.best_state, run.loop, path = found

@@ -9,7 +9,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from fnn import metrics as metric_fns
 from fnn.core import Layer, init
 from fnn.gradients import value_and_grad
 from fnn.keys import Key, fold_in
@@ -17,6 +16,9 @@ from fnn.optim import Optimizer, apply_gradients, ema_params
 from fnn.optim import stats as optimizer_stats
 from fnn.training.data import batches, key_json
 from fnn.training.history import EarlyStopping, History
+from fnn.training.hyperparameters import hyperparameters
+from fnn.training.labels import accuracy as checked_accuracy
+from fnn.training.labels import check_labels, check_not_pair, classifies
 from fnn.training.loop import train
 from fnn.training.steps import EvalFn, StepFn
 from fnn.tree import flatten_with_paths
@@ -111,7 +113,8 @@ def supervised_step(model: Layer, loss: Any, optimizer: Optimizer, *, threads: i
 
     fingerprint = {"kind": "supervised_step", "model": model.name,
                    "loss": getattr(loss, "name", repr(loss)),
-                   "optimizer": type(optimizer).__name__, "threads": threads, "chunk": chunk}
+                   "optimizer": type(optimizer).__name__, "threads": threads, "chunk": chunk,
+                   "hyperparameters": hyperparameters(optimizer)}  # lr, betas, decay, ...
     return StepFn(step, metric_names=("loss",), fingerprint=fingerprint)
 
 
@@ -175,6 +178,8 @@ def evaluator(model: Layer, x: Any, y: Any, *, loss: Any = None, accuracy: bool 
     if loss is None and not accuracy and not extra:
         raise ValueError("evaluator: nothing to measure; pass loss=, accuracy=True or metrics=")
     batch_size = check_batch_size("evaluator", batch_size)
+    if classifies(loss, accuracy):
+        check_labels("evaluator", model, x, y)  # here, not after the first epoch
 
     def eval_fn(state: Any) -> dict:
         if isinstance(state, TrainState):
@@ -196,7 +201,7 @@ def evaluator(model: Layer, x: Any, y: Any, *, loss: Any = None, accuracy: bool 
         if loss is not None:
             out["loss"] = loss.value(pred, y)
         if accuracy:
-            out["accuracy"] = metric_fns.accuracy(pred, y)
+            out["accuracy"] = checked_accuracy("evaluator", pred, y)  # NaN rows: NaN
         out.update({name: float(fn(pred, y)) for name, fn in extra.items()})
         return out
 
@@ -261,6 +266,9 @@ def fit(
     """
     base = _seed_key(seed)
     init_key, data_key, drop_key = fold_in(base, 0), fold_in(base, 1), fold_in(base, 2)
+    check_not_pair("fit", model, params)
+    if classifies(loss):
+        check_labels("fit", model, x, y)  # before the first epoch
     if params is None or (model.stateful and model_state is None):
         _, fresh, fresh_state = init(model, init_key, (-1, *np.shape(x)[1:]))
         params = fresh if params is None else params
