@@ -101,7 +101,8 @@ def guarded(label: str, forward: Callable, backward: Callable,
         if not isinstance(out, tuple) or len(out) != (3 if stateful else 2):
             want = "(y, saved, new_state)" if stateful else "(y, saved)"
             raise LayerError(f"{label}: forward must return {want}, got {_what(out)}")
-        x_shape = x.shape if isinstance(x, np.ndarray) else None  # (tuples: not checked)
+        # dx is checked for one float input (ids have no dx; tuples are checked per layer)
+        x_shape = x.shape if isinstance(x, np.ndarray) and x.dtype.kind == "f" else None
         return (out[0], (out[1], x_shape), *out[2:])
 
     def checked_backward(params, saved, dy, input_grad):
