@@ -116,19 +116,9 @@ def train(
     """
     run = Run(step_fn, data, state, epochs, eval_fn, early_stopping, callbacks, checkpoint)
     run.ranks = ranks
-    try:
-        if checkpoint is not None:
-            finished = _open_checkpoints(run, checkpoint, checkpoint_every, checkpoint_keep,
-                                         config)
-            if finished is not None:
-                return finished
-        if not run.loop.history.resumed:
-            _check_metric_names(run)
-        run.bar = _progress_bar(run, progress and (ranks is None or ranks.root))
-    except BaseException:
-        if run.writer is not None:
-            run.writer.close()  # (releases the folder's lock)
-        raise
+    finished = _start(run, checkpoint, checkpoint_every, checkpoint_keep, config, progress)
+    if finished is not None:
+        return finished
     try:
         return _epochs(run)
     except KeyboardInterrupt:
@@ -140,6 +130,25 @@ def train(
 
 
 # ------------------------------------------------------------------------------- set up
+
+
+def _start(run: Run, checkpoint: str | Path | None, every: Any, keep: Any, config: Any,
+           progress: bool) -> tuple[Any, History] | None:
+    """Open the checkpoints (the result of a run found finished, else None), check the
+    metric names and make the progress bar; on any error the folder's lock is released."""
+    try:
+        if checkpoint is not None:
+            finished = _open_checkpoints(run, checkpoint, every, keep, config)
+            if finished is not None:
+                return finished
+        if not run.loop.history.resumed:
+            _check_metric_names(run)
+        run.bar = _progress_bar(run, progress and (run.ranks is None or run.ranks.root))
+    except BaseException:
+        if run.writer is not None:
+            run.writer.close()  # (releases the folder's lock)
+        raise
+    return None
 
 
 def _open_checkpoints(run: Run, folder: str | Path, every: Any, keep: Any,
