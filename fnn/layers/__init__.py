@@ -23,6 +23,7 @@ from fnn.layers.activations import (
 from fnn.layers.base import layer, parameter_free
 from fnn.layers.convolution import conv, conv1d, conv2d, conv_transpose1d, conv_transpose2d
 from fnn.layers.dense import linear
+from fnn.layers.embedding import embedding
 from fnn.layers.merge import add, concatenate
 from fnn.layers.norm import batch_norm, group_norm, layer_norm
 from fnn.layers.pooling import (
@@ -53,6 +54,7 @@ __all__ = [
     "dropout",
     "elementwise",
     "elu",
+    "embedding",
     "flatten",
     "gaussian",
     "gelu",
