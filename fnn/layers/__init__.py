@@ -20,6 +20,7 @@ from fnn.layers.activations import (
     stable_sigmoid,
     tanh,
 )
+from fnn.layers.attention import multi_head_attention, transformer_block
 from fnn.layers.base import layer, parameter_free
 from fnn.layers.convolution import conv, conv1d, conv2d, conv_transpose1d, conv_transpose2d
 from fnn.layers.dense import linear
@@ -37,6 +38,8 @@ from fnn.layers.pooling import (
     upsample1d,
     upsample2d,
 )
+from fnn.layers.positional import positional_embedding, sinusoidal_embedding
+from fnn.layers.recurrent import gru, lstm, rnn
 from fnn.layers.shape import flatten, reshape
 from fnn.layers.stochastic import dropout
 
@@ -60,25 +63,32 @@ __all__ = [
     "gelu",
     "global_avg_pool",
     "group_norm",
+    "gru",
     "identity",
     "layer",
     "layer_norm",
     "leaky_relu",
     "linear",
     "log_softmax",
+    "lstm",
     "max_pool1d",
     "max_pool2d",
+    "multi_head_attention",
     "parameter_free",
     "pool",
+    "positional_embedding",
     "relu",
     "reshape",
+    "rnn",
     "sigmoid",
     "sinc",
+    "sinusoidal_embedding",
     "sine",
     "softmax",
     "softplus",
     "stable_sigmoid",
     "tanh",
+    "transformer_block",
     "upsample",
     "upsample1d",
     "upsample2d",
