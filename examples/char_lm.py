@@ -113,10 +113,11 @@ def estimator(model: fnn.Layer, windows: dict, batch: int) -> fnn.EvalFn:
     return fnn.EvalFn(eval_fn, metric_names=("loss", "train_loss"), fingerprint=rows)
 
 
-def generate(model, params, vocab, args, key, prompt: str = "\n") -> str:
+def generate(kind: str, model, params, vocab, args, key, prompt: str = "\n") -> str:
+    """``--sample-chars`` characters after ``prompt`` (temperature 1, no top-k)."""
     ids = vocab.encode(prompt)[None]
-    out = models.sample(model, params, ids, args.sample_chars, key, context=args.context,
-                        temperature=1.0, top_k=None)
+    out = models.sample(model, params, ids, args.sample_chars, key,
+                        context=args.context if kind == "gpt" else None)
     return prompt + vocab.decode(out[0])
 
 
@@ -127,6 +128,8 @@ def train_model(kind: str, data: dict, args, out: Path) -> dict:
     vocab = data["vocab"]
     model = build(kind, len(vocab), args)
     _, params, _ = fnn.init(model, fnn.fold_in(key, 0), (-1, args.context))
+    if kind == "gpt":
+        params = models.nanogpt_init(params, fnn.fold_in(key, 4), args.n_layer)
     opt = make_optimizer(args)
     batches = fnn.datasets.TokenWindows(data["train"], args.context, args.batch_size,
                                         args.eval_interval, rng=fnn.fold_in(key, 1))
@@ -136,11 +139,11 @@ def train_model(kind: str, data: dict, args, out: Path) -> dict:
     samples_dir.mkdir(parents=True, exist_ok=True)
     first = eval_fn(params)  # iteration 0, as nanoGPT's first estimate
     (samples_dir / f"{0:06d}.txt").write_text(
-        generate(model, params, vocab, args, fnn.fold_in(key, 2)))
+        generate(kind, model, params, vocab, args, fnn.fold_in(key, 2)))
 
     def report(epoch: int, state, history: fnn.History) -> None:
         it = (epoch + 1) * args.eval_interval
-        text = generate(model, state.params, vocab, args, fnn.fold_in(key, 2))
+        text = generate(kind, model, state.params, vocab, args, fnn.fold_in(key, 2))
         (samples_dir / f"{it:06d}.txt").write_text(text)
         if not args.progress:
             print(f"  {kind} iteration {it}/{args.iters}: train loss "
@@ -192,11 +195,11 @@ def attention_figure(model, params, vocab, args, prompt: str):
     import matplotlib.pyplot as plt
 
     ids = vocab.encode(prompt[-args.context:])[None]
-    chars = [repr(c)[1:-1] for c in vocab.decode(ids[0])]
+    chars = [{" ": "\u2423", "\n": "\\n"}.get(c, c) for c in vocab.decode(ids[0])]
     layers = sorted({0, args.n_layer - 1})
     fig, axes = plt.subplots(1, len(layers), figsize=(6.5 * len(layers), 6.2), squeeze=False)
     for ax, layer in zip(axes[0], layers):
-        p = models.attention_map(model, params, ids, layer=layer, head=0, heads=args.heads)
+        p = models.attention_map(model, params, ids, layer=layer, head=0)
         ax.imshow(p, cmap="viridis", vmin=0, vmax=max(float(p.max()), 1e-6))
         ax.set_xticks(range(len(chars)), chars, fontsize=6, family="monospace")
         ax.set_yticks(range(len(chars)), chars, fontsize=6, family="monospace")

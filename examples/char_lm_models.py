@@ -22,132 +22,50 @@ from typing import Any
 import numpy as np
 
 import fnn
-from fnn.ops.attention import attention, attention_backward, merge_heads, split_heads
-from fnn.ops.recurrent import lstm as lstm_op
-from fnn.ops.recurrent import lstm_backward
+from fnn.ops.attention import attention, split_heads
 
 STD = 0.02
 
 
-# ----------------------------------------------------------------------------- layers
-# Until fnn's own sequence layers (fnn.lstm, fnn.multi_head_attention, ...) land, these small
-# layers run the same fnn.ops kernels through fnn.layer.
-
-def _draw(key, shape, std, dtype=np.float32):
-    return (std * np.random.default_rng(key).standard_normal(shape)).astype(dtype)
-
-
-def positions(context: int, std: float = STD) -> fnn.Layer:
-    """``x + table[:T]``: learned position embeddings ``(N, T, D)`` -> ``(N, T, D)``."""
-
-    def init(key, shape):
-        return shape, {"table": _draw(key, (context, shape[-1]), std)}
-
-    def forward(params, x):
-        return x + params["table"][:x.shape[1]], x.shape[1]
-
-    def backward(params, t, dy, input_grad):
-        dtable = np.zeros_like(params["table"])
-        dtable[:t] = dy.sum(axis=0)
-        return {"table": dtable}, (dy if input_grad else None)
-
-    return fnn.layer(f"positions({context})", init, forward, backward, min_rank=3)
-
-
-def causal_attention(heads: int, out_std: float = STD) -> fnn.Layer:
-    """Causal multi-head self-attention on ``(N, T, D)``: ``q, k, v = x @ w_qkv + b_qkv``,
-    ``softmax(q k^T / sqrt(d) + causal mask) v`` per head, heads merged, ``@ w_o + b_o``."""
-
-    def init(key, shape):
-        d = shape[-1]
-        k1, k2 = fnn.split(key)
-        return shape, {"w_qkv": _draw(k1, (d, 3 * d), STD), "b_qkv": np.zeros(3 * d, np.float32),
-                       "w_o": _draw(k2, (d, d), out_std), "b_o": np.zeros(d, np.float32)}
-
-    def forward(params, x):
-        qkv = x @ params["w_qkv"] + params["b_qkv"]
-        q, k, v = (np.ascontiguousarray(split_heads(a, heads)) for a in np.split(qkv, 3, -1))
-        out, p = attention(q, k, v, causal=True)
-        merged = merge_heads(out)
-        return merged @ params["w_o"] + params["b_o"], (x, q, k, v, p, merged)
-
-    def backward(params, saved, dy, input_grad):
-        x, q, k, v, p, merged = saved
-        d = x.shape[-1]
-        dy2 = dy.reshape(-1, d)
-        dout = np.ascontiguousarray(split_heads(dy @ params["w_o"].T, heads))
-        dq, dk, dv = attention_backward(q, k, v, p, dout)
-        dqkv = np.concatenate([merge_heads(a) for a in (dq, dk, dv)], axis=-1)
-        grads = {"w_qkv": x.reshape(-1, d).T @ dqkv.reshape(-1, 3 * d),
-                 "b_qkv": dqkv.sum(axis=(0, 1)),
-                 "w_o": merged.reshape(-1, d).T @ dy2, "b_o": dy2.sum(axis=0)}
-        return grads, (dqkv @ params["w_qkv"].T if input_grad else None)
-
-    def apply(params, x):
-        return forward(params, x)[0]
-
-    return fnn.layer(f"causal_attention({heads})", init, forward, backward, apply=apply,
-                     min_rank=3)
-
-
-def lstm(hidden: int) -> fnn.Layer:
-    """LSTM over ``(N, T, D)`` -> every step's ``h`` ``(N, T, hidden)``, torch's maths (gates
-    i, f, g, o; params ``w_ih (D, 4H)``, ``w_hh (H, 4H)``, ``b_ih``, ``b_hh``, drawn from
-    U(-1/sqrt(H), 1/sqrt(H)) as torch)."""
-
-    def init(key, shape):
-        d, bound = shape[-1], 1.0 / math.sqrt(hidden)
-        keys = fnn.split(key, 4)
-        sizes = {"w_ih": (d, 4 * hidden), "w_hh": (hidden, 4 * hidden), "b_ih": (4 * hidden,),
-                 "b_hh": (4 * hidden,)}
-        return (*shape[:-1], hidden), {
-            name: np.random.default_rng(k).uniform(-bound, bound, s).astype(np.float32)
-            for k, (name, s) in zip(keys, sizes.items())}
-
-    def forward(params, x):
-        xw = x @ params["w_ih"] + (params["b_ih"] + params["b_hh"])
-        y, _, tape = lstm_op(xw, None, None, params["w_hh"])
-        return y, (x, tape)
-
-    def backward(params, saved, dy, input_grad):
-        x, tape = saved
-        dxw, dw_hh, _, _ = lstm_backward(tape, dy)
-        g = 4 * hidden
-        db = dxw.sum(axis=(0, 1))
-        grads = {"w_ih": x.reshape(-1, x.shape[-1]).T @ dxw.reshape(-1, g), "w_hh": dw_hh,
-                 "b_ih": db, "b_hh": db.copy()}
-        return grads, (dxw @ params["w_ih"].T if input_grad else None)
-
-    def apply(params, x):
-        return forward(params, x)[0]
-
-    return fnn.layer(f"lstm({hidden})", init, forward, backward, apply=apply, min_rank=3)
-
-
 # ----------------------------------------------------------------------------- models
-
-def block(width: int, heads: int, n_layer: int) -> fnn.Layer:
-    """The pre-norm transformer block: two residual branches."""
-    out_std = STD / math.sqrt(2 * n_layer)
-    w = fnn.initializers.normal(STD)
-    return fnn.serial(
-        fnn.residual(fnn.serial(fnn.layer_norm(), causal_attention(heads, out_std))),
-        fnn.residual(fnn.serial(fnn.layer_norm(), fnn.linear(4 * width, w_init=w), fnn.gelu(),
-                                fnn.linear(width, w_init=fnn.initializers.normal(out_std)))))
-
 
 def gpt(vocab: int, *, n_layer: int = 4, heads: int = 4, width: int = 128,
         context: int = 64) -> fnn.Layer:
     """ids ``(N, T)`` -> logits ``(N, T, vocab)``, ``T <= context``."""
-    return fnn.serial(fnn.embedding(vocab, width, w_init=fnn.initializers.normal(STD)),
-                      positions(context),
-                      *[block(width, heads, n_layer) for _ in range(n_layer)],
-                      fnn.layer_norm(), fnn.linear(vocab, w_init=fnn.initializers.normal(STD)))
+    return fnn.serial(fnn.embedding(vocab, width), fnn.positional_embedding(context),
+                      *[fnn.transformer_block(heads, width) for _ in range(n_layer)],
+                      fnn.layer_norm(), fnn.linear(vocab))
+
+
+def nanogpt_init(params: dict, key: fnn.Key, n_layer: int) -> dict:
+    """nanoGPT's draws in place of the layers' defaults: N(0, 0.02) for every matrix (token
+    and position tables, kernels), N(0, 0.02 / sqrt(2 n_layer)) for the two projections back
+    into the residual stream (attention's ``w_o``, the MLP's second linear); biases zero."""
+    small = STD / math.sqrt(2 * n_layer)
+    leaves = fnn.tree.flatten_with_paths(params)
+    keys = fnn.split(key, len(leaves))
+
+    def draw(path: str, leaf: np.ndarray, k: fnn.Key) -> np.ndarray:
+        name = path.rsplit("/", 1)[-1]
+        if name in ("b", "b_qkv", "b_o", "bias"):
+            return np.zeros_like(leaf)
+        if name == "scale":
+            return np.ones_like(leaf)
+        std = small if name == "w_o" or path.endswith("01_residual/03_linear/w") else STD
+        return (std * np.random.default_rng(k).standard_normal(leaf.shape)).astype(leaf.dtype)
+
+    new = {p: draw(p, leaf, k) for (p, leaf), k in zip(leaves.items(), keys)}
+
+    def rebuild(tree: dict, prefix: str) -> dict:
+        return {k: rebuild(v, f"{prefix}{k}/") if isinstance(v, dict) else new[prefix + k]
+                for k, v in tree.items()}
+
+    return rebuild(params, "")
 
 
 def lstm_model(vocab: int, *, embed: int = 64, hidden: int = 256) -> fnn.Layer:
     """ids ``(N, T)`` -> logits ``(N, T, vocab)``."""
-    return fnn.serial(fnn.embedding(vocab, embed), lstm(hidden), fnn.linear(vocab))
+    return fnn.serial(fnn.embedding(vocab, embed), fnn.lstm(hidden), fnn.linear(vocab))
 
 
 def decayed(path: str) -> bool:
@@ -179,37 +97,40 @@ token_cross_entropy = fnn.Loss(_value, _vjp, name="token_cross_entropy")
 # ----------------------------------------------------------------------------- reading
 
 def sample(model: fnn.Layer, params: Any, prompt: np.ndarray, steps: int, key: fnn.Key, *,
-           context: int, temperature: float = 1.0, top_k: int | None = None) -> np.ndarray:
-    """``steps`` ids drawn after ``prompt (N, T0)``, each from the model's last logits over
-    the latest ``context`` ids (a full forward pass per new id)."""
-    rng = np.random.default_rng(key)
+           context: int | None = None) -> np.ndarray:
+    """``steps`` ids drawn after ``prompt (N, T0)`` by :func:`fnn.generate` (carried state,
+    key/value cache). A model with a position table of ``context`` rows sees at most that
+    many positions: it generates ``context // 2`` ids at a time from the latest ``context //
+    2`` (its cache rebuilt from them each time)."""
     ids = np.asarray(prompt, dtype=np.int64)
-    for _ in range(steps):
-        logits = model.apply(params, ids[:, -context:])[:, -1].astype(np.float64) / temperature
-        if top_k is not None:
-            cut = np.sort(logits, axis=-1)[:, -top_k][:, None]
-            logits = np.where(logits < cut, -np.inf, logits)
-        p = np.exp(logits - logits.max(axis=-1, keepdims=True))
-        p /= p.sum(axis=-1, keepdims=True)
-        nxt = np.array([rng.choice(p.shape[-1], p=row) for row in p])
-        ids = np.concatenate([ids, nxt[:, None]], axis=1)
-    return ids[:, prompt.shape[1]:]
+    if context is None:
+        return fnn.generate(model, params, ids, steps, key)[:, ids.shape[1]:]
+    half, start, i = max(context // 2, 1), ids.shape[1], 0
+    while ids.shape[1] - start < steps:
+        n = min(half, steps - (ids.shape[1] - start), context - min(ids.shape[1], half))
+        window = ids[:, -half:]
+        new = fnn.generate(model, params, window, n, fnn.fold_in(key, i))[:, window.shape[1]:]
+        ids, i = np.concatenate([ids, new], axis=1), i + 1
+    return ids[:, start:]
 
 
 def attention_map(model: fnn.Layer, params: Any, ids: np.ndarray, *, layer: int = 0,
-                  head: int = 0, heads: int = 4) -> np.ndarray:
-    """The softmax probabilities ``(T, T)`` of one head of block ``layer`` for ``ids (1, T)``."""
+                  head: int = 0) -> np.ndarray:
+    """The softmax probabilities ``(T, T)`` of one head of block ``layer`` for ``ids (1, T)``:
+    the model's first layers applied, then the block's layer norm and its attention's
+    ``q, k`` (``p = softmax(q k^T / sqrt(d) + causal mask)``)."""
     names = sorted(params)
     x = ids
     for name, child in zip(names[:2 + layer], model.children):
         x = child.apply(params[name], x)
-    blk = params[names[2 + layer]]          # {"00_residual": {"00_serial": {norm, attention}}}
-    res = blk[sorted(blk)[0]]
-    branch = res[sorted(res)[0]]
-    norm_name, attn_name = sorted(branch)
-    attn_layer = model.children[2 + layer].children[0].children[0].children[0]
-    h = attn_layer.apply(branch[norm_name], x)
-    p = branch[attn_name]
+    block = model.children[2 + layer]
+    branch = block.children[0]                     # residual(layer_norm, attention)
+    bp = params[names[2 + layer]]
+    bp = bp[sorted(bp)[0]]
+    norm_key, attn_key = sorted(bp)
+    h = branch.children[0].apply(bp[norm_key], x)
+    heads = branch.children[1].config["heads"]
+    p = bp[attn_key]
     qkv = h @ p["w_qkv"] + p["b_qkv"]
     q, k, v = (np.ascontiguousarray(split_heads(a, heads)) for a in np.split(qkv, 3, -1))
     return attention(q, k, v, causal=True)[1][0, head]
