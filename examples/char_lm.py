@@ -30,6 +30,7 @@ for a prompt), ``results.json`` (iterations, wall time, losses, threads, CPU).
 
 from __future__ import annotations
 
+import json
 import platform
 import sys
 import time
@@ -61,6 +62,31 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+class WallClock:
+    """Wall time of a run that may be killed and resumed: each process's span (start, latest
+    tick) kept in ``path`` (JSON), ticked after every evaluation; the total is their sum."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.spans = json.loads(path.read_text())["spans"] if path.is_file() else []
+        self.spans.append([time.time(), time.time()])
+
+    def tick(self) -> float:
+        self.spans[-1][1] = time.time()
+        self.path.write_text(json.dumps({"spans": self.spans}))
+        return self.total()
+
+    def drop(self) -> float:
+        """Forget this process's span (it trained nothing: the run was finished already)."""
+        self.spans.pop()
+        self.path.write_text(json.dumps({"spans": self.spans}))
+        return self.total()
+
+    def total(self) -> float:
+        return float(sum(end - start for start, end in self.spans))
 
 
 def build(kind: str, vocab: int, args) -> fnn.Layer:
@@ -137,14 +163,19 @@ def train_model(kind: str, data: dict, args, out: Path) -> dict:
     step = fnn.supervised_step(model, models.token_cross_entropy, opt)
     samples_dir = out / "samples" / kind
     samples_dir.mkdir(parents=True, exist_ok=True)
+    clock = WallClock(out / "checkpoints" / f"{kind}_wall.json")
     first = eval_fn(params)  # iteration 0, as nanoGPT's first estimate
     (samples_dir / f"{0:06d}.txt").write_text(
         generate(kind, model, params, vocab, args, fnn.fold_in(key, 2)))
 
+    ran = []
+
     def report(epoch: int, state, history: fnn.History) -> None:
+        ran.append(epoch)
         it = (epoch + 1) * args.eval_interval
         text = generate(kind, model, state.params, vocab, args, fnn.fold_in(key, 2))
         (samples_dir / f"{it:06d}.txt").write_text(text)
+        clock.tick()
         if not args.progress:
             print(f"  {kind} iteration {it}/{args.iters}: train loss "
                   f"{history.eval['train_loss'][-1]:.4f}  val loss "
@@ -169,6 +200,8 @@ def train_model(kind: str, data: dict, args, out: Path) -> dict:
         "first_iteration_at_target": reached,
         "train_seconds": round(float(sum(history.seconds)), 1),
         "this_process_seconds": round(time.time() - t0, 1),
+        "wall_seconds": round(clock.tick() if ran else clock.drop(), 1),
+        "processes": len(clock.spans),
         "resumed": history.resumed, "stop_reason": history.stop_reason}}
 
 
@@ -298,25 +331,46 @@ def main(argv=None) -> dict:
                      f"{args.context} characters, drawn once (fixed), of each split"),
         "cpu": cpu_model(), "cores": __import__("os").cpu_count(), "threads": threads,
         "machine_shared": True, "models": summaries,
+        "notes": notes(summaries, args, cpu_model()),
     }
     common.write_results(NAME, out, args, metrics, rows=rows(summaries), started=t0)
     return {"out": str(out), "figures": [str(p) for p in paths], **metrics}
 
 
 def rows(summaries: dict) -> list[dict]:
-    """RESULTS.md rows (examples/make_results.py)."""
+    """RESULTS.md rows (examples/make_results.py), every number read from ``summaries``."""
     lines = []
     for kind, s in summaries.items():
-        at = s["first_iteration_at_target"]
-        lines.append({"what": f"{s['description']}: validation loss (nats/char) after "
-                              f"{s['iterations']} iterations, {s['train_seconds']:.0f} s",
+        per_it = s["train_seconds"] / max(s["iterations"], 1)
+        lines.append({"what": f"{s['description']} ({s['params']:,} params): validation loss, "
+                              f"nats/char, after {s['iterations']} iterations",
                       "measured": f"{s['final_val_loss']:.4f}",
                       "report": f"nanoGPT CPU: {TARGET}" if kind == "gpt" else ""})
+        lines.append({"what": f"{kind}: wall time (evaluations and samples included) / "
+                              "training steps alone",
+                      "measured": f"{s['wall_seconds']:.0f} s / {s['train_seconds']:.0f} s "
+                                  f"({per_it:.2f} s/iteration)", "report": ""})
         if kind == "gpt":
-            lines.append({"what": f"GPT: first evaluation at or below {TARGET}",
+            at = s["first_iteration_at_target"]
+            lines.append({"what": f"GPT: first estimate at or below {TARGET}",
                           "measured": f"iteration {at}" if at is not None else "not reached",
-                          "report": ""})
+                          "report": "iteration 2000"})
     return lines
+
+
+def notes(summaries: dict, args, cpu: str) -> str:
+    """The RESULTS.md paragraph under the table, from the run's numbers."""
+    curve = "; ".join(
+        f"{kind}: " + ", ".join(f"{v:.3f}" for v in s["val_loss"]) for kind, s in summaries.items())
+    return (f"Tiny Shakespeare, first 90% train / last 10% validation, characters as tokens "
+            f"(65). Both models train {args.iters} iterations of {args.batch_size} random "
+            f"windows of {args.context} characters with {describe_optimizer(args)}; the loss is "
+            f"estimated every {args.eval_interval} iterations over {args.eval_iters} batches of "
+            f"windows drawn once from each split. Validation loss at iterations 0, "
+            f"{args.eval_interval}, ...: {curve}. One process, BLAS and OpenMP on one thread, "
+            f"on {cpu}; the machine's 2 cores were shared with other jobs during the run, so the "
+            f"times are upper bounds. Samples of generated text at every estimate: "
+            f"[samples.txt](results/char_lm/samples.txt).")
 
 
 if __name__ == "__main__":
