@@ -22,9 +22,10 @@ from fnn.layers.activations import (
 )
 from fnn.layers.attention import multi_head_attention, transformer_block
 from fnn.layers.base import layer, parameter_free
+from fnn.layers.cells import scan
 from fnn.layers.convolution import conv, conv1d, conv2d, conv_transpose1d, conv_transpose2d
 from fnn.layers.dense import linear
-from fnn.layers.embedding import embedding
+from fnn.layers.tokens import embedding
 from fnn.layers.merge import add, concatenate
 from fnn.layers.norm import batch_norm, group_norm, layer_norm
 from fnn.layers.pooling import (
@@ -79,6 +80,7 @@ __all__ = [
     "positional_embedding",
     "relu",
     "reshape",
+    "scan",
     "rnn",
     "sigmoid",
     "sinc",
