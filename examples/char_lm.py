@@ -31,6 +31,7 @@ for a prompt), ``results.json`` (iterations, wall time, losses, threads, CPU).
 from __future__ import annotations
 
 import json
+import math
 import platform
 import sys
 import time
@@ -301,7 +302,6 @@ def load(args) -> dict:
 
 @common.one_blas_thread
 def main(argv=None) -> dict:
-    t0 = time.time()
     args = arguments(argv)
     out = common.out_dir(NAME, args)
     data = load(args)
@@ -333,7 +333,11 @@ def main(argv=None) -> dict:
         "machine_shared": True, "models": summaries,
         "notes": notes(summaries, args, cpu_model()),
     }
-    common.write_results(NAME, out, args, metrics, rows=rows(summaries), started=t0)
+    # the run's seconds: the models' wall time over every process that trained them (a run
+    # killed and resumed, or re-run once finished, counts the time it trained), not this call's
+    wall = sum(s["wall_seconds"] for s in summaries.values())
+    common.write_results(NAME, out, args, metrics, rows=rows(summaries),
+                         started=time.time() - wall)
     return {"out": str(out), "figures": [str(p) for p in paths], **metrics}
 
 
@@ -362,12 +366,15 @@ def notes(summaries: dict, args, cpu: str) -> str:
     """The RESULTS.md paragraph under the table, from the run's numbers."""
     curve = "; ".join(
         f"{kind}: " + ", ".join(f"{v:.3f}" for v in s["val_loss"]) for kind, s in summaries.items())
+    bits = "; ".join(f"{kind} {s['final_val_loss'] / math.log(2):.3f}"
+                     for kind, s in summaries.items())
     return (f"Tiny Shakespeare, first 90% train / last 10% validation, characters as tokens "
             f"(65). Both models train {args.iters} iterations of {args.batch_size} random "
             f"windows of {args.context} characters with {describe_optimizer(args)}; the loss is "
             f"estimated every {args.eval_interval} iterations over {args.eval_iters} batches of "
             f"windows drawn once from each split. Validation loss at iterations 0, "
-            f"{args.eval_interval}, ...: {curve}. One process, BLAS and OpenMP on one thread, "
+            f"{args.eval_interval}, ...: {curve} (final, in bits per character: {bits}). "
+            f"One process, BLAS and OpenMP on one thread, "
             f"on {cpu}; the machine's 2 cores were shared with other jobs during the run, so the "
             f"times are upper bounds. Samples of generated text at every estimate: "
             f"[samples.txt](results/char_lm/samples.txt).")
