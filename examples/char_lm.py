@@ -162,7 +162,7 @@ def train_model(kind: str, data: dict, args, out: Path) -> dict:
                                         args.eval_interval, rng=fnn.fold_in(key, 1))
     eval_fn = estimator(model, data["windows"], args.batch_size)
     step = fnn.supervised_step(model, models.token_cross_entropy, opt)
-    samples_dir = out / "samples" / kind
+    samples_dir = out / "checkpoints" / "samples" / kind  # kept for a resumed run
     samples_dir.mkdir(parents=True, exist_ok=True)
     clock = WallClock(out / "checkpoints" / f"{kind}_wall.json")
     first = eval_fn(params)  # iteration 0, as nanoGPT's first estimate
@@ -246,7 +246,7 @@ def attention_figure(model, params, vocab, args, prompt: str):
 def gather_samples(out: Path, kinds) -> str:
     parts = []
     for kind in kinds:
-        for path in sorted((out / "samples" / kind).glob("*.txt")):
+        for path in sorted((out / "checkpoints" / "samples" / kind).glob("*.txt")):
             parts.append(f"===== {kind}, iteration {int(path.stem)} =====\n{path.read_text()}\n")
     return "\n".join(parts)
 
