@@ -130,7 +130,10 @@ def multi_head_attention(heads: int, *, causal: bool = False, dropout: float = 0
         dy2, m2, x2 = dy.reshape(-1, width), merged.reshape(-1, width), x.reshape(-1, width)
         dmerged = (dy2 @ params["w_o"].T).reshape(dy.shape)
         dq, dk, dv = attention_backward(q, k, v, p, split_heads(dmerged, heads), dropout=drop)
-        dqkv = np.concatenate([merge_heads(g) for g in (dq, dk, dv)], axis=-1)
+        n, steps = x.shape[:2]
+        dqkv = np.empty((n, steps, 3, heads, width // heads), dq.dtype)
+        for i, g in enumerate((dq, dk, dv)):  # (N, h, T, d) into (N, T, [q k v], h, d)
+            dqkv[:, :, i] = g.transpose(0, 2, 1, 3)
         dqkv2 = dqkv.reshape(-1, 3 * width)
         grads = {"w_qkv": x2.T @ dqkv2, "b_qkv": dqkv2.sum(axis=0), "w_o": m2.T @ dy2,
                  "b_o": dy2.sum(axis=0)}
