@@ -17,9 +17,13 @@ trains on the same batches with the same optimiser and schedule.
 
 Evaluation as nanoGPT's ``estimate_loss``: every ``--eval-interval`` iterations (and before the
 first) the mean cross-entropy in nats per character over ``--eval-iters`` batches of random
-windows of the validation text, and of the training text. Unlike nanoGPT, whose batches are
-drawn afresh at each evaluation, these windows are drawn once (a fixed sample of
-``eval_iters x batch`` windows), so the curve's steps are the model's, not the sample's.
+windows of the validation text, and of the training text (200: the value of nanoGPT's config
+file; its CPU line estimates over 20). Unlike nanoGPT, whose batches are drawn afresh at each
+evaluation, these windows are drawn once (a fixed sample of ``eval_iters x batch`` windows),
+so the curve's steps are the model's, not the sample's. Samples: ``--sample-chars``
+characters after a newline at every estimate, temperature 1 (the GPT, whose position table
+has ``context`` rows, generates half a context at a time from the latest half; the LSTM
+carries its state).
 
 Each model trains through ``fnn.train`` with checkpoints in ``<out>/checkpoints/<model>``
 (every 50 iterations): a killed run started again continues where it stopped, with the same

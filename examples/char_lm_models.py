@@ -9,9 +9,11 @@ GPT (nanoGPT's ``model.py`` at the CPU configuration)::
 
 LSTM: ``embedding(V, e) -> lstm(hidden) -> linear(V)``.
 
-Weights as nanoGPT draws them: N(0, 0.02) for every kernel and embedding, N(0, 0.02 /
-sqrt(2 n_layer)) for the two projections back into the residual stream; biases zero. (nanoGPT
-ties the output layer to the token embedding; here they are two tables.)
+The GPT's weights as nanoGPT draws them (:func:`nanogpt_init`): N(0, 0.02) for every kernel
+and embedding, N(0, 0.02 / sqrt(2 n_layer)) for the two projections back into the residual
+stream; biases zero. The LSTM keeps torch's U(-1/sqrt(H), 1/sqrt(H)). Unlike nanoGPT, the
+output layer is a table of its own (nanoGPT ties it to the token embedding) and the linear
+and layer-norm layers have biases (nanoGPT's ``bias=False``).
 """
 
 from __future__ import annotations
