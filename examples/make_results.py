@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 ORDER = ["init_schemes", "learning_rate", "activations", "usps_conv1d", "usps_conv1d_adamw",
          "usps_conv1d_sweeps",
          "fashion_autoencoders", "latent_tsne", "denoising", "conv_autoencoder",
-         "fashion_classifier", "usps_bn_cnn", "usps_bn_cnn_noaug"]
+         "fashion_classifier", "usps_bn_cnn", "usps_bn_cnn_noaug", "char_lm"]
+# section titles beside the experiment's name, where the name alone says little
+TITLES = {"char_lm": "Character-level language model"}
 # a variant run -> the run it varies: its section also gets a table of its rows beside the base's
 COMPARE = {"usps_conv1d_adamw": "usps_conv1d"}
 
@@ -74,11 +76,14 @@ def render(experiments: list[dict]) -> str:
         lines.append("_No full run has been recorded yet._")
     by_name = {exp["experiment"]: exp for exp in experiments}
     for exp in experiments:
-        lines += [f"## {exp['experiment']}", "",
+        title = TITLES.get(exp["experiment"])
+        lines += [f"## {exp['experiment']}" + (f": {title}" if title else ""), "",
                   f"`{exp['command']}` — {exp['date']}, {exp.get('seconds') or '?'} s, {exp['machine']}",
                   ""]
         for s in exp.get("sweeps") or []:
             lines += [sweep_line(s), ""]
+        if exp.get("metrics", {}).get("notes"):  # a paragraph the script wrote from its numbers
+            lines += [exp["metrics"]["notes"], ""]
         rows = exp.get("rows") or []
         if rows:
             lines += ["| what | measured | report |", "|---|---|---|"]

@@ -17,7 +17,8 @@ it helps). The autoencoder scripts after ``fashion_autoencoders`` reuse its trai
 RESULTS.md from the full runs' results.json (not in ``--quick`` mode, whose results go to
 ``results/quick/`` and are never tabled).
 
-A full run takes about an hour on 2 cores.
+A full run takes about an hour and a half on 2 cores (char_lm, the language models, about
+20-40 minutes of it).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 ORDER = ("init_schemes", "learning_rate", "activations", "usps_conv1d", "usps_conv1d_sweeps",
          "fashion_autoencoders", "latent_tsne", "denoising", "conv_autoencoder",
-         "fashion_classifier", "usps_bn_cnn")
+         "fashion_classifier", "usps_bn_cnn", "char_lm")
 SWEEPS = ("init_schemes", "learning_rate", "activations", "usps_conv1d", "usps_conv1d_sweeps",
           "denoising")
 FROM_AUTOENCODERS = ("latent_tsne", "denoising")  # reuse fashion_autoencoders' models

@@ -82,7 +82,8 @@ def test_report_pages_show_figures_and_numbers(site):
     for name, experiments in {"3_1": ["init_schemes", "learning_rate", "activations"],
                               "3_2": ["usps_conv1d", "usps_conv1d_sweeps"],
                               "3_3": ["fashion_autoencoders", "latent_tsne", "denoising"],
-                              "beyond": ["conv_autoencoder", "fashion_classifier", "usps_bn_cnn"]}.items():
+                              "beyond": ["conv_autoencoder", "fashion_classifier", "usps_bn_cnn",
+                                         "char_lm"]}.items():
         page = site / "report" / name / "index.html"
         text = text_of(page)
         assert "<!-- experiment" not in page.read_text()

@@ -72,3 +72,52 @@ def test_usps_conv1d_optimizer_choice(monkeypatch):
     assert lrs[20] == pytest.approx(0.005) and lrs[-1] < 1e-4
     with pytest.raises(SystemExit):
         parse("--weight-decay", "0.1")  # an AdamW option without --optimizer adamw
+
+
+def test_char_lm_pieces(monkeypatch):
+    """char_lm's token loss (finite differences), nanoGPT's draws, its optimiser's lr (nanoGPT's
+    ``get_lr``), generation past the position table, and one head's causal attention map."""
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    import char_lm_models as models
+    module = _load(EXAMPLES / "char_lm.py")
+
+    rng = np.random.default_rng(0)
+    logits, y = rng.normal(size=(2, 3, 5)), rng.integers(0, 5, size=(2, 3))
+    value, grad = models.token_cross_entropy.vjp(logits, y)
+    assert value == pytest.approx(models.token_cross_entropy.value(logits, y))
+    eps, bumped = 1e-6, logits.copy()
+    bumped[1, 2, 3] += eps
+    numeric = (models.token_cross_entropy.value(bumped, y) - value) / eps
+    assert grad.shape == logits.shape and grad[1, 2, 3] == pytest.approx(numeric, rel=1e-4)
+
+    gpt = models.gpt(7, n_layer=2, heads=2, width=8, context=6)
+    _, params, _ = fnn.init(gpt, fnn.key(0), (-1, 6))
+    params = models.nanogpt_init(params, fnn.key(1), n_layer=2)
+    flat = fnn.tree.flatten_with_paths(params)
+    assert all(not v.any() for k, v in flat.items() if k.endswith(("/b", "/b_qkv", "/b_o", "/bias")))
+    assert all((v == 1).all() for k, v in flat.items() if k.endswith("/scale"))
+    w_o = [v for k, v in flat.items() if k.endswith("/w_o")]
+    assert len(w_o) == 2 and all(v.std() < 0.02 for v in w_o)
+    assert models.decayed("02_transformer_block/00_residual/01_multi_head_attention/w_qkv")
+    assert not models.decayed("06_layer_norm/scale")
+
+    args = module.arguments(["--iters", "2000"])
+    opt = module.make_optimizer(args)
+    p = {"w": np.ones(2)}
+    state, lrs = opt.init(p), []
+    for _ in range(2001):
+        _, state = opt.update(p, state, p)
+        lrs.append(fnn.optim.stats(state)["lr"])
+    get_lr = [1e-3 * (it + 1) / 101 if it < 100 else
+              1e-4 + 0.5 * (1 + np.cos(np.pi * (it - 100) / 1900)) * 9e-4 for it in range(2001)]
+    assert lrs[0] == pytest.approx(get_lr[0]) and lrs[100] == pytest.approx(1e-3)
+    assert np.allclose(lrs[100:], get_lr[100:]) and np.allclose(lrs[:100], get_lr[:100])
+
+    prompt = np.array([[1, 2, 3]])
+    out = models.sample(gpt, params, prompt, 11, fnn.key(2), context=6)  # past the 6 positions
+    assert out.shape == (1, 11) and out.min() >= 0 and out.max() < 7
+    assert np.array_equal(out, models.sample(gpt, params, prompt, 11, fnn.key(2), context=6))
+
+    p_map = models.attention_map(gpt, params, np.array([[0, 1, 2, 3, 4]]), layer=1, head=1)
+    assert p_map.shape == (5, 5) and np.allclose(p_map.sum(axis=1), 1)
+    assert not np.triu(p_map, 1).any()
