@@ -16,11 +16,10 @@ from typing import Any
 from fnn.core import GradFn, Layer
 from fnn.distributed.comm import allreduce_mean, allreduce_sum, world
 from fnn.gradients import value_and_grad
-from fnn.keys import fold_in
-from fnn.optim import Optimizer, apply_gradients
-from fnn.optim import stats as optimizer_stats
+from fnn.optim import Optimizer
 from fnn.threads import Processes, _declared, across_processes
-from fnn.training import StepFn, TrainState
+from fnn.training import StepFn
+from fnn.training.recipes import gradient_step, step_fingerprint
 from fnn.tree import tree_leaves
 
 __all__ = ["data_parallel", "supervised_step"]
@@ -91,26 +90,6 @@ def supervised_step(model: Layer, loss: Any, optimizer: Optimizer, *, comm: Any 
     """
     comm = world(comm)
     grad_fn = data_parallel(value_and_grad(model, loss, threads=threads, chunk=chunk), comm)
-    stateful = model.stateful
-
-    def step(state: TrainState, batch: Any) -> tuple[TrainState, dict]:
-        x, y = batch
-        key = fold_in(state.key, state.step) if state.key is not None else None
-        model_state = state.model_state
-        if stateful:
-            if model_state is None:
-                raise ValueError(f"supervised_step: the model {model.name} has state (batch "
-                                 "statistics) but the TrainState has none: create it with "
-                                 "TrainState.create(params, optimizer, model_state=state)")
-            value, grads, model_state = grad_fn(state.params, x, y, key=key, state=model_state)
-        else:
-            value, grads = grad_fn(state.params, x, y, key=key)
-        params, opt_state = apply_gradients(optimizer, grads, state.opt_state, state.params)
-        metrics = {"loss": value, **optimizer_stats(opt_state)}
-        return TrainState(params, opt_state, state.key, state.step + 1, model_state), metrics
-
-    fingerprint = {"kind": "supervised_step", "model": model.name,
-                   "loss": getattr(loss, "name", repr(loss)),
-                   "optimizer": type(optimizer).__name__, "threads": threads, "chunk": chunk,
+    fingerprint = {**step_fingerprint(model, loss, optimizer, threads, chunk),
                    "ranks": comm.Get_size()}
-    return StepFn(step, metric_names=("loss",), fingerprint=fingerprint)
+    return gradient_step(model, grad_fn, optimizer, fingerprint)

@@ -92,6 +92,24 @@ def supervised_step(model: Layer, loss: Any, optimizer: Optimizer, *, threads: i
     (1, ['loss', 'lr'], 'StepFn', ('loss',))
     """
     grad_fn = value_and_grad(model, loss, threads=threads, chunk=chunk)
+    return gradient_step(model, grad_fn, optimizer,
+                         step_fingerprint(model, loss, optimizer, threads, chunk))
+
+
+def step_fingerprint(model: Layer, loss: Any, optimizer: Optimizer, threads: int,
+                     chunk: int | None) -> dict:
+    """What a supervised step's checkpoints record of it: model, loss, optimiser and its
+    hyper-parameters (lr, betas, decay, ...), threads, chunk."""
+    return {"kind": "supervised_step", "model": model.name,
+            "loss": getattr(loss, "name", repr(loss)),
+            "optimizer": type(optimizer).__name__, "threads": threads, "chunk": chunk,
+            "hyperparameters": hyperparameters(optimizer)}
+
+
+def gradient_step(model: Layer, grad_fn: Any, optimizer: Optimizer,
+                  fingerprint: dict) -> StepFn:
+    """The step of :func:`supervised_step` around any value-and-grad function ``grad_fn``
+    (:func:`fnn.value_and_grad`'s, or one across processes: :mod:`fnn.distributed`)."""
     stateful = model.stateful
 
     def step(state: TrainState, batch: Any) -> tuple[TrainState, dict]:
@@ -111,10 +129,6 @@ def supervised_step(model: Layer, loss: Any, optimizer: Optimizer, *, threads: i
         metrics = {"loss": value, **optimizer_stats(opt_state)}  # lr, grad_norm when clipping
         return TrainState(params, opt_state, state.key, state.step + 1, model_state), metrics
 
-    fingerprint = {"kind": "supervised_step", "model": model.name,
-                   "loss": getattr(loss, "name", repr(loss)),
-                   "optimizer": type(optimizer).__name__, "threads": threads, "chunk": chunk,
-                   "hyperparameters": hyperparameters(optimizer)}  # lr, betas, decay, ...
     return StepFn(step, metric_names=("loss",), fingerprint=fingerprint)
 
 
