@@ -178,25 +178,14 @@ def _checker(label: str, checked_init: Callable, min_rank: int, stateful: bool) 
     """``check(params, x, state=None) -> x`` of :func:`layer`: ``x`` a float array of rank
     >= ``min_rank``, params (and state) with the keys and shapes ``checked_init`` gives for
     inputs of ``x``'s shape (worked out once per shape, without drawing random numbers)."""
-    specs: dict[tuple, tuple] = {}
-    lock = threading.Lock()
+    tails, cache = _specs_of(checked_init)
 
     def spec(x_shape):
         """The params (and state) shapes ``init`` gives for inputs like ``x``: once per shape."""
-        tail = x_shape[1:]
-        found = specs.get(tail)
-        if found is None:
-            try:
-                with shapes_only():
-                    out = checked_init(make_key(0), (-1, *tail))
-            except LayerError as err:  # the input's own shape, not the one init was given
-                raise LayerError(f"{err.message} (the input has shape {x_shape})") from None
-            found = tuple({k: np.shape(v) for k, v in tree.items()} for tree in out[1:])
-            with lock:
-                if len(specs) > 64:
-                    specs.clear()
-                specs[tail] = found
-        return found
+        try:
+            return tails((x_shape[1:],))
+        except LayerError as err:  # the input's own shape, not the one init was given
+            raise LayerError(f"{err.message} (the input has shape {x_shape})") from None
 
     def check(params, x, state=None):
         if type(x) is not np.ndarray or x.dtype.kind != "f":
@@ -207,7 +196,7 @@ def _checker(label: str, checked_init: Callable, min_rank: int, stateful: bool) 
         if x.shape[0] == 0:
             raise LayerError(f"{label}: got an empty batch (input shape {x.shape}); a batch "
                              "needs at least one sample")
-        found = specs.get(x.shape[1:]) or spec(x.shape)
+        found = cache.get((x.shape[1:],)) or spec(x.shape)
         if not _matches(params, found[0]):
             _flat(label, "params", params, found[0], x.shape,
                   _channels_of(params, found[0], x.shape, spec))
@@ -222,9 +211,10 @@ def _checker(label: str, checked_init: Callable, min_rank: int, stateful: bool) 
     return check
 
 
-def _specs_of(checked_init: Callable) -> Callable:
-    """``spec(tails) -> (params shapes, state shapes)`` for inputs whose shapes without the
-    batch axis are ``tails`` (a tuple per input), worked out once per shape."""
+def _specs_of(checked_init: Callable) -> tuple[Callable, dict]:
+    """``(spec, cache)``: ``spec(tails) -> (params shapes, state shapes)`` for inputs whose
+    shapes without the batch axis are ``tails`` (a tuple per input), worked out once per
+    shape into ``cache`` (which hot paths read first)."""
     specs: dict[tuple, tuple] = {}
     lock = threading.Lock()
 
@@ -241,14 +231,14 @@ def _specs_of(checked_init: Callable) -> Callable:
                 specs[tails] = found
         return found
 
-    return spec
+    return spec, specs
 
 
 def _declared_checker(label: str, checked_init: Callable, inputs: tuple,
                       stateful: bool) -> Callable:
     """:func:`_checker` for a layer declaring its ``inputs``: each input of its kind and rank
     (:func:`fnn.checks.check_inputs`), params fitting all of their shapes."""
-    spec = _specs_of(checked_init)
+    spec = _specs_of(checked_init)[0]
     several = len(inputs) > 1
 
     def check(params, x, state=None):
