@@ -1,9 +1,14 @@
 """Sequence models: training steps of the nanoGPT CPU configuration (4 layers, 4 heads, width
 128, context 64, batch 12, AdamW) and of a 1-layer LSTM (width 256, T 64, batch 32) on a
 65-character vocabulary (random ids: speed does not depend on values), fnn (both kernel
-backends) and PyTorch CPU interleaved in the same run; then fnn's generation of 500
+backends), PyTorch CPU and JAX CPU interleaved in the same run; then fnn's generation of 500
 characters with the cache (recurrent state, key/value cache: O(T) per token) vs without
 (the full forward for every token). Targets: fnn / torch <= 1.0 on the training steps.
+
+JAX (optional: skipped with a note when not installed) runs one jitted step (forward,
+backward and a hand-written AdamW, as ``torch.optim.AdamW``, in one XLA program) on fnn's
+initial params; its compile time is measured apart. Before timing, each model's loss on one
+batch and after one AdamW step is checked to be the same in fnn and JAX (same work).
 
     python benchmarks/bench_sequences.py [--repeats 5] [--quick]
 """
@@ -14,27 +19,14 @@ import argparse
 import time
 
 import numpy as np
-from harness import backends, compare, load_torch, pin_to_cores, threads
+from harness import backends, compare, load_jax, load_torch, pin_to_cores, threads
 
 import fnn
 
-V, STEPS = 65, 10
+V, STEPS, LR = 65, 10, 3e-4
 GPT = {"width": 128, "heads": 4, "blocks": 4, "context": 64, "batch": 12}
 LSTM = {"width": 256, "context": 64, "batch": 32}
 TARGETS = {"fnn-compiled/torch": 1.0, "fnn-numpy/torch": 1.0}
-
-
-def _token_loss():
-    """Cross-entropy over every token of ``(N, T, V)`` logits, mean over the N*T tokens
-    (nanoGPT's ``F.cross_entropy(logits.view(-1, V), y.view(-1))``)."""
-    ce = fnn.cross_entropy
-
-    def vjp(z, y):
-        value, dz = ce.vjp(z.reshape(-1, z.shape[-1]), y.reshape(-1))
-        return value, dz.reshape(z.shape)
-
-    return fnn.Loss(lambda z, y: ce.value(z.reshape(-1, z.shape[-1]), y.reshape(-1)), vjp,
-                    "token_cross_entropy")
 
 
 def gpt(max_len: int = GPT["context"]):
@@ -57,8 +49,8 @@ def _data(cfg, steps, seed=0):
 def fnn_steps(model, cfg, steps, backend):
     x, y = _data(cfg, steps)
     _, params = model.init(fnn.key(0), (-1, cfg["context"]))
-    opt = fnn.adamw(3e-4, weight_decay=0.0)
-    step = fnn.supervised_step(model, _token_loss(), opt, threads=threads())
+    opt = fnn.adamw(LR, weight_decay=0.0)
+    step = fnn.supervised_step(model, fnn.cross_entropy, opt, threads=threads())
     data = fnn.batches(x, y, batch_size=cfg["batch"], shuffle=False)
     box = {"state": fnn.TrainState.create(params, opt)}
 
@@ -124,7 +116,7 @@ def _torch_lstm(torch):
 
 def torch_steps(torch, model, cfg, steps):
     x, y = (torch.from_numpy(a) for a in _data(cfg, steps))
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.0)
+    opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.0)
     b = cfg["batch"]
 
     def run():
@@ -137,6 +129,162 @@ def torch_steps(torch, model, cfg, steps):
 
     return run
 
+
+# --- JAX: the same models on fnn's params tree (so from the same initial weights) -----------
+
+def _jax_layer_norm(jax, x, p, eps=1e-5):
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mean) * jax.lax.rsqrt(var + eps) * p["scale"] + p["bias"]
+
+
+def _jax_attention(jax, x, p, heads):
+    """Causal multi-head self-attention, fnn's ``multi_head_attention`` params."""
+    jnp = jax.numpy
+    n, t, w = x.shape
+    qkv = (x @ p["w_qkv"] + p["b_qkv"]).reshape(n, t, 3, heads, w // heads)
+    q, k, v = (qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))  # (N, h, T, d)
+    scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(w // heads)
+    scores = jnp.where(jnp.tril(jnp.ones((t, t), bool)), scores, -jnp.inf)
+    out = (jax.nn.softmax(scores, axis=-1) @ v).transpose(0, 2, 1, 3).reshape(n, t, w)
+    return out @ p["w_o"] + p["b_o"]
+
+
+def jax_gpt(jax):
+    """``predict(params, ids) -> logits`` of :func:`gpt` in JAX on its params tree."""
+
+    def predict(p, ids):
+        keys = sorted(p)
+        x = p[keys[0]]["table"][ids] + p[keys[1]]["table"][:ids.shape[1]]
+        for name in keys[2:-2]:  # the transformer blocks
+            att, mlp = p[name]["00_residual"], p[name]["01_residual"]
+            x = x + _jax_attention(jax, _jax_layer_norm(jax, x, att["00_layer_norm"]),
+                                   att["01_multi_head_attention"], GPT["heads"])
+            h = _jax_layer_norm(jax, x, mlp["00_layer_norm"])
+            h = jax.nn.gelu(h @ mlp["01_linear"]["w"] + mlp["01_linear"]["b"], approximate=True)
+            x = x + h @ mlp["03_linear"]["w"] + mlp["03_linear"]["b"]
+        head = p[keys[-1]]
+        return _jax_layer_norm(jax, x, p[keys[-2]]) @ head["w"] + head["b"]
+
+    return predict
+
+
+def jax_lstm(jax):
+    """``predict(params, ids) -> logits`` of :func:`lstm` in JAX on its params tree: the
+    input projection for every step at once, then ``lax.scan`` over time (gates i, f, g, o)."""
+    jnp, sigmoid = jax.numpy, jax.nn.sigmoid
+
+    def predict(p, ids):
+        cell, head = p["01_lstm"], p["02_linear"]
+        xw = p["00_embedding"]["table"][ids] @ cell["w_ih"] + (cell["b_ih"] + cell["b_hh"])
+
+        def step(carry, xw_t):
+            h, c = carry
+            i, f, g, o = jnp.split(xw_t + h @ cell["w_hh"], 4, axis=-1)
+            c = sigmoid(f) * c + sigmoid(i) * jnp.tanh(g)
+            h = sigmoid(o) * jnp.tanh(c)
+            return (h, c), h
+
+        zeros = jnp.zeros((ids.shape[0], cell["w_hh"].shape[0]), xw.dtype)
+        _, hs = jax.lax.scan(step, (zeros, zeros), xw.transpose(1, 0, 2))
+        return hs.transpose(1, 0, 2) @ head["w"] + head["b"]
+
+    return predict
+
+
+def jax_token_loss(jax):
+    """Cross-entropy of ``(N, T, V)`` logits with ``(N, T)`` ids, mean over the N*T tokens."""
+
+    def loss(logits, ids):
+        logp = jax.nn.log_softmax(logits, axis=-1)
+        return -jax.numpy.take_along_axis(logp, ids[..., None], axis=-1).mean()
+
+    return loss
+
+
+def jax_adamw_step(jax, predict, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
+    """A jitted ``step(params, (m, v, t), x, y) -> (params, (m, v, t), loss)``: value and
+    gradient of the token loss, then AdamW as ``torch.optim.AdamW`` / ``fnn.adamw`` (bias-
+    corrected moments, decoupled decay on every leaf: none here); and ``init(params)``."""
+    jnp, tree = jax.numpy, jax.tree_util
+    loss = jax_token_loss(jax)
+
+    def objective(p, xb, yb):
+        return loss(predict(p, xb), yb)
+
+    @jax.jit
+    def step(p, opt, xb, yb):
+        value, g = jax.value_and_grad(objective)(p, xb, yb)
+        m, v, t = opt
+        t = t + 1
+        m = tree.tree_map(lambda m, g: b1 * m + (1 - b1) * g, m, g)
+        v = tree.tree_map(lambda v, g: b2 * v + (1 - b2) * g * g, v, g)
+        c1, c2 = 1 - b1 ** t, 1 - b2 ** t
+        p = tree.tree_map(lambda p, m, v: p - LR * ((m / c1) / (jnp.sqrt(v / c2) + eps)
+                                                    + weight_decay * p), p, m, v)
+        return p, (m, v, t), value
+
+    def init(params):
+        params = tree.tree_map(jnp.asarray, params)
+        zeros = tree.tree_map(jnp.zeros_like, params)
+        return params, (zeros, zeros, jnp.zeros((), jnp.float32))
+
+    return step, init
+
+
+def _jax_batches(jax, cfg, steps):
+    x, y = _data(cfg, steps)
+    b, jnp = cfg["batch"], jax.numpy
+    return [(jnp.asarray(x[i:i + b], jnp.int32), jnp.asarray(y[i:i + b], jnp.int32))
+            for i in range(0, len(x), b)]
+
+
+def jax_steps(jax, model, jitted, cfg, steps):
+    """``run()`` = ``steps`` AdamW steps in JAX (``jitted``: :func:`jax_adamw_step`'s pair)
+    from fnn's initial params of ``model``, on the same batches as :func:`fnn_steps`;
+    ``run.compile_s``: the first step's compile time (0 when :func:`same_work` compiled it)."""
+    step, init = jitted
+    batches = _jax_batches(jax, cfg, steps)
+    params, opt = init(model.init(fnn.key(0), (-1, cfg["context"]))[1])
+    t0 = time.perf_counter()
+    jax.block_until_ready(step(params, opt, *batches[0]))
+    compile_s = time.perf_counter() - t0
+    box = {"state": (params, opt)}
+
+    def run():
+        params, opt = box["state"]
+        for xb, yb in batches:
+            params, opt, _ = step(params, opt, xb, yb)
+        box["state"] = jax.block_until_ready((params, opt))
+
+    run.compile_s = compile_s
+    return run
+
+
+def same_work(jax, model, jitted, cfg, rtol: float = 1e-4) -> dict:
+    """fnn and JAX (``jitted``: :func:`jax_adamw_step`'s pair) from the same initial params on
+    the same batches: the loss of batch 0, then of batch 1 after one AdamW step on batch 0
+    (JAX's second step reports it before updating). A RuntimeError if they differ by more
+    than ``rtol``. Compiles the JAX step, whose compile time is then measured here."""
+    step, init = jitted
+    x, y = _data(cfg, 2)
+    b = cfg["batch"]
+    _, params = model.init(fnn.key(0), (-1, cfg["context"]))
+    opt = fnn.adamw(LR, weight_decay=0.0)
+    state, metrics = fnn.supervised_step(model, fnn.cross_entropy, opt)(
+        fnn.TrainState.create(params, opt), (x[:b], y[:b]))
+    ours = [float(metrics["loss"]),
+            float(fnn.cross_entropy.value(model.apply(state.params, x[b:]), y[b:]))]
+    (x0, y0), (x1, y1) = _jax_batches(jax, cfg, 2)
+    t0 = time.perf_counter()
+    jparams, jopt, first = step(*init(params), x0, y0)
+    compile_s = time.perf_counter() - t0
+    _, _, second = step(jparams, jopt, x1, y1)
+    theirs = [float(first), float(second)]
+    if not np.allclose(ours, theirs, rtol=rtol, atol=0):
+        raise RuntimeError(f"fnn and JAX do not compute the same thing: losses {ours} (fnn) "
+                           f"vs {theirs} (JAX)")
+    return {"losses_fnn": ours, "losses_jax": theirs, "jax_compile_s": compile_s}
 
 def flops(name: str, steps: int) -> int:
     """Multiply-add FLOPs of ``steps`` training steps (forward + 2x backward), counted from
@@ -175,20 +323,31 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="tiny runs, nothing saved")
     args = parser.parse_args(argv)
     steps, chars, repeats = (2, 40, 1) if args.quick else (STEPS, 500, args.repeats)
-    torch = load_torch()
+    torch, jax = load_torch(), load_jax()
+    if jax is None:
+        print("JAX is not installed (pip install jax jaxlib): its column is skipped", flush=True)
     results = {}
-    for name, build, torch_build, cfg, in (("gpt", gpt, _torch_gpt, GPT),
-                                           ("lstm", lstm, _torch_lstm, LSTM)):
+    for name, build, torch_build, jax_build, cfg in (
+            ("gpt", gpt, _torch_gpt, jax_gpt, GPT), ("lstm", lstm, _torch_lstm, jax_lstm, LSTM)):
         # generation: a position table long enough for every generated character
         gen = generation(gpt(max_len=chars + 1) if name == "gpt" else lstm(), chars, repeats)
         print(f"generate {chars} chars, {name}: cache {gen['cache']:.2f} s, no cache "
               f"{gen['no_cache']:.2f} s ({gen['speedup']:.1f}x)", flush=True)
+        extra: dict = {"generation": {"chars": chars, **gen}}
         runs = {f"fnn-{b}": fnn_steps(build(), cfg, steps, b) for b in backends()}
         runs["torch"] = torch_steps(torch, torch_build(torch), cfg, steps) if torch else None
+        if jax:
+            jitted = jax_adamw_step(jax, jax_build(jax))
+            check = extra["same_work"] = same_work(jax, build(), jitted, cfg)
+            print(f"same work, {name}: loss before / after one AdamW step, fnn "
+                  f"{check['losses_fnn'][0]:.5f} / {check['losses_fnn'][1]:.5f}, JAX "
+                  f"{check['losses_jax'][0]:.5f} / {check['losses_jax'][1]:.5f}", flush=True)
+            runs["jax"] = jax_steps(jax, build(), jitted, cfg, steps)
+            runs["jax"].compile_s = check["jax_compile_s"]
         what = f"{steps} AdamW steps, {name} {cfg}, vocabulary {V}"
         results[name] = compare(f"{name}_{steps}_steps", what, runs, flops=flops(name, steps),
                                 repeats=repeats, targets=TARGETS, save=not args.quick,
-                                extra={"generation": {"chars": chars, **gen}})
+                                extra=extra)
     return results
 
 
