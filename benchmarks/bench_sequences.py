@@ -7,8 +7,8 @@ characters with the cache (recurrent state, key/value cache: O(T) per token) vs 
 
 JAX (optional: skipped with a note when not installed) runs one jitted step (forward,
 backward and a hand-written AdamW, as ``torch.optim.AdamW``, in one XLA program) on fnn's
-initial params; its compile time is measured apart. Before timing, each model's loss on one
-batch and after one AdamW step is checked to be the same in fnn and JAX (same work).
+initial params; its compile time is measured apart. Before timing, each model's float64
+losses after 0, 1 and 2 AdamW steps are checked to be the same in fnn and JAX (same work).
 
     python benchmarks/bench_sequences.py [--repeats 5] [--quick]
 """
@@ -22,6 +22,7 @@ import numpy as np
 from harness import backends, compare, load_jax, load_torch, pin_to_cores, threads
 
 import fnn
+from fnn.tree import tree_map
 
 V, STEPS, LR = 65, 10, 3e-4
 GPT = {"width": 128, "heads": 4, "blocks": 4, "context": 64, "batch": 12}
@@ -203,16 +204,16 @@ def jax_token_loss(jax):
 
 
 def jax_adamw_step(jax, predict, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
-    """A jitted ``step(params, (m, v, t), x, y) -> (params, (m, v, t), loss)``: value and
-    gradient of the token loss, then AdamW as ``torch.optim.AdamW`` / ``fnn.adamw`` (bias-
-    corrected moments, decoupled decay on every leaf: none here); and ``init(params)``."""
+    """``step(params, (m, v, t), x, y) -> (params, (m, v, t), loss)`` (to ``jax.jit``): value
+    and gradient of the token loss, then AdamW as ``torch.optim.AdamW`` / ``fnn.adamw`` (bias-
+    corrected moments, decoupled decay on every leaf: none here); and ``init(params)``, in the
+    params' dtype."""
     jnp, tree = jax.numpy, jax.tree_util
     loss = jax_token_loss(jax)
 
     def objective(p, xb, yb):
         return loss(predict(p, xb), yb)
 
-    @jax.jit
     def step(p, opt, xb, yb):
         value, g = jax.value_and_grad(objective)(p, xb, yb)
         m, v, t = opt
@@ -227,7 +228,7 @@ def jax_adamw_step(jax, predict, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
     def init(params):
         params = tree.tree_map(jnp.asarray, params)
         zeros = tree.tree_map(jnp.zeros_like, params)
-        return params, (zeros, zeros, jnp.zeros((), jnp.float32))
+        return params, (zeros, zeros, jnp.zeros((), tree.tree_leaves(params)[0].dtype))
 
     return step, init
 
@@ -239,11 +240,12 @@ def _jax_batches(jax, cfg, steps):
             for i in range(0, len(x), b)]
 
 
-def jax_steps(jax, model, jitted, cfg, steps):
-    """``run()`` = ``steps`` AdamW steps in JAX (``jitted``: :func:`jax_adamw_step`'s pair)
-    from fnn's initial params of ``model``, on the same batches as :func:`fnn_steps`;
-    ``run.compile_s``: the first step's compile time (0 when :func:`same_work` compiled it)."""
-    step, init = jitted
+def jax_steps(jax, model, predict, cfg, steps):
+    """``run()`` = ``steps`` AdamW steps in JAX, one jitted :func:`jax_adamw_step` each, from
+    fnn's initial params of ``model``, on the same batches as :func:`fnn_steps`;
+    ``run.compile_s``: the first step's compile time."""
+    step, init = jax_adamw_step(jax, predict)
+    step = jax.jit(step)
     batches = _jax_batches(jax, cfg, steps)
     params, opt = init(model.init(fnn.key(0), (-1, cfg["context"]))[1])
     t0 = time.perf_counter()
@@ -261,30 +263,36 @@ def jax_steps(jax, model, jitted, cfg, steps):
     return run
 
 
-def same_work(jax, model, jitted, cfg, rtol: float = 1e-4) -> dict:
-    """fnn and JAX (``jitted``: :func:`jax_adamw_step`'s pair) from the same initial params on
-    the same batches: the loss of batch 0, then of batch 1 after one AdamW step on batch 0
-    (JAX's second step reports it before updating). A RuntimeError if they differ by more
-    than ``rtol``. Compiles the JAX step, whose compile time is then measured here."""
-    step, init = jitted
-    x, y = _data(cfg, 2)
+def same_work(jax, model, predict, cfg, rtol: float = 1e-8) -> dict:
+    """fnn and JAX (``predict``: :func:`jax_gpt` or :func:`jax_lstm`) in float64 from the same
+    initial params on the same batches: the loss of batch ``i`` after ``i`` AdamW steps on
+    the batches before it, ``i = 0, 1, 2`` (two steps: Adam's first step does not depend on
+    its betas). A RuntimeError if they differ by more than ``rtol`` (float64: GELU's tanh
+    approximation vs the exact one differs by 2e-6)."""
+    x, y = _data(cfg, 3)
     b = cfg["batch"]
-    _, params = model.init(fnn.key(0), (-1, cfg["context"]))
+    batches = [(x[i:i + b], y[i:i + b]) for i in range(0, len(x), b)]
+    params = tree_map(lambda a: a.astype(np.float64),
+                      model.init(fnn.key(0), (-1, cfg["context"]))[1])
     opt = fnn.adamw(LR, weight_decay=0.0)
-    state, metrics = fnn.supervised_step(model, fnn.cross_entropy, opt)(
-        fnn.TrainState.create(params, opt), (x[:b], y[:b]))
-    ours = [float(metrics["loss"]),
-            float(fnn.cross_entropy.value(model.apply(state.params, x[b:]), y[b:]))]
-    (x0, y0), (x1, y1) = _jax_batches(jax, cfg, 2)
-    t0 = time.perf_counter()
-    jparams, jopt, first = step(*init(params), x0, y0)
-    compile_s = time.perf_counter() - t0
-    _, _, second = step(jparams, jopt, x1, y1)
-    theirs = [float(first), float(second)]
+    state, step = fnn.TrainState.create(params, opt), fnn.supervised_step(
+        model, fnn.cross_entropy, opt)
+    ours = []
+    for batch in batches:  # the loss of each batch before the step on it
+        state, metrics = step(state, batch)
+        ours.append(float(metrics["loss"]))
+    jstep, init = jax_adamw_step(jax, predict)
+    jstep = jax.jit(jstep)  # compiled: quicker than op by op
+    theirs = []
+    with jax.enable_x64(True):
+        jparams, jopt = init(params)
+        for xb, yb in batches:
+            jparams, jopt, value = jstep(jparams, jopt, xb, yb)
+            theirs.append(float(value))
     if not np.allclose(ours, theirs, rtol=rtol, atol=0):
-        raise RuntimeError(f"fnn and JAX do not compute the same thing: losses {ours} (fnn) "
-                           f"vs {theirs} (JAX)")
-    return {"losses_fnn": ours, "losses_jax": theirs, "jax_compile_s": compile_s}
+        raise RuntimeError(f"fnn and JAX do not compute the same thing: float64 losses "
+                           f"{ours} (fnn) vs {theirs} (JAX)")
+    return {"dtype": "float64", "losses_fnn": ours, "losses_jax": theirs}
 
 def flops(name: str, steps: int) -> int:
     """Multiply-add FLOPs of ``steps`` training steps (forward + 2x backward), counted from
@@ -337,13 +345,11 @@ def main(argv=None):
         runs = {f"fnn-{b}": fnn_steps(build(), cfg, steps, b) for b in backends()}
         runs["torch"] = torch_steps(torch, torch_build(torch), cfg, steps) if torch else None
         if jax:
-            jitted = jax_adamw_step(jax, jax_build(jax))
-            check = extra["same_work"] = same_work(jax, build(), jitted, cfg)
-            print(f"same work, {name}: loss before / after one AdamW step, fnn "
-                  f"{check['losses_fnn'][0]:.5f} / {check['losses_fnn'][1]:.5f}, JAX "
-                  f"{check['losses_jax'][0]:.5f} / {check['losses_jax'][1]:.5f}", flush=True)
-            runs["jax"] = jax_steps(jax, build(), jitted, cfg, steps)
-            runs["jax"].compile_s = check["jax_compile_s"]
+            check = extra["same_work"] = same_work(jax, build(), jax_build(jax), cfg)
+            print(f"same work, {name}: float64 losses after 0, 1, 2 AdamW steps, fnn "
+                  + " / ".join(f"{v:.10f}" for v in check["losses_fnn"]) + ", JAX "
+                  + " / ".join(f"{v:.10f}" for v in check["losses_jax"]), flush=True)
+            runs["jax"] = jax_steps(jax, build(), jax_build(jax), cfg, steps)
         what = f"{steps} AdamW steps, {name} {cfg}, vocabulary {V}"
         results[name] = compare(f"{name}_{steps}_steps", what, runs, flops=flops(name, steps),
                                 repeats=repeats, targets=TARGETS, save=not args.quick,
