@@ -268,7 +268,8 @@ def same_work(jax, model, predict, cfg, rtol: float = 1e-8) -> dict:
     initial params on the same batches: the loss of batch ``i`` after ``i`` AdamW steps on
     the batches before it, ``i = 0, 1, 2`` (two steps: Adam's first step does not depend on
     its betas). A RuntimeError if they differ by more than ``rtol`` (float64: GELU's tanh
-    approximation vs the exact one differs by 2e-6)."""
+    approximation vs the exact one differs by 2e-6). Batches of 4 sequences (quicker)."""
+    cfg = {**cfg, "batch": 4}
     x, y = _data(cfg, 3)
     b = cfg["batch"]
     batches = [(x[i:i + b], y[i:i + b]) for i in range(0, len(x), b)]

@@ -81,7 +81,10 @@ def test_pin_to_cores_holds_every_thread_started_after(tmp_path):
 
 def test_sequence_benchmark_runs_in_quick_mode(monkeypatch, capsys):
     """benchmarks/bench_sequences.py (GPT and LSTM steps, cached generation) keeps running;
-    quick mode saves nothing."""
+    quick mode saves nothing. With JAX installed, its steps are timed beside the others after
+    the check that fnn and JAX compute the same losses (else the script raises)."""
+    import importlib.util
+
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     monkeypatch.setenv("FNN_BENCH_MALLOC", "default")
     import bench_sequences
@@ -89,6 +92,14 @@ def test_sequence_benchmark_runs_in_quick_mode(monkeypatch, capsys):
     results = bench_sequences.main(["--quick"])
     assert set(results) == {"gpt", "lstm"}
     assert results["gpt"]["generation"]["speedup"] > 0
-    assert "generate 40 chars, lstm" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "generate 40 chars, lstm" in out
+    if importlib.util.find_spec("jax") is None:
+        assert "JAX is not installed" in out
+    else:
+        for result in results.values():
+            assert {"fnn-numpy/jax", "fnn-numpy/torch"} <= set(result["ratios"])
+            assert len(result["same_work"]["losses_jax"]) == 3
+            assert result["libraries"]["jax"]["compile_s"] > 0
     for name in ("bench_sequences", "harness"):
         sys.modules.pop(name, None)
