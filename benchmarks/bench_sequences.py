@@ -295,6 +295,7 @@ def same_work(jax, model, predict, cfg, rtol: float = 1e-8) -> dict:
                            f"{ours} (fnn) vs {theirs} (JAX)")
     return {"dtype": "float64", "losses_fnn": ours, "losses_jax": theirs}
 
+
 def flops(name: str, steps: int) -> int:
     """Multiply-add FLOPs of ``steps`` training steps (forward + 2x backward), counted from
     the matmuls: per token, the dense weights (and attention over T/2 keys on average)."""
