@@ -171,7 +171,7 @@ def layer(label: str, init: Callable, forward: Callable, backward: Callable, *,
 
 def _builtin(fn: Callable) -> bool:
     """Whether ``fn`` is one of fnn's own (trusted: not guarded, so the hot path stays lean)."""
-    return getattr(fn, "__module__", "").startswith("fnn.")
+    return (getattr(fn, "__module__", None) or "").startswith("fnn.")
 
 
 def _checker(label: str, checked_init: Callable, min_rank: int, stateful: bool) -> Callable:

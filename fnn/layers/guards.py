@@ -39,16 +39,21 @@ def _what(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+def _is_shape(shape: Any) -> bool:
+    return isinstance(shape, tuple) and all(d is None or isinstance(d, (int, np.integer))
+                                            for d in shape)
+
+
 def init_result(label: str, out: Any, stateful: bool) -> Any:
     """``out`` if it is what a layer's ``init`` returns, else a :class:`LayerError`."""
     want = "(output_shape, params, state)" if stateful else "(output_shape, params)"
     if not isinstance(out, tuple) or len(out) != (3 if stateful else 2):
         raise LayerError(f"{label}: init must return {want}, got {_what(out)}")
     shape = out[0]
-    if not isinstance(shape, tuple) or not all(
-            d is None or isinstance(d, (int, np.integer)) for d in shape):
+    if not _is_shape(shape) and not (isinstance(shape, tuple) and shape
+                                     and all(_is_shape(s) for s in shape)):
         raise LayerError(f"{label}: init must return {want}; its output_shape must be a tuple "
-                         f"of ints (batch first), got {shape!r:.80}")
+                         f"of ints (batch first), or one per output, got {shape!r:.80}")
     for name, tree in zip(("params", "state"), out[1:]):
         if not isinstance(tree, dict):
             raise LayerError(f"{label}: init must return {want}; its {name} must be a dict of "
