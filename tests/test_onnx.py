@@ -178,6 +178,9 @@ def _example_models():
     out.append(("fashion_mlp", fashion.build("mlp"), (-1, 28, 28, 1)))
     out.append(("fashion_cnn", fashion.build("cnn"), (-1, 28, 28, 1)))
     out.append(("usps_bn_cnn", bn.build(), (-1, 16, 16, 1)))
+    char_lm = _example("char_lm_models")
+    out.append(("char_lm_gpt", char_lm.gpt(65, n_layer=2, context=16), (-1, 16)))
+    out.append(("char_lm_lstm", char_lm.lstm_model(65, embed=8, hidden=16), (-1, 16)))
     return out
 
 
@@ -248,8 +251,8 @@ def test_missing_onnx_names_the_extra(monkeypatch, tmp_path):
 
 def test_the_example_models_listed_are_all_of_them():
     """A new example building a model joins _example_models (and so is exported)."""
-    covered = {"autoencoder_common", "conv1d_common", "conv_autoencoder", "dense_common",
-               "fashion_classifier", "usps_bn_cnn"}
+    covered = {"autoencoder_common", "char_lm_models", "conv1d_common", "conv_autoencoder",
+               "dense_common", "fashion_classifier", "usps_bn_cnn"}
     building = {p.stem for p in EXAMPLES.glob("*.py")
                 if any(f"fnn.{c}(" in p.read_text() for c in ("serial", "residual", "parallel"))}
     assert building <= covered, f"examples whose models test_onnx does not export: " \
