@@ -130,3 +130,21 @@ def test_bad_arguments_are_named():
         beam_search(step, s0, 3, start_id=START, end_id=END, max_len=5)
     with pytest.raises(ValueError, match=r"logits of shape \(2, vocabulary\)"):
         greedy(lambda s, t: (np.zeros(3), s), s0, 2, start_id=START, end_id=END, max_len=5)
+
+
+def test_width_one_is_greedy_when_rounding_ties_the_sums():
+    """After ten uniform steps the score is about -19.5, whose float spacing (3.6e-15) hides a
+    1e-15 gap between two log-probabilities: the sums tie, greedy's argmax does not."""
+    def step(state, tokens):
+        t = state["t"][0]
+        logits = np.zeros((len(tokens), 40))
+        if t == 10:
+            logits[:, 4] = -1e-15
+            logits[:, :4] = logits[:, 6:] = -50.0
+        return logits, {"t": state["t"] + 1}
+
+    s0 = {"t": np.zeros(1, np.int64)}
+    g = greedy(step, s0, 1, start_id=START, end_id=END, max_len=11)
+    b = beam_search(step, s0, 1, start_id=START, end_id=END, max_len=11, width=1)
+    assert g.ids[0, -1] == 5
+    assert np.array_equal(b.ids, g.ids)
