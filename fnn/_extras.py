@@ -12,7 +12,7 @@ import importlib
 from types import ModuleType
 
 #: the extra that provides each optional top-level package
-EXTRAS = {"matplotlib": "plot", "sklearn": "data", "h5py": "data"}
+EXTRAS = {"matplotlib": "plot", "sklearn": "data", "h5py": "data", "sacrebleu": "text"}
 #: the name pip knows a package by, where it differs from the import name
 PIP_NAMES = {"sklearn": "scikit-learn"}
 
