@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 from fnn import augment, initializers, layers, ops, optim, perf, threads
 from fnn.checkpoint import Checkpoint, CheckpointMismatch, load_checkpoint, save_checkpoint
 from fnn.checks import LayerError
-from fnn.combinators import parallel, residual, serial
-from fnn.core import GradFn, Layer, init
+from fnn.combinators import each, parallel, pick, residual, serial
+from fnn.core import GradFn, Input, Layer, init
 from fnn.gradient_check import assert_gradients_close, gradcheck
 from fnn.gradients import value_and_grad
 from fnn.io import FnnFileError, load, save
@@ -75,6 +75,7 @@ __all__ = [
     "cosine_decay",
     "cross_entropy",
     "datasets",
+    "each",
     "EarlyStopping",
     "EvalFn",
     "evaluator",
@@ -87,6 +88,7 @@ __all__ = [
     "History",
     "init",
     "initializers",
+    "Input",
     "Key",
     "key",
     "Layer",
@@ -106,6 +108,7 @@ __all__ = [
     "Optimizer",
     "parallel",
     "perf",
+    "pick",
     "plot",
     "predict",
     "residual",

@@ -112,6 +112,93 @@ def float_input(layer: str, x: Any) -> np.ndarray:
     return x
 
 
+_KINDS = {"float": "f", "int": "iu", "bool": "b"}
+_HOW = {"float": "x.astype(np.float32)", "int": "ids.astype(np.int64)",
+        "bool": "mask.astype(bool), True for real tokens"}
+
+
+def _named(layer: str, inputs: tuple, i: int) -> str:
+    """How an error names input ``i`` of a layer with several: ``"lstm(8): input 1 (h0)"``."""
+    return layer if len(inputs) == 1 else f"{layer}: input {i} ({inputs[i].name})"
+
+
+def input_shapes(layer: str, inputs: tuple, input_shape: Any) -> Any:
+    """``init``'s ``input_shape`` for a layer declaring ``inputs`` (:class:`fnn.Input` s):
+    one shape for one input, else a tuple of one shape per input; each checked (ints, ranks).
+
+    >>> import fnn
+    >>> from fnn.checks import input_shapes
+    >>> ins = (fnn.Input("x", rank=3), fnn.Input("mask", "bool", rank=2))
+    >>> input_shapes("mine", ins, [(-1, 5, 4), (-1, 5)])
+    ((-1, 5, 4), (-1, 5))
+    >>> input_shapes("mine", ins, (-1, 5, 4))
+    Traceback (most recent call last):
+    ...
+    fnn.checks.LayerError: mine: takes 2 inputs (x, mask): input_shape must be a tuple of 2 shapes, got (-1, 5, 4)
+    """
+    if len(inputs) == 1:
+        return _one_shape(layer, inputs[0], input_shape)
+    if not isinstance(input_shape, (tuple, list)) or len(input_shape) != len(inputs) or \
+            not all(isinstance(s, (tuple, list)) for s in input_shape):
+        names = ", ".join(spec.name for spec in inputs)
+        raise LayerError(f"{layer}: takes {len(inputs)} inputs ({names}): input_shape must be "
+                         f"a tuple of {len(inputs)} shapes, got {input_shape!r:.200}")
+    return tuple(_one_shape(_named(layer, inputs, i), spec, s)
+                 for i, (spec, s) in enumerate(zip(inputs, input_shape)))
+
+
+def _one_shape(label: str, spec: Any, shape: Any) -> tuple:
+    shape = as_shape(label, shape, min_rank=spec.rank or 1)
+    if spec.rank is not None and len(shape) != spec.rank:
+        raise LayerError(f"{label}: expects shapes of rank {spec.rank} (batch first), got "
+                         f"input_shape {fmt_shape(shape)}")
+    return shape
+
+
+def check_inputs(layer: str, inputs: tuple, x: Any) -> Any:
+    """``x`` checked against the :class:`fnn.Input` s a layer declares: the array itself for
+    one input, else a tuple of arrays, each of its kind (float, int, bool) and rank, with one
+    batch size. Errors name the input (``"input 1 (mask)"``).
+
+    >>> import numpy as np, fnn
+    >>> from fnn.checks import check_inputs
+    >>> ins = (fnn.Input("x", rank=3), fnn.Input("mask", "bool", rank=2))
+    >>> check_inputs("mine", ins, (np.zeros((2, 5, 4)), np.ones((2, 5))))
+    Traceback (most recent call last):
+    ...
+    fnn.checks.LayerError: mine: input 1 (mask): expected a bool array, got dtype float64 with shape (2, 5) (convert with mask.astype(bool), True for real tokens)
+    """
+    if len(inputs) == 1:
+        return _one_input(layer, inputs[0], x)
+    if not isinstance(x, (tuple, list)) or len(x) != len(inputs):
+        names = ", ".join(spec.name for spec in inputs)
+        got = f"a {type(x).__name__} of {len(x)}" if isinstance(x, (tuple, list)) else \
+            f"{type(x).__name__} {getattr(x, 'shape', '')}"
+        raise LayerError(f"{layer}: takes a tuple of {len(inputs)} arrays ({names}), got {got}")
+    xs = tuple(_one_input(_named(layer, inputs, i), spec, xi)
+               for i, (spec, xi) in enumerate(zip(inputs, x)))
+    sizes = [len(xi) for xi in xs]
+    if len(set(sizes)) > 1:
+        raise LayerError(f"{layer}: inputs must share the batch size, got "
+                         + ", ".join(f"{spec.name} {xi.shape}" for spec, xi in zip(inputs, xs)))
+    return xs
+
+
+def _one_input(label: str, spec: Any, x: Any) -> np.ndarray:
+    if type(x) is not np.ndarray:
+        x = np.asarray(x)
+    if x.dtype.kind not in _KINDS[spec.kind]:
+        article = "an" if spec.kind == "int" else "a"
+        kind = "integer" if spec.kind == "int" else \
+            "floating-point" if spec.kind == "float" else spec.kind
+        raise LayerError(f"{label}: expected {article} {kind} array, got dtype {x.dtype} with "
+                         f"shape {x.shape} (convert with {_HOW[spec.kind]})")
+    if x.ndim < (spec.rank or 1) or (spec.rank is not None and x.ndim != spec.rank):
+        raise LayerError(f"{label}: expects arrays of rank {spec.rank or '>= 1'} (batch "
+                         f"first), got shape {x.shape}")
+    return x
+
+
 def check_trailing(layer: str, x: np.ndarray, trailing: tuple) -> None:
     """Check that ``x.shape`` is ``(N, *trailing)``.
 
@@ -194,5 +281,6 @@ def no_params(layer: str, params: Any) -> None:
         raise LayerError(f"{layer}: has no parameters and expects params == {{}}, got {params!r:.80}")
 
 
-__all__ = ["LayerError", "as_shape", "check_trailing", "float_input", "fmt_shape", "no_params",
+__all__ = ["LayerError", "as_shape", "check_inputs", "check_trailing", "float_input",
+           "input_shapes", "fmt_shape", "no_params",
            "param", "param_keys"]

@@ -17,6 +17,7 @@ import numpy as np
 from fnn.checks import LayerError, fmt_shape
 from fnn.core import Layer, init
 from fnn.keys import Key, split
+from fnn.layers.base import parameter_free
 from fnn.layers.fusion import Step, plan
 from fnn.tree import tree_leaves, tree_map
 
@@ -51,6 +52,24 @@ def _child_state(combinator: str, state: Any, names: list[str], wanted: list[str
 
 def _keys(k: Key | None, n: int) -> Sequence[Key | None]:
     return split(k, n) if k is not None else (None,) * n
+
+
+def add_gradients(a: Any, b: Any) -> Any:
+    """The sum of two input gradients, None meaning zero; tuples (several inputs) add
+    element by element (an integer input's None stays None).
+
+    >>> import numpy as np
+    >>> from fnn.combinators import add_gradients
+    >>> add_gradients((np.ones(2), None), (np.ones(2), None))
+    (array([2., 2.]), None)
+    """
+    if a is None:
+        return b
+    if b is None:
+        return a
+    if isinstance(a, tuple):
+        return tuple(add_gradients(u, v) for u, v in zip(a, b))
+    return a + b
 
 
 def child_names(layers: Sequence[Layer]) -> list[str]:
@@ -226,7 +245,7 @@ def serial(*layers: Layer, name: str = "serial") -> Layer:
 
     return Layer(init, _serial_apply(name, layers, names, wanted, steps),
                  _serial_vjp(name, layers, names, wanted, steps), name, name, tuple(layers),
-                 "serial", stateful)
+                 "serial", stateful, inputs=layers[0].inputs)
 
 
 def parallel(*layers: Layer, name: str = "parallel") -> Layer:
@@ -279,13 +298,104 @@ def parallel(*layers: Layer, name: str = "parallel") -> Layer:
             grads, dx = {}, None
             for child, back, dy in zip(names, pullbacks, dys):
                 grads[child], dxi = back(dy)
-                if dxi is not None:
-                    dx = dxi if dx is None else dx + dxi
+                dx = add_gradients(dx, dxi)
             return grads, dx
 
         return (tuple(outs), pullback, new_state) if stateful else (tuple(outs), pullback)
 
-    return Layer(init, apply, vjp, name, name, tuple(layers), "parallel", stateful)
+    return Layer(init, apply, vjp, name, name, tuple(layers), "parallel", stateful,
+                 inputs=layers[0].inputs)
+
+
+def _tuple_of(label: str, n: int | None, what: str, value: Any) -> tuple:
+    if not isinstance(value, (tuple, list)) or (n is not None and len(value) != n):
+        count = f"{n} " if n is not None else ""
+        raise LayerError(f"{label}: expects a tuple of {count}{what}, got {value!r:.120}")
+    return tuple(value)
+
+
+def each(*layers: Layer, name: str = "each") -> Layer:
+    """Several inputs, one layer each: ``(x0, x1, ...) -> (layers[0](x0), layers[1](x1),
+    ...)`` (stax's ``parallel``; :func:`parallel` feeds one input to every layer). ``init``
+    takes the tuple of input shapes. With :func:`pick` and :func:`parallel` it routes tuple
+    inputs such as ``(source_ids, target_ids)``.
+
+    >>> import numpy as np, fnn
+    >>> model = fnn.each(fnn.linear(4), fnn.identity())
+    >>> shapes, params = model.init(fnn.key(0), ((-1, 3), (-1, 2)))
+    >>> shapes, sorted(params)
+    (((-1, 4), (-1, 2)), ['00_linear', '01_identity'])
+    """
+    if not layers or not all(isinstance(layer, Layer) for layer in layers):
+        raise TypeError(f"{name}: expects one or more fnn.Layer, got {layers!r:.200}")
+    if any(layer.stateful for layer in layers):
+        raise TypeError(f"{name}: layers with state are not supported here")
+    names, n = child_names(layers), len(layers)
+
+    def init(k, input_shape):
+        shapes = _tuple_of(name, n, "input shapes", input_shape)
+        outs, params = [], {}
+        for child, layer, sub, shape in zip(names, layers, split(k, n), shapes):
+            try:
+                out, params[child] = layer.init(sub, shape)
+            except LayerError as err:
+                raise err.within(child) from None
+            outs.append(out)
+        return tuple(outs), params
+
+    def run(params, x, fn):
+        ps, xs = _child_params(name, params, names), _tuple_of(name, n, "arrays", x)
+        outs = []
+        for child, layer, p, xi, sub in zip(names, layers, ps, xs, fn):
+            try:
+                outs.append(layer.apply(p, xi) if sub is False else layer.vjp(p, xi, **sub))
+            except LayerError as err:
+                raise err.within(child) from None
+        return outs
+
+    def vjp(params, x, *, key=None, input_grad=True):
+        outs = run(params, x, [{"key": sub, "input_grad": input_grad}
+                               for sub in _keys(key, n)])
+
+        def pullback(dys):
+            grads = [back(dy) for (_, back), dy in zip(outs, dys)]
+            dx = tuple(g[1] for g in grads) if input_grad else None
+            return dict(zip(names, (g[0] for g in grads))), dx
+
+        return tuple(y for y, _ in outs), pullback
+
+    return Layer(init, lambda params, x: tuple(run(params, x, [False] * n)), vjp, name, name,
+                 tuple(layers), "each")
+
+
+def pick(index: int) -> Layer:
+    """Element ``index`` of a tuple input (``(x, mask) -> x``); its gradient goes back to that
+    element (zeros to the other float ones, None to integer and bool ones).
+
+    >>> import numpy as np, fnn
+    >>> fnn.pick(1).apply({}, (np.zeros(2), np.ones(3)))
+    array([1., 1., 1.])
+    """
+    label = f"pick({index})"
+
+    def shape(input_shape):
+        shapes = _tuple_of(label, None, "input shapes", input_shape)
+        if not -len(shapes) <= index < len(shapes):
+            raise LayerError(f"{label}: the input has {len(shapes)} elements")
+        return shapes[index]
+
+    def check(x):
+        xs = tuple(np.asarray(a) for a in _tuple_of(label, None, "arrays", x))
+        shape(tuple(a.shape for a in xs))
+        return xs
+
+    def back(xs, y, dy):
+        return tuple(dy if j == index % len(xs) else
+                     (np.zeros_like(a) if a.dtype.kind == "f" else None)
+                     for j, a in enumerate(xs))
+
+    return parameter_free(label, lambda xs: xs[index], back, shape=shape, check=check,
+                          kind="pick", config={"index": index})
 
 
 def residual(*layers: Layer) -> Layer:
@@ -324,7 +434,7 @@ def residual(*layers: Layer) -> Layer:
         return (x + fx, pullback, *new_state)
 
     return Layer(init, apply, vjp, "residual", "residual", tuple(layers), "residual",
-                 body.stateful)
+                 body.stateful, inputs=body.inputs)
 
 
-__all__ = ["child_names", "parallel", "residual", "serial"]
+__all__ = ["add_gradients", "child_names", "each", "parallel", "pick", "residual", "serial"]

@@ -36,6 +36,25 @@ from fnn.keys import Key
 NO_CONFIG: Mapping[str, Any] = MappingProxyType({})  # the config of a layer that declares none
 
 
+class Input(NamedTuple):
+    """One input of a layer that declares its inputs (``fnn.layer(..., inputs=...)``): its
+    ``name`` (errors say ``"input 1 (mask)"``), ``kind`` (``"float"``, ``"int"`` for token
+    ids, ``"bool"`` for masks; only float inputs are differentiated, the others get ``None``
+    as gradient) and ``rank`` (exact, batch axis included; None: at least 1).
+
+    A layer declaring one input takes that array; declaring several, a tuple of arrays in
+    this order, ``init`` a tuple of their shapes (each batch first).
+
+    >>> import fnn
+    >>> fnn.Input("mask", "bool", rank=2)
+    Input(name='mask', kind='bool', rank=2)
+    """
+
+    name: str
+    kind: str = "float"
+    rank: int | None = None
+
+
 class Layer(NamedTuple):
     """``(init, apply, vjp)`` plus a ``name`` used for params keys and error messages.
 
@@ -47,7 +66,8 @@ class Layer(NamedTuple):
     for combinators) and ``config`` holds its hyper-parameters (JSON-like values: ints,
     floats, strings, bools, tuples), enough to rebuild its maths. A layer declaring a
     built-in kind promises that kind's maths: :func:`fnn.serial` fuses pairs by kind
-    (:mod:`fnn.layers.fusion`).
+    (:mod:`fnn.layers.fusion`). ``inputs``: the :class:`Input` s a layer declares (token ids,
+    a tuple such as ``(x, mask)``); empty for the usual single floating-point array.
 
     >>> import fnn
     >>> model = fnn.serial(fnn.linear(128), fnn.tanh(), fnn.linear(10))
@@ -70,6 +90,7 @@ class Layer(NamedTuple):
     stateful: bool = False
     kind: str | None = None
     config: Mapping[str, Any] = NO_CONFIG
+    inputs: tuple = ()
 
     def __repr__(self) -> str:
         if self.flow is not None:
@@ -120,4 +141,4 @@ class GradFn(NamedTuple):
         return self.fn(*args, **kwargs)
 
 
-__all__ = ["GradFn", "Layer", "NO_CONFIG", "init"]
+__all__ = ["GradFn", "Input", "Layer", "NO_CONFIG", "init"]

@@ -30,8 +30,38 @@ from fnn.losses import Loss
 from fnn.tree import path_str
 
 
-def _f64(tree):
-    return optree.tree_map(lambda a: np.array(a, dtype=np.float64), tree)
+def _f64(tree, keep_ints: bool = False):
+    """Every leaf as float64; with ``keep_ints``, integer and bool arrays stay as they are
+    (token ids, masks: inputs a layer declares, never differentiated)."""
+    def cast(a):
+        if keep_ints and np.asarray(a).dtype.kind in "iub":
+            return np.asarray(a)
+        return np.array(a, dtype=np.float64)
+
+    return optree.tree_map(cast, tree)
+
+
+def _input_pairs(x: Any, dx: Any, scalar_of, eps: float) -> dict:
+    """:func:`_numeric_pairs` of the float parts of an input (``"x"``, or ``"x/<i>"`` for
+    a tuple); integer and bool parts (token ids, masks) are skipped, their ``dx`` None."""
+    if not isinstance(x, tuple):
+        if x.dtype.kind != "f":
+            return {}
+        return _numeric_pairs(x, dx, scalar_of, eps, lambda path: "x")
+    if dx is None or len(dx) != len(x):
+        raise AssertionError(f"gradcheck: dx should be a tuple of {len(x)}, got {dx!r:.80}")
+    pairs = {}
+    for i, (xi, dxi) in enumerate(zip(x, dx)):
+        if xi.dtype.kind != "f":
+            if dxi is not None:
+                raise AssertionError(f"gradcheck: input {i} is {xi.dtype}: its dx must be None")
+            continue
+
+        def part(v, i=i):
+            return scalar_of(tuple(v if j == i else a for j, a in enumerate(x)))
+
+        pairs.update(_numeric_pairs(xi, dxi, part, eps, lambda path, i=i: f"x/{i}"))
+    return pairs
 
 
 def _scale(*arrays: np.ndarray) -> float:
@@ -80,7 +110,7 @@ def gradcheck(
     >>> loss_errors["x"] < 1e-6
     True
     """
-    x = _f64(x)
+    x = _f64(x, keep_ints=isinstance(fn, Layer) and bool(fn.inputs))
     if isinstance(fn, Loss):
         y64 = np.asarray(y) if np.asarray(y).dtype.kind in "iu" else _f64(y)
         _, analytic_x = fn.vjp(x, y64)
@@ -111,8 +141,11 @@ def gradcheck(
         raise AssertionError(f"gradcheck: dparams has {len(dleaves)} leaves, params {len(paths)}")
     pairs = _numeric_pairs(params, dparams, lambda p: scalar(p, x), eps,
                            lambda path: "params/" + path_str(path))
-    pairs.update(_numeric_pairs(x, dx, lambda xx: scalar(params, xx), eps,
-                                lambda path: "x" + ("/" + path_str(path) if path else "")))
+    if fn.inputs:
+        pairs.update(_input_pairs(x, dx, lambda xx: scalar(params, xx), eps))
+    else:
+        pairs.update(_numeric_pairs(x, dx, lambda xx: scalar(params, xx), eps,
+                                    lambda path: "x" + ("/" + path_str(path) if path else "")))
     _, params_only = vjp(params, x, input_grad=False)  # skipping dx changes no params gradient
     param_grads, no_dx = params_only(cotangent)
     if no_dx is not None:

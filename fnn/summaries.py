@@ -42,7 +42,8 @@ def _rows(layer: Layer, k, shape, path: str, depth: int, out: list) -> tuple:
     inner = shape
     for i, (name, child) in enumerate(zip(names, layer.children)):
         child_path = f"{path}/{name}" if path else name
-        source = shape if layer.flow == "parallel" else inner
+        source = shape if layer.flow == "parallel" else shape[i] if layer.flow == "each" \
+            else inner
         inner = _rows(child, fold_in(k, i), source, child_path, depth + 1, out)
     return out_shape
 

@@ -10,7 +10,7 @@ gives for that input), and word the errors with the layer's label and the params
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, cast
 
@@ -19,13 +19,15 @@ import numpy as np
 from fnn.checks import (
     LayerError,
     as_shape,
+    check_inputs,
     float_input,
     fmt_shape,
+    input_shapes,
     no_params,
     param,
     param_keys,
 )
-from fnn.core import NO_CONFIG, Layer
+from fnn.core import NO_CONFIG, Input, Layer
 from fnn.initializers import shapes_only
 from fnn.keys import key as make_key
 
@@ -56,12 +58,14 @@ def _flat(label: str, what: str, tree: Any, spec: dict, x_shape: tuple) -> None:
     """``tree`` must be a dict with the keys of ``spec`` and floating-point arrays of its
     shapes: the full check, wording what is wrong (callers try :func:`_matches` first)."""
     param_keys(label, tree, tuple(spec), what)
+    batchless = fmt_shape(tuple((-1, *s[1:]) for s in x_shape) if x_shape and
+                          isinstance(x_shape[0], tuple) else (-1, *x_shape[1:]))
     for k, shape in spec.items():
         value = param(label, tree, k, what=what)  # a floating-point array
         if value.shape != shape:
             raise LayerError(
                 f"{label}: input {x_shape} does not fit {what}[{k!r}] of shape {value.shape} "
-                f"(an input {fmt_shape((-1, *x_shape[1:]))} needs {shape})",
+                f"(an input {batchless} needs {shape})",
                 params_message=f"{label}: {what}[{k!r}] has shape {value.shape}, but the layer "
                 f"before it gives inputs {x_shape}, which need {what}[{k!r}] of shape {shape}: "
                 f"the params do not fit the model")
@@ -70,7 +74,8 @@ def _flat(label: str, what: str, tree: Any, spec: dict, x_shape: tuple) -> None:
 def layer(label: str, init: Callable, forward: Callable, backward: Callable, *,
           apply: Callable | None = None, stateful: bool = False, name: str | None = None,
           min_rank: int = 2, kind: str | None = None,
-          config: Mapping[str, Any] | None = None) -> Layer:
+          config: Mapping[str, Any] | None = None,
+          inputs: Sequence[Input] | None = None) -> Layer:
     """A :class:`fnn.Layer` from its maths. Params (and state) are flat dicts of arrays.
 
     * ``init(key, input_shape) -> (output_shape, params)`` (``input_shape`` is checked to be a
@@ -89,6 +94,11 @@ def layer(label: str, init: Callable, forward: Callable, backward: Callable, *,
     that ``init`` gives for an input of ``x``'s shape (worked out once per shape, without
     drawing random numbers); errors name the layer, the key, the expected and actual shapes.
 
+    ``inputs``: the layer's :class:`fnn.Input` s when it is not fed one float array of rank
+    >= ``min_rank``: integer token ids (``(Input("ids", "int", rank=2),)``), or a tuple
+    such as ``(x, mask)``; ``init`` then gets a tuple of shapes, ``forward``/``apply`` the
+    checked tuple, ``backward`` returns a tuple ``dx`` (None for non-float inputs).
+
     >>> import numpy as np, fnn
     >>> def scale(n):                 # y = x * s, one learned factor per feature
     ...     def init(key, shape):
@@ -106,10 +116,15 @@ def layer(label: str, init: Callable, forward: Callable, backward: Callable, *,
     >>> max(fnn.gradcheck(scale(3), params, np.ones((2, 3))).values()) < 1e-6
     True
     """
+    declared = tuple(inputs or ())
+
     def checked_init(key, input_shape):
+        if declared:
+            return init(key, input_shapes(label, declared, input_shape))
         return init(key, as_shape(label, input_shape, min_rank=min_rank))
 
-    check = _checker(label, checked_init, min_rank, stateful)
+    check = _declared_checker(label, checked_init, declared, stateful) if declared else \
+        _checker(label, checked_init, min_rank, stateful)
     if stateful:
         if apply is None:
             raise TypeError(f"{label}: a stateful layer needs its own apply(params, x, state)")
@@ -117,7 +132,7 @@ def layer(label: str, init: Callable, forward: Callable, backward: Callable, *,
     else:
         apply_fn, vjp = _stateless_pair(check, forward, backward, apply)
     return Layer(checked_init, apply_fn, vjp, name or label.split("(")[0], label,
-                 stateful=stateful, kind=kind, config=_frozen(config))
+                 stateful=stateful, kind=kind, config=_frozen(config), inputs=declared)
 
 
 def _checker(label: str, checked_init: Callable, min_rank: int, stateful: bool) -> Callable:
@@ -161,6 +176,51 @@ def _checker(label: str, checked_init: Callable, min_rank: int, stateful: bool) 
     return check
 
 
+def _specs_of(checked_init: Callable) -> Callable:
+    """``spec(tails) -> (params shapes, state shapes)`` for inputs whose shapes without the
+    batch axis are ``tails`` (a tuple per input), worked out once per shape."""
+    specs: dict[tuple, tuple] = {}
+    lock = threading.Lock()
+
+    def spec(tails):
+        found = specs.get(tails)
+        if found is None:
+            shapes = tuple((-1, *t) for t in tails)
+            with shapes_only():
+                out = checked_init(make_key(0), shapes if len(shapes) > 1 else shapes[0])
+            found = tuple({k: np.shape(v) for k, v in tree.items()} for tree in out[1:])
+            with lock:
+                if len(specs) > 64:
+                    specs.clear()
+                specs[tails] = found
+        return found
+
+    return spec
+
+
+def _declared_checker(label: str, checked_init: Callable, inputs: tuple,
+                      stateful: bool) -> Callable:
+    """:func:`_checker` for a layer declaring its ``inputs``: each input of its kind and rank
+    (:func:`fnn.checks.check_inputs`), params fitting all of their shapes."""
+    spec = _specs_of(checked_init)
+    several = len(inputs) > 1
+
+    def check(params, x, state=None):
+        x = check_inputs(label, inputs, x)
+        shapes = tuple(xi.shape for xi in x) if several else (x.shape,)
+        found = spec(tuple(s[1:] for s in shapes))
+        if not _matches(params, found[0]):
+            _flat(label, "params", params, found[0], shapes if several else shapes[0])
+        if stateful:
+            if state is None:
+                raise LayerError(f"{label}: has state: pass state=, the third value of init")
+            if not _matches(state, found[1]):
+                _flat(label, "state", state, found[1], shapes if several else shapes[0])
+        return x
+
+    return check
+
+
 def _stateful_pair(check: Callable, forward: Callable, backward: Callable,
                    apply: Callable) -> tuple[Callable, Callable]:
     """``(apply, vjp)`` of a stateful :func:`layer`."""
@@ -194,7 +254,8 @@ def parameter_free(label: str, fn: Callable, back: Callable | None = None, *,
                    train: Callable | None = None, shape: Callable | None = None,
                    name: str | None = None, check: Callable | None = None,
                    min_rank: int = 1, kind: str | None = None,
-                   config: Mapping[str, Any] | None = None) -> Layer:
+                   config: Mapping[str, Any] | None = None,
+                   inputs: Sequence[Input] | None = None) -> Layer:
     """A layer without params: ``y = fn(x)``, and either ``back(x, y, dy) -> dx`` or
     ``train(x, key) -> (y, back)`` with ``back(dy) -> dx`` (a training pass of its own: a
     pooling keeping its arg-max, dropout drawing its mask from ``key``).
@@ -202,7 +263,8 @@ def parameter_free(label: str, fn: Callable, back: Callable | None = None, *,
     ``shape(input_shape) -> output_shape`` checks ``input_shape`` and gives the output's
     (default: the same shape, once checked to be a tuple of at least ``min_rank`` positive
     sizes); ``check(x) -> x`` validates inputs (default: a floating-point array); ``kind``
-    and ``config`` as for :func:`layer`.
+    and ``config`` as for :func:`layer`; ``inputs`` too (``x`` then a checked tuple,
+    ``back`` returning a tuple ``dx``, None for non-float inputs).
 
     >>> import numpy as np, fnn
     >>> center = fnn.layers.parameter_free(
@@ -217,11 +279,18 @@ def parameter_free(label: str, fn: Callable, back: Callable | None = None, *,
     if (back is None) == (train is None):
         raise TypeError(f"{label}: give exactly one of back= and train=")
     trainer, backward = train, cast(Callable, back)  # exactly one of them is set
-    floats_only = check is None  # the default check: a floating-point array
-    check = check or (lambda x: float_input(label, x))
+    declared = tuple(inputs or ())
+    floats_only = check is None and not declared  # the default check: a float array
+    if check is None:
+        check = (lambda x: check_inputs(label, declared, x)) if declared else \
+            (lambda x: float_input(label, x))
 
     def init(key, input_shape):
-        return (shape(input_shape) if shape else as_shape(label, input_shape, min_rank)), {}
+        if shape:
+            return shape(input_shape), {}
+        if declared:
+            return input_shapes(label, declared, input_shape), {}
+        return as_shape(label, input_shape, min_rank), {}
 
     def apply(params, x):
         no_params(label, params)
@@ -239,7 +308,7 @@ def parameter_free(label: str, fn: Callable, back: Callable | None = None, *,
         return y, lambda dy: ({}, backward(x, y, dy) if input_grad else None)
 
     return Layer(init, apply, vjp, name or label.split("(")[0], label, kind=kind,
-                 config=_frozen(config))
+                 config=_frozen(config), inputs=declared)
 
 
 def rank_checker(label: str, ranks: tuple[int, ...], layout: str) -> Callable:
