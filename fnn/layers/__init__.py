@@ -22,6 +22,7 @@ from fnn.layers.activations import (
 )
 from fnn.layers.base import layer, parameter_free
 from fnn.layers.convolution import conv, conv1d, conv2d, conv_transpose1d, conv_transpose2d
+from fnn.layers.cross_attention import cross_attention, luong_attention
 from fnn.layers.dense import linear
 from fnn.layers.merge import add, concatenate
 from fnn.layers.norm import batch_norm, group_norm, layer_norm
@@ -50,6 +51,7 @@ __all__ = [
     "conv2d",
     "conv_transpose1d",
     "conv_transpose2d",
+    "cross_attention",
     "dropout",
     "elementwise",
     "elu",
@@ -63,6 +65,7 @@ __all__ = [
     "layer_norm",
     "leaky_relu",
     "linear",
+    "luong_attention",
     "log_softmax",
     "max_pool1d",
     "max_pool2d",
