@@ -24,6 +24,7 @@ from fnn.layers.base import layer, parameter_free
 from fnn.layers.convolution import conv, conv1d, conv2d, conv_transpose1d, conv_transpose2d
 from fnn.layers.cross_attention import cross_attention, luong_attention
 from fnn.layers.dense import linear
+from fnn.layers.embedding import embedding
 from fnn.layers.merge import add, concatenate
 from fnn.layers.norm import batch_norm, group_norm, layer_norm
 from fnn.layers.pooling import (
@@ -55,6 +56,7 @@ __all__ = [
     "dropout",
     "elementwise",
     "elu",
+    "embedding",
     "flatten",
     "gaussian",
     "gelu",
