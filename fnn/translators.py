@@ -1,0 +1,177 @@
+"""Two translation models in a few lines each, on :func:`fnn.seq2seq.encoder_decoder`:
+
+* :func:`gru_translator`: a bidirectional GRU encoder; a GRU decoder started from the
+  encoder's masked mean, followed by Luong attention over the encoder's outputs;
+* :func:`transformer_translator`: a small pre-norm transformer encoder-decoder (sinusoidal
+  positions, causal self-attention then cross-attention in each decoder block).
+
+Both are plain combinators of layers (``serial``, ``parallel``, ``pick``, ``residual``), so
+their params read as paths (``fnn.summary``) and they train like any model: the input is
+``(source_ids (N, S), target_in (N, T))``, the output ``logits (N, T, V_target)``, the loss
+:func:`fnn.seq2seq.sentence_cross_entropy`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fnn.checks import LayerError
+from fnn.combinators import parallel, pick, residual, serial
+from fnn.core import Input, Layer
+from fnn.layers.activations import gelu, tanh
+from fnn.layers.base import parameter_free
+from fnn.layers.cross_attention import cross_attention, luong_attention
+from fnn.layers.dense import linear
+from fnn.layers.embedding import embedding
+from fnn.layers.merge import add
+from fnn.layers.norm import layer_norm
+from fnn.layers.recurrent import gru
+from fnn.seq2seq import encoder_decoder
+
+__all__ = ["gru_translator", "masked_mean", "transformer_translator"]
+
+
+def masked_mean(label: str = "masked_mean") -> Layer:
+    """``(x (N, S, E), mask (N, S)) -> (N, E)``: the mean of ``x`` over the positions where
+    ``mask`` is True (0 where a row has none).
+
+    >>> import numpy as np
+    >>> from fnn.translators import masked_mean
+    >>> x = np.array([[[1.0], [3.0], [100.0]]]); mask = np.array([[True, True, False]])
+    >>> masked_mean().apply({}, (x, mask))
+    array([[2.]])
+    """
+    def weights(mask, dtype):
+        m = mask.astype(dtype)
+        return m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+
+    def fn(inputs):
+        x, mask = inputs
+        return np.einsum("nse,ns->ne", x, weights(mask, x.dtype))
+
+    def back(inputs, y, dy):
+        x, mask = inputs
+        return dy[:, None, :] * weights(mask, x.dtype)[..., None], None
+
+    def shape(shapes):
+        return (shapes[0][0], shapes[0][2])
+
+    return parameter_free(label, fn, back, shape=shape, kind="masked_mean",
+                          inputs=(Input("x", rank=3), Input("mask", "bool", rank=2)))
+
+
+def _tokens(vocab: int, dim: int) -> Layer:
+    return embedding(vocab, dim, padding_idx=0)
+
+
+def gru_translator(source_vocab: int, target_vocab: int, *, dim: int = 256,
+                   hidden: int = 256, pad_id: int = 0, start_id: int = 1) -> Layer:
+    """GRU encoder-decoder with Luong attention::
+
+        encoder  (src, mask) -> embedding(dim) -> bidirectional gru(hidden, mask)  (N, S, 2h)
+        h0       tanh(linear(hidden)(masked_mean(memory, mask)))
+        decoder  embedding(dim)(tgt) -> gru(hidden, from h0) -> luong_attention over memory
+                 -> linear(target_vocab)
+
+    The decoder's GRU sees the source only through ``h0``; attention then mixes each step's
+    output with its context (Luong et al., 2015, without input feeding), so training runs
+    every step of the decoder at once.
+
+    >>> import fnn
+    >>> from fnn.translators import gru_translator
+    >>> model = gru_translator(20, 30, dim=8, hidden=8)
+    >>> model.init(fnn.key(0), ((-1, 5), (-1, 6)))[0]
+    (-1, 6, 30)
+    """
+    encoder = serial(parallel(serial(pick(0), _tokens(source_vocab, dim)), pick(1)),
+                     gru(hidden, bidirectional=True, mask=True))
+    start = serial(parallel(pick(1), pick(2)), masked_mean(), linear(hidden), tanh())
+    recurrent = serial(parallel(serial(pick(0), _tokens(target_vocab, dim)), start),
+                       gru(hidden, initial_state=True))
+    decoder = serial(parallel(recurrent, pick(1), pick(2)), luong_attention(),
+                     linear(target_vocab))
+    return encoder_decoder(encoder, decoder, pad_id=pad_id, start_id=start_id)
+
+
+def positions(max_len: int) -> Layer:
+    """``x (N, T, D) -> x + P[:T]`` with the sinusoidal table ``P (max_len, D)`` of Vaswani et
+    al. (``P[t, 2i] = sin(t / 10000^(2i/D))``, ``P[t, 2i+1] = cos(...)``); no params.
+
+    >>> import numpy as np
+    >>> from fnn.translators import positions
+    >>> positions(4).apply({}, np.zeros((1, 2, 2)))[0].round(3).tolist()
+    [[0.0, 1.0], [0.841, 0.54]]
+    """
+    cache: dict = {}
+
+    def table(steps, dim, dtype):
+        key = (dim, np.dtype(dtype))
+        if key not in cache:
+            t = np.arange(max_len)[:, None]
+            rate = 1.0 / 10000 ** (np.arange(0, dim, 2) / dim)
+            p = np.zeros((max_len, dim))
+            p[:, 0::2] = np.sin(t * rate)
+            p[:, 1::2] = np.cos(t * rate)[:, :dim // 2]
+            cache[key] = p.astype(dtype)
+        if steps > max_len:
+            raise LayerError(f"positions({max_len}): {steps} steps, more than the table's "
+                             f"{max_len}")
+        return cache[key][:steps]
+
+    return parameter_free(f"positions({max_len})",
+                          lambda x: x + table(x.shape[1], x.shape[2], x.dtype),
+                          lambda x, y, dy: dy, min_rank=3)
+
+
+def _ffn(dim: int) -> Layer:
+    return residual(layer_norm(), linear(4 * dim), gelu(), linear(dim))
+
+
+def _keep_memory(layer: Layer) -> Layer:
+    """``(y, memory, mask) -> (layer((y, memory, mask)), memory, mask)``."""
+    return parallel(layer, pick(1), pick(2))
+
+
+def transformer_translator(source_vocab: int, target_vocab: int, *, dim: int = 128,
+                           heads: int = 4, layers: int = 2, max_len: int = 64,
+                           pad_id: int = 0, start_id: int = 1) -> Layer:
+    """A small pre-norm transformer encoder-decoder (sinusoidal positions, ``dim * 4`` GELU
+    feed-forward)::
+
+        encoder block   x + mha(ln(x), mask);  x + ffn(ln(x))
+        decoder block   y + causal_mha(ln(y));  y + cross_attention(ln(y), memory, mask);
+                        y + ffn(ln(y))
+        logits          linear(target_vocab)(ln(y))
+
+    >>> import fnn
+    >>> from fnn.translators import transformer_translator
+    >>> model = transformer_translator(20, 30, dim=8, heads=2, layers=1)
+    >>> model.init(fnn.key(0), ((-1, 5), (-1, 6)))[0]
+    (-1, 6, 30)
+    """
+    from fnn.layers.attention import multi_head_attention
+
+    def self_block(causal: bool) -> Layer:
+        return residual(layer_norm(), multi_head_attention(heads, causal=causal))
+
+    def encoder_block() -> Layer:
+        attend = parallel(pick(0), serial(parallel(serial(pick(0), layer_norm()), pick(1)),
+                                          multi_head_attention(heads, mask=True)))
+        return parallel(serial(attend, add(), _ffn(dim)), pick(1))
+
+    def cross_block() -> Layer:
+        normed = parallel(serial(pick(0), layer_norm()), pick(1), pick(2))
+        return serial(parallel(pick(0), serial(normed, cross_attention(heads))), add())
+
+    encoder = serial(parallel(serial(pick(0), _tokens(source_vocab, dim), positions(max_len)),
+                              pick(1)),
+                     *[encoder_block() for _ in range(layers)], pick(0), layer_norm())
+    decoder = serial(_keep_memory(serial(pick(0), _tokens(target_vocab, dim),
+                                         positions(max_len))),
+                     *[serial(_keep_memory(serial(pick(0), self_block(True))),
+                              _keep_memory(cross_block()), _keep_memory(serial(pick(0),
+                                                                               _ffn(dim))))
+                       for _ in range(layers)],
+                     pick(0), layer_norm(), linear(target_vocab))
+    return encoder_decoder(encoder, decoder, pad_id=pad_id, start_id=start_id,
+                           max_source=max_len)
