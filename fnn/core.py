@@ -55,6 +55,22 @@ class Input(NamedTuple):
     rank: int | None = None
 
 
+class Decoder(NamedTuple):
+    """How a layer runs one position at a time, for generation (:func:`fnn.generate`):
+    ``start(params, batch_size, dtype) -> carry`` (a recurrent state, a key/value cache, the
+    position: any pytree), ``step(params, x_t, carry) -> (y_t, carry)`` on ``x_t`` of
+    shape ``(N, 1, ...)`` (one time step, axis kept). Position-wise layers (``linear``,
+    activations, norms, embeddings) need none: their step is ``apply``.
+
+    >>> import fnn
+    >>> fnn.lstm(8).decode is not None, fnn.linear(3).decode is None
+    (True, True)
+    """
+
+    start: Callable
+    step: Callable
+
+
 class Layer(NamedTuple):
     """``(init, apply, vjp)`` plus a ``name`` used for params keys and error messages.
 
@@ -68,6 +84,8 @@ class Layer(NamedTuple):
     built-in kind promises that kind's maths: :func:`fnn.serial` fuses pairs by kind
     (:mod:`fnn.layers.fusion`). ``inputs``: the :class:`Input` s a layer declares (token ids,
     a tuple such as ``(x, mask)``); empty for the usual single floating-point array.
+    ``decode``: its :class:`Decoder` when it carries something from one time step to the
+    next (recurrent layers, causal attention, positions), for generation.
 
     >>> import fnn
     >>> model = fnn.serial(fnn.linear(128), fnn.tanh(), fnn.linear(10))
@@ -91,6 +109,7 @@ class Layer(NamedTuple):
     kind: str | None = None
     config: Mapping[str, Any] = NO_CONFIG
     inputs: tuple = ()
+    decode: Decoder | None = None
 
     def __repr__(self) -> str:
         if self.flow is not None:
@@ -141,4 +160,4 @@ class GradFn(NamedTuple):
         return self.fn(*args, **kwargs)
 
 
-__all__ = ["GradFn", "Input", "Layer", "NO_CONFIG", "init"]
+__all__ = ["Decoder", "GradFn", "Input", "Layer", "NO_CONFIG", "init"]

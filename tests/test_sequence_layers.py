@@ -117,3 +117,140 @@ def test_dropout_on_sequences():
     np.testing.assert_allclose(y[keep], 2 * x[keep])
     np.testing.assert_allclose(pullback(np.ones_like(x))[1], 2.0 * keep)
     np.testing.assert_array_equal(layer.apply({}, x), x)
+
+
+# --- recurrent layers ---------------------------------------------------------------------------
+
+CELLS = {"rnn": lambda h, **kw: fnn.rnn(h, **kw), "rnn_relu": lambda h, **kw: fnn.rnn(
+    h, "relu", **kw), "gru": lambda h, **kw: fnn.gru(h, **kw),
+    "lstm": lambda h, **kw: fnn.lstm(h, **kw)}
+
+
+def _torch_module(torch, cell, d, h, layers=1, bidirectional=False):
+    kind = {"rnn": "RNN", "rnn_relu": "RNN", "gru": "GRU", "lstm": "LSTM"}[cell]
+    kw = {"nonlinearity": "relu"} if cell == "rnn_relu" else {}
+    return getattr(torch.nn, kind)(d, h, num_layers=layers, bidirectional=bidirectional,
+                                   batch_first=True, dtype=torch.float64, **kw)
+
+
+def _load_torch(module, flat, layers, bidirectional):
+    """Set a torch module's weights from oracle's flat tensors (fnn layout: w.T)."""
+    for layer in range(layers):
+        prefix = f"{layer:02d}_{_name(flat)}/" if layers > 1 else ""
+        for s in ("", "_reverse")[:1 + bidirectional]:
+            for fk, tk in (("w_ih", "weight_ih"), ("w_hh", "weight_hh"), ("b_ih", "bias_ih"),
+                           ("b_hh", "bias_hh")):
+                value = flat[prefix + fk + s]
+                setattr(module, f"{tk}_l{layer}{s}", value.T if fk[0] == "w" else value)
+
+
+def _name(flat):
+    return next(iter(flat)).split("/")[0].split("_", 1)[1] if "/" in next(iter(flat)) else ""
+
+
+def _torch_fn(torch, cell, d, h, layers=1, bidirectional=False, last=False):
+    def fn(p, x, *states):
+        module = _torch_module(torch, cell, d, h, layers, bidirectional)
+        for name in list(module._parameters):
+            del module._parameters[name]
+        _load_torch(module, p, layers, bidirectional)
+        module._flat_weights = [getattr(module, n) for n in module._flat_weights_names]
+        init = None
+        if states:
+            init = tuple(s.reshape(s.shape[0], -1, h).transpose(0, 1).contiguous()
+                         for s in states)
+            init = init[0] if len(init) == 1 else init
+        y, hn = module(x, init) if init is not None else module(x)
+        if last:
+            hn = hn[0] if cell == "lstm" else hn
+            return hn.transpose(0, 1).reshape(x.shape[0], -1)
+        return y
+    return fn
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("options", [{}, {"bidirectional": True}, {"return_sequences": False},
+                                     {"initial_state": True}, {"mask": True},
+                                     {"return_state": True, "bidirectional": True}])
+def test_recurrent_gradcheck(cell, options):
+    layer = CELLS[cell](3, **options)
+    n, t, d = 2, 4, 3
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, t, d))
+    shapes: list = [(-1, t, d)]
+    inputs: list = [x]
+    states = 2 if cell == "lstm" else 1
+    if options.get("initial_state"):
+        shapes += [(-1, 3)] * states
+        inputs += [0.5 * rng.normal(size=(n, 3)) for _ in range(states)]
+    if options.get("mask"):
+        shapes.append((-1, t))
+        inputs.append(np.array([[True] * 4, [True, True, False, False]]))
+    _, params = layer.init(fnn.key(0), tuple(shapes) if len(shapes) > 1 else shapes[0])
+    x_in = tuple(inputs) if len(inputs) > 1 else x
+    errors = fnn.assert_gradients_close(layer, f64(params), x_in)
+    assert "params/w_hh" in errors and ("x" in errors or "x/0" in errors)
+    if cell == "rnn_relu":
+        return
+
+
+@pytest.mark.parametrize("cell", ["rnn", "rnn_relu", "gru", "lstm"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_recurrent_torch_oracle(cell, bidirectional):
+    torch = pytest.importorskip("torch")
+    layer = CELLS[cell](5, bidirectional=bidirectional)
+    _, params = layer.init(fnn.key(2), (-1, 6, 4))
+    x = np.random.default_rng(1).normal(size=(3, 6, 4))
+    oracle(layer, params, x, _torch_fn(torch, cell, 4, 5, bidirectional=bidirectional))
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_two_layer_stack_torch_oracle(cell, bidirectional):
+    torch = pytest.importorskip("torch")
+    model = fnn.serial(CELLS[cell](5, bidirectional=bidirectional),
+                       CELLS[cell](5, bidirectional=bidirectional))
+    _, params = model.init(fnn.key(3), (-1, 6, 4))
+    x = np.random.default_rng(1).normal(size=(3, 6, 4))
+    oracle(model, params, x, _torch_fn(torch, cell, 4, 5, 2, bidirectional))
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_last_state_and_initial_state_torch_oracle(cell):
+    torch = pytest.importorskip("torch")
+    layer = CELLS[cell](5, bidirectional=True, return_sequences=False, initial_state=True)
+    states = 2 if cell == "lstm" else 1
+    _, params = layer.init(fnn.key(4), ((-1, 6, 4),) + ((-1, 2, 5),) * states)
+    rng = np.random.default_rng(5)
+    x = (rng.normal(size=(3, 6, 4)),) + tuple(rng.normal(size=(3, 2, 5)) for _ in range(states))
+    oracle(layer, params, x, _torch_fn(torch, cell, 4, 5, 1, True, last=True))
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_mask_matches_each_sequence_alone(cell):
+    layer = CELLS[cell](4, bidirectional=True, mask=True, return_sequences=False)
+    alone = CELLS[cell](4, bidirectional=True, return_sequences=False)
+    _, params = layer.init(fnn.key(0), ((-1, 5, 3), (-1, 5)))
+    x = np.random.default_rng(0).normal(size=(2, 5, 3))
+    lengths = [5, 2]
+    mask = np.arange(5)[None] < np.array(lengths)[:, None]
+    y = layer.apply(f64(params), (x, mask))
+    for i, n in enumerate(lengths):
+        np.testing.assert_allclose(y[i], alone.apply(f64(params), x[i:i + 1, :n])[0],
+                                   rtol=1e-12, atol=1e-12)
+
+
+def test_recurrent_bad_inputs():
+    layer = fnn.lstm(4, initial_state=True, mask=True)
+    _, params = layer.init(fnn.key(0), ((-1, 5, 3), (-1, 4), (-1, 4), (-1, 5)))
+    x, h = np.zeros((2, 5, 3)), np.zeros((2, 4))
+    with pytest.raises(fnn.LayerError, match=r"lstm\(4.*input 3 \(mask\): expected a bool"):
+        layer.apply(params, (x, h, h, np.ones((2, 5))))
+    with pytest.raises(fnn.LayerError, match=r"input mask should have shape \(N, 5\)"):
+        layer.apply(params, (x, h, h, np.ones((2, 6), bool)))
+    with pytest.raises(fnn.LayerError, match=r"input h0 should have shape \(N, 4\)"):
+        layer.apply(params, (x, np.zeros((2, 3)), h, np.ones((2, 5), bool)))
+    with pytest.raises(fnn.LayerError, match="takes a tuple of 4 arrays"):
+        layer.apply(params, x)
+    with pytest.raises(ValueError, match="nonlinearity"):
+        fnn.rnn(3, "sigmoid")

@@ -38,6 +38,7 @@ from fnn.layers.pooling import (
     upsample1d,
     upsample2d,
 )
+from fnn.layers.recurrent import gru, lstm, rnn
 from fnn.layers.shape import flatten, reshape
 from fnn.layers.stochastic import dropout
 
@@ -62,6 +63,7 @@ __all__ = [
     "gelu",
     "global_avg_pool",
     "group_norm",
+    "gru",
     "identity",
     "layer",
     "layer_norm",
@@ -69,12 +71,14 @@ __all__ = [
     "linear",
     "luong_attention",
     "log_softmax",
+    "lstm",
     "max_pool1d",
     "max_pool2d",
     "parameter_free",
     "pool",
     "relu",
     "reshape",
+    "rnn",
     "sigmoid",
     "sinc",
     "sine",

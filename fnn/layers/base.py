@@ -27,7 +27,7 @@ from fnn.checks import (
     param,
     param_keys,
 )
-from fnn.core import NO_CONFIG, Input, Layer
+from fnn.core import NO_CONFIG, Decoder, Input, Layer
 from fnn.initializers import shapes_only
 from fnn.keys import key as make_key
 
@@ -75,7 +75,7 @@ def layer(label: str, init: Callable, forward: Callable, backward: Callable, *,
           apply: Callable | None = None, stateful: bool = False, name: str | None = None,
           min_rank: int = 2, kind: str | None = None,
           config: Mapping[str, Any] | None = None,
-          inputs: Sequence[Input] | None = None) -> Layer:
+          inputs: Sequence[Input] | None = None, decode: Decoder | None = None) -> Layer:
     """A :class:`fnn.Layer` from its maths. Params (and state) are flat dicts of arrays.
 
     * ``init(key, input_shape) -> (output_shape, params)`` (``input_shape`` is checked to be a
@@ -98,6 +98,7 @@ def layer(label: str, init: Callable, forward: Callable, backward: Callable, *,
     >= ``min_rank``: integer token ids (``(Input("ids", "int", rank=2),)``), or a tuple
     such as ``(x, mask)``; ``init`` then gets a tuple of shapes, ``forward``/``apply`` the
     checked tuple, ``backward`` returns a tuple ``dx`` (None for non-float inputs).
+    ``decode``: how the layer runs one time step (:class:`fnn.core.Decoder`, generation).
 
     >>> import numpy as np, fnn
     >>> def scale(n):                 # y = x * s, one learned factor per feature
@@ -132,7 +133,8 @@ def layer(label: str, init: Callable, forward: Callable, backward: Callable, *,
     else:
         apply_fn, vjp = _stateless_pair(check, forward, backward, apply)
     return Layer(checked_init, apply_fn, vjp, name or label.split("(")[0], label,
-                 stateful=stateful, kind=kind, config=_frozen(config), inputs=declared)
+                 stateful=stateful, kind=kind, config=_frozen(config), inputs=declared,
+                 decode=decode)
 
 
 def _checker(label: str, checked_init: Callable, min_rank: int, stateful: bool) -> Callable:
