@@ -16,19 +16,25 @@ from __future__ import annotations
 import numpy as np
 
 from fnn.checks import LayerError
-from fnn.combinators import parallel, pick, residual, serial
+from fnn.combinators import child_names, parallel, pick, residual, serial
 from fnn.core import Input, Layer
 from fnn.layers.activations import gelu, tanh
 from fnn.layers.base import parameter_free
-from fnn.layers.cross_attention import cross_attention, luong_attention
+from fnn.layers.cross_attention import (
+    cross_attention,
+    cross_attention_weights,
+    luong_attention,
+    luong_attention_weights,
+)
 from fnn.layers.dense import linear
 from fnn.layers.embedding import embedding
 from fnn.layers.merge import add
 from fnn.layers.norm import layer_norm
 from fnn.layers.recurrent import gru
-from fnn.seq2seq import encoder_decoder
+from fnn.seq2seq import decoder_params, encoder_decoder, encoder_params
 
-__all__ = ["gru_translator", "masked_mean", "transformer_translator"]
+__all__ = ["attention_weights", "gru_translator", "masked_mean", "positions",
+           "transformer_translator"]
 
 
 def masked_mean(label: str = "masked_mean") -> Layer:
@@ -175,3 +181,47 @@ def transformer_translator(source_vocab: int, target_vocab: int, *, dim: int = 1
                      pick(0), layer_norm(), linear(target_vocab))
     return encoder_decoder(encoder, decoder, pad_id=pad_id, start_id=start_id,
                            max_source=max_len)
+
+
+def _apply_children(layer: Layer, params: dict, x, count: int):
+    """``x`` through the first ``count`` children of the serial ``layer``."""
+    for name, child in zip(child_names(layer.children)[:count], layer.children[:count]):
+        x = child.apply(params[name], x)
+    return x
+
+
+def attention_weights(model: Layer, params: dict, source: np.ndarray,
+                      target_in: np.ndarray) -> np.ndarray:
+    """``(N, T, S)``: how much each target position attends to each source word in a model
+    of this module, on ``source (N, S)`` and ``target_in (N, T)`` (teacher forcing, e.g. the
+    decoded sentence after ``<s>``): Luong's weights for :func:`gru_translator`, the last
+    decoder block's cross-attention averaged over heads for :func:`transformer_translator`.
+
+    >>> import numpy as np, fnn
+    >>> from fnn.translators import attention_weights, gru_translator
+    >>> model = gru_translator(20, 30, dim=8, hidden=8)
+    >>> _, params = model.init(fnn.key(0), ((-1, 5), (-1, 6)))
+    >>> w = attention_weights(model, params, np.array([[4, 5, 0]]), np.array([[1, 7]]))
+    >>> w.shape, w[0, :, 2].tolist()
+    ((1, 2, 3), [0.0, 0.0])
+    """
+    encoder, decoder = model.children[0].children[1], model.children[1]
+    mask = source != 0
+    memory = encoder.apply(encoder_params(params), (source, source))
+    inner, p = decoder.children[0], decoder_params(params)[child_names(decoder.children)[0]]
+    names = child_names(inner.children)
+    if inner.children[1].kind == "luong_attention":
+        mid = _apply_children(inner, p, (target_in, memory, mask), 1)
+        return luong_attention_weights(p[names[1]], mid)
+    last = len(inner.children) - 4  # the last decoder block (before pick, norm, linear)
+    x = _apply_children(inner, p, (target_in, memory, mask), last)
+    block, bp = inner.children[last], p[names[last]]
+    x = _apply_children(block, bp, x, 1)  # its causal self-attention
+    cross = block.children[1].children[0]  # _keep_memory(cross_block()) -> cross_block
+    cp = bp[child_names(block.children)[1]][child_names(block.children[1].children)[0]]
+    attend = cross.children[0].children[1]  # serial(normed, cross_attention)
+    ap = cp[child_names(cross.children)[0]][child_names(cross.children[0].children)[1]]
+    normed = attend.children[0].apply(ap[child_names(attend.children)[0]], x)
+    heads = attend.children[1].config["heads"]
+    return cross_attention_weights(ap[child_names(attend.children)[1]], normed,
+                                   heads).mean(axis=1)
