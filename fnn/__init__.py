@@ -13,7 +13,8 @@ from fnn import augment, initializers, layers, ops, optim, perf, threads
 from fnn.checkpoint import Checkpoint, CheckpointMismatch, load_checkpoint, save_checkpoint
 from fnn.checks import LayerError
 from fnn.combinators import each, parallel, pick, residual, serial
-from fnn.core import GradFn, Input, Layer, init
+from fnn.core import Decoder, GradFn, Input, Layer, init
+from fnn.generation import generate
 from fnn.gradient_check import assert_gradients_close, gradcheck
 from fnn.gradients import value_and_grad
 from fnn.io import FnnFileError, load, save
@@ -75,6 +76,7 @@ __all__ = [
     "cosine_decay",
     "cross_entropy",
     "datasets",
+    "Decoder",
     "each",
     "EarlyStopping",
     "EvalFn",
@@ -82,6 +84,7 @@ __all__ = [
     "fit",
     "FnnFileError",
     "fold_in",
+    "generate",
     "GradFn",
     "gradcheck",
     "grid",

@@ -76,7 +76,7 @@ def _x(shape=(3, 5, 4), seed=0):
 
 
 def test_linear_on_sequences_torch_oracle():
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     layer = fnn.linear(6)
     _, params = layer.init(fnn.key(0), (-1, 5, 4))
     fnn.assert_gradients_close(layer, f64(params), _x())

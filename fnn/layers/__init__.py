@@ -20,6 +20,7 @@ from fnn.layers.activations import (
     stable_sigmoid,
     tanh,
 )
+from fnn.layers.attention import multi_head_attention, transformer_block
 from fnn.layers.base import layer, parameter_free
 from fnn.layers.convolution import conv, conv1d, conv2d, conv_transpose1d, conv_transpose2d
 from fnn.layers.cross_attention import cross_attention, luong_attention
@@ -38,6 +39,7 @@ from fnn.layers.pooling import (
     upsample1d,
     upsample2d,
 )
+from fnn.layers.positional import positional_embedding, sinusoidal_embedding
 from fnn.layers.recurrent import gru, lstm, rnn
 from fnn.layers.shape import flatten, reshape
 from fnn.layers.stochastic import dropout
@@ -74,18 +76,22 @@ __all__ = [
     "lstm",
     "max_pool1d",
     "max_pool2d",
+    "multi_head_attention",
     "parameter_free",
     "pool",
+    "positional_embedding",
     "relu",
     "reshape",
     "rnn",
     "sigmoid",
     "sinc",
+    "sinusoidal_embedding",
     "sine",
     "softmax",
     "softplus",
     "stable_sigmoid",
     "tanh",
+    "transformer_block",
     "upsample",
     "upsample1d",
     "upsample2d",

@@ -75,7 +75,8 @@ def layer(label: str, init: Callable, forward: Callable, backward: Callable, *,
           apply: Callable | None = None, stateful: bool = False, name: str | None = None,
           min_rank: int = 2, kind: str | None = None,
           config: Mapping[str, Any] | None = None,
-          inputs: Sequence[Input] | None = None, decode: Decoder | None = None) -> Layer:
+          inputs: Sequence[Input] | None = None, decode: Decoder | None = None,
+          random: bool = False) -> Layer:
     """A :class:`fnn.Layer` from its maths. Params (and state) are flat dicts of arrays.
 
     * ``init(key, input_shape) -> (output_shape, params)`` (``input_shape`` is checked to be a
@@ -99,6 +100,8 @@ def layer(label: str, init: Callable, forward: Callable, backward: Callable, *,
     such as ``(x, mask)``; ``init`` then gets a tuple of shapes, ``forward``/``apply`` the
     checked tuple, ``backward`` returns a tuple ``dx`` (None for non-float inputs).
     ``decode``: how the layer runs one time step (:class:`fnn.core.Decoder`, generation).
+    ``random=True`` (stateless layers): the training pass draws random numbers, so
+    ``forward(params, x, key)`` gets ``vjp``'s key (None in ``apply``).
 
     >>> import numpy as np, fnn
     >>> def scale(n):                 # y = x * s, one learned factor per feature
@@ -131,7 +134,7 @@ def layer(label: str, init: Callable, forward: Callable, backward: Callable, *,
             raise TypeError(f"{label}: a stateful layer needs its own apply(params, x, state)")
         apply_fn, vjp = _stateful_pair(check, forward, backward, apply)
     else:
-        apply_fn, vjp = _stateless_pair(check, forward, backward, apply)
+        apply_fn, vjp = _stateless_pair(check, forward, backward, apply, random)
     return Layer(checked_init, apply_fn, vjp, name or label.split("(")[0], label,
                  stateful=stateful, kind=kind, config=_frozen(config), inputs=declared,
                  decode=decode)
@@ -238,8 +241,18 @@ def _stateful_pair(check: Callable, forward: Callable, backward: Callable,
 
 
 def _stateless_pair(check: Callable, forward: Callable, backward: Callable,
-                    apply: Callable | None) -> tuple[Callable, Callable]:
+                    apply: Callable | None, random: bool = False) -> tuple[Callable, Callable]:
     """``(apply, vjp)`` of a :func:`layer` without state."""
+    if random:
+        def apply_random(params, x):
+            x = check(params, x)
+            return forward(params, x, None)[0] if apply is None else apply(params, x)
+
+        def vjp_random(params, x, *, key=None, input_grad=True):
+            y, saved = forward(params, check(params, x), key)
+            return y, lambda dy: backward(params, saved, dy, input_grad)
+
+        return apply_random, vjp_random
 
     def apply_fn(params, x):
         x = check(params, x)
@@ -257,7 +270,8 @@ def parameter_free(label: str, fn: Callable, back: Callable | None = None, *,
                    name: str | None = None, check: Callable | None = None,
                    min_rank: int = 1, kind: str | None = None,
                    config: Mapping[str, Any] | None = None,
-                   inputs: Sequence[Input] | None = None) -> Layer:
+                   inputs: Sequence[Input] | None = None,
+                   decode: Decoder | None = None) -> Layer:
     """A layer without params: ``y = fn(x)``, and either ``back(x, y, dy) -> dx`` or
     ``train(x, key) -> (y, back)`` with ``back(dy) -> dx`` (a training pass of its own: a
     pooling keeping its arg-max, dropout drawing its mask from ``key``).
@@ -266,7 +280,7 @@ def parameter_free(label: str, fn: Callable, back: Callable | None = None, *,
     (default: the same shape, once checked to be a tuple of at least ``min_rank`` positive
     sizes); ``check(x) -> x`` validates inputs (default: a floating-point array); ``kind``
     and ``config`` as for :func:`layer`; ``inputs`` too (``x`` then a checked tuple,
-    ``back`` returning a tuple ``dx``, None for non-float inputs).
+    ``back`` returning a tuple ``dx``, None for non-float inputs) and ``decode``.
 
     >>> import numpy as np, fnn
     >>> center = fnn.layers.parameter_free(
@@ -310,7 +324,7 @@ def parameter_free(label: str, fn: Callable, back: Callable | None = None, *,
         return y, lambda dy: ({}, backward(x, y, dy) if input_grad else None)
 
     return Layer(init, apply, vjp, name or label.split("(")[0], label, kind=kind,
-                 config=_frozen(config), inputs=declared)
+                 config=_frozen(config), inputs=declared, decode=decode)
 
 
 def rank_checker(label: str, ranks: tuple[int, ...], layout: str) -> Callable:
