@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from fnn.checks import LayerError
 from fnn.combinators import child_names, parallel, pick, residual, serial
 from fnn.core import Input, Layer
 from fnn.layers.activations import gelu, tanh
+from fnn.layers.attention import multi_head_attention
 from fnn.layers.base import parameter_free
 from fnn.layers.cross_attention import (
     cross_attention,
@@ -30,11 +30,11 @@ from fnn.layers.dense import linear
 from fnn.layers.embedding import embedding
 from fnn.layers.merge import add
 from fnn.layers.norm import layer_norm
+from fnn.layers.positional import sinusoidal_embedding
 from fnn.layers.recurrent import gru
 from fnn.seq2seq import decoder_params, encoder_decoder, encoder_params
 
-__all__ = ["attention_weights", "gru_translator", "masked_mean", "positions",
-           "transformer_translator"]
+__all__ = ["attention_weights", "gru_translator", "masked_mean", "transformer_translator"]
 
 
 def masked_mean(label: str = "masked_mean") -> Layer:
@@ -99,36 +99,6 @@ def gru_translator(source_vocab: int, target_vocab: int, *, dim: int = 256,
     return encoder_decoder(encoder, decoder, pad_id=pad_id, start_id=start_id)
 
 
-def positions(max_len: int) -> Layer:
-    """``x (N, T, D) -> x + P[:T]`` with the sinusoidal table ``P (max_len, D)`` of Vaswani et
-    al. (``P[t, 2i] = sin(t / 10000^(2i/D))``, ``P[t, 2i+1] = cos(...)``); no params.
-
-    >>> import numpy as np
-    >>> from fnn.translators import positions
-    >>> positions(4).apply({}, np.zeros((1, 2, 2)))[0].round(3).tolist()
-    [[0.0, 1.0], [0.841, 0.54]]
-    """
-    cache: dict = {}
-
-    def table(steps, dim, dtype):
-        key = (dim, np.dtype(dtype))
-        if key not in cache:
-            t = np.arange(max_len)[:, None]
-            rate = 1.0 / 10000 ** (np.arange(0, dim, 2) / dim)
-            p = np.zeros((max_len, dim))
-            p[:, 0::2] = np.sin(t * rate)
-            p[:, 1::2] = np.cos(t * rate)[:, :dim // 2]
-            cache[key] = p.astype(dtype)
-        if steps > max_len:
-            raise LayerError(f"positions({max_len}): {steps} steps, more than the table's "
-                             f"{max_len}")
-        return cache[key][:steps]
-
-    return parameter_free(f"positions({max_len})",
-                          lambda x: x + table(x.shape[1], x.shape[2], x.dtype),
-                          lambda x, y, dy: dy, min_rank=3)
-
-
 def _ffn(dim: int) -> Layer:
     return residual(layer_norm(), linear(4 * dim), gelu(), linear(dim))
 
@@ -155,8 +125,6 @@ def transformer_translator(source_vocab: int, target_vocab: int, *, dim: int = 1
     >>> model.init(fnn.key(0), ((-1, 5), (-1, 6)))[0]
     (-1, 6, 30)
     """
-    from fnn.layers.attention import multi_head_attention
-
     def self_block(causal: bool) -> Layer:
         return residual(layer_norm(), multi_head_attention(heads, causal=causal))
 
@@ -169,11 +137,11 @@ def transformer_translator(source_vocab: int, target_vocab: int, *, dim: int = 1
         normed = parallel(serial(pick(0), layer_norm()), pick(1), pick(2))
         return serial(parallel(pick(0), serial(normed, cross_attention(heads))), add())
 
-    encoder = serial(parallel(serial(pick(0), _tokens(source_vocab, dim), positions(max_len)),
+    encoder = serial(parallel(serial(pick(0), _tokens(source_vocab, dim), sinusoidal_embedding(max_len)),
                               pick(1)),
                      *[encoder_block() for _ in range(layers)], pick(0), layer_norm())
     decoder = serial(_keep_memory(serial(pick(0), _tokens(target_vocab, dim),
-                                         positions(max_len))),
+                                         sinusoidal_embedding(max_len))),
                      *[serial(_keep_memory(serial(pick(0), self_block(True))),
                               _keep_memory(cross_block()), _keep_memory(serial(pick(0),
                                                                                _ffn(dim))))
