@@ -113,10 +113,12 @@ def encoder_decoder(encoder: Layer, decoder: Layer, *, pad_id: int = 0, start_id
     (-1, 6, 12)
     """
     source = parallel(pick(0), serial(pick(0), padding_mask(pad_id, max_source)))
-    return serial(parallel(serial(pick(1), starts_with(start_id), name="target"),
-                           serial(source, encoder, name="encoder"),
-                           serial(pick(0), padding_mask(pad_id, max_source), name="mask")),
-                  serial(decoder, name="decoder"), name="encoder_decoder")
+    model = serial(parallel(serial(pick(1), starts_with(start_id), name="target"),
+                            serial(source, encoder, name="encoder"),
+                            serial(pick(0), padding_mask(pad_id, max_source), name="mask")),
+                   serial(decoder, name="decoder"), name="encoder_decoder")
+    return model._replace(inputs=(Input("source", "int", rank=2),
+                                  Input("target", "int", rank=2)))
 
 
 def encoder_params(params: dict) -> dict:
