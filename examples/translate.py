@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 
 import fnn
-from fnn.datasets import PairBatches
 from fnn._extras import require
+from fnn.datasets import PairBatches
 from fnn.seq2seq import sentence_cross_entropy, translate
 from fnn.translators import attention_weights, gru_translator, transformer_translator
 

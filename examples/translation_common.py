@@ -24,8 +24,8 @@ from fnn.datasets import (
     WordVocab,
     detokenize,
     eng_fra,
-    references,
     reference_streams,
+    references,
     split_pairs,
     tokenize,
 )

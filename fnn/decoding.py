@@ -193,7 +193,7 @@ def beam_search(step: StepFn, state: Any, batch: int, *, start_id: int, end_id: 
         parent = (beam + np.arange(batch)[:, None] * width).reshape(rows)
         tokens = tokens.reshape(rows).astype(np.int64)
         scores = np.take_along_axis(cand, pick, axis=1)
-        state = tree_map(lambda a: a[parent], state)
+        state = tree_map(lambda a, rows=parent: a[rows], state)
         history = np.concatenate([history[parent], tokens[:, None]], axis=1)
         done, lengths = done[parent], lengths[parent]
         ended = ~done & (tokens == end_id)
