@@ -20,7 +20,7 @@ from fnn.core import Input, Layer
 from fnn.layers.activations import gelu, tanh
 from fnn.layers.attention import multi_head_attention
 from fnn.layers.base import parameter_free
-from fnn.layers.cross_attention import (
+from fnn.layers.decoder_attention import (
     cross_attention,
     cross_attention_weights,
     luong_attention,

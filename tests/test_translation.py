@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fnn
-from fnn.layers.cross_attention import cross_attention_weights, luong_attention_weights
+from fnn.layers.decoder_attention import cross_attention_weights, luong_attention_weights
 
 SHAPES = ((-1, 4, 6), (-1, 5, 3), (-1, 5))
 

@@ -23,7 +23,7 @@ from fnn.layers.activations import (
 from fnn.layers.attention import multi_head_attention, transformer_block
 from fnn.layers.base import layer, parameter_free
 from fnn.layers.convolution import conv, conv1d, conv2d, conv_transpose1d, conv_transpose2d
-from fnn.layers.cross_attention import cross_attention, luong_attention
+from fnn.layers.decoder_attention import cross_attention, luong_attention
 from fnn.layers.dense import linear
 from fnn.layers.embedding import embedding
 from fnn.layers.merge import add, concatenate

@@ -117,7 +117,7 @@ def cross_attention_weights(params: dict, inputs: tuple, heads: int) -> np.ndarr
     ``params`` on ``inputs = (x, memory, mask)`` (for heat-maps).
 
     >>> import numpy as np, fnn
-    >>> from fnn.layers.cross_attention import cross_attention_weights
+    >>> from fnn.layers.decoder_attention import cross_attention_weights
     >>> _, params = fnn.cross_attention(1).init(fnn.key(0), ((-1, 2, 4), (-1, 3, 4), (-1, 3)))
     >>> mask = np.array([[True, True, False]])
     >>> p = cross_attention_weights(params, (np.ones((1, 2, 4)), np.ones((1, 3, 4)), mask), 1)
@@ -199,7 +199,7 @@ def luong_attention_weights(params: dict, inputs: tuple) -> np.ndarray:
     ``inputs = (x, memory, mask)`` (for heat-maps).
 
     >>> import numpy as np, fnn
-    >>> from fnn.layers.cross_attention import luong_attention_weights
+    >>> from fnn.layers.decoder_attention import luong_attention_weights
     >>> _, params = fnn.luong_attention().init(fnn.key(0), ((-1, 2, 4), (-1, 3, 4), (-1, 3)))
     >>> mask = np.array([[True, False, False]])
     >>> luong_attention_weights(params, (np.ones((1, 2, 4)), np.ones((1, 3, 4)), mask))[0]
