@@ -108,9 +108,16 @@ def trained(kind: str, data: tc.Data, args, out: Path):
     step = fnn.supervised_step(model, sentence_cross_entropy(), opt, threads=args.threads)
     state = fnn.TrainState.create(params, opt, key=fnn.key(args.seed))
     t0 = time.time()
+
+    def report(epoch, state, history):
+        print(f"{kind} epoch {epoch + 1}: train {history.train['loss'][-1]:.3f}, validation "
+              f"{history.eval['loss'][-1]:.3f} nats/sentence ({time.time() - t0:.0f} s)",
+              flush=True)
+
     state, history = fnn.train(
         step, batches, state, epochs=args.epochs, eval_fn=validation_fn(model, data),
         early_stopping=fnn.EarlyStopping("loss", patience=args.epochs, restore_best=True),
+        callbacks=[] if args.progress else [report],
         progress=args.progress, checkpoint=out / f"ckpt-{kind}" if args.checkpoint else None,
         config={k: v for k, v in common.settings_of(args).items() if k != "models"})
     seconds = time.time() - t0
