@@ -110,7 +110,8 @@ def gradcheck(
     >>> loss_errors["x"] < 1e-6
     True
     """
-    x = _f64(x, keep_ints=isinstance(fn, Layer) and bool(fn.inputs))
+    declared = isinstance(fn, Layer) and (bool(fn.inputs) or isinstance(x, tuple))
+    x = _f64(x, keep_ints=declared)
     if isinstance(fn, Loss):
         y64 = np.asarray(y) if np.asarray(y).dtype.kind in "iu" else _f64(y)
         _, analytic_x = fn.vjp(x, y64)
@@ -141,7 +142,7 @@ def gradcheck(
         raise AssertionError(f"gradcheck: dparams has {len(dleaves)} leaves, params {len(paths)}")
     pairs = _numeric_pairs(params, dparams, lambda p: scalar(p, x), eps,
                            lambda path: "params/" + path_str(path))
-    if fn.inputs:
+    if declared:
         pairs.update(_input_pairs(x, dx, lambda xx: scalar(params, xx), eps))
     else:
         pairs.update(_numeric_pairs(x, dx, lambda xx: scalar(params, xx), eps,

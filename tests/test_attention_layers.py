@@ -160,3 +160,34 @@ def test_transformer_block_gradcheck_and_torch_oracle():
         return x + h @ p[m + "03_linear/w"] + p[m + "03_linear/b"]
 
     oracle(block, params, _x(), reference)
+
+
+def test_masked_transformer_blocks_stack_and_match_the_unmasked_block():
+    blocks = fnn.serial(fnn.transformer_block(2, 8, causal=False, mask=True),
+                        fnn.transformer_block(2, 8, causal=False, mask=True), fnn.pick(0))
+    shape, params = blocks.init(fnn.key(0), ((-1, 5, 8), (-1, 5)))
+    assert shape == (-1, 5, 8)
+    params = fnn.tree.tree_map(lambda a: np.asarray(a, np.float64), params)
+    errors = fnn.assert_gradients_close(blocks, params, (_x(), _mask()))
+    assert "x/0" in errors and "x/1" not in errors
+    full = np.ones((2, 5), bool)
+    plain = fnn.serial(fnn.transformer_block(2, 8, causal=False),
+                       fnn.transformer_block(2, 8, causal=False))
+
+    def unmasked(block):  # the same weights, in the unmasked block's tree
+        x_path = block["00_serial"]
+        attend = x_path["00_parallel"]["01_serial"]
+        return {"00_residual": {"00_layer_norm": attend["00_parallel"]["00_serial"]
+                                ["01_layer_norm"],
+                                "01_multi_head_attention": attend["01_multi_head_attention"]},
+                "01_residual": x_path["02_residual"]}
+
+    plain_params = {f"{i:02d}_transformer_block": unmasked(params[f"{i:02d}_transformer_block"])
+                    for i in range(2)}
+    np.testing.assert_allclose(blocks.apply(params, (_x(), full)),
+                               plain.apply(plain_params, _x()), rtol=1e-12)
+    masked = blocks.apply(params, (_x(), _mask()))
+    changed = _x()
+    changed[1, 3:] = 100.0  # padding: changes nothing of the real positions
+    np.testing.assert_allclose(blocks.apply(params, (changed, _mask()))[1, :3], masked[1, :3],
+                               rtol=1e-12)

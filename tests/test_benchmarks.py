@@ -77,3 +77,18 @@ def test_pin_to_cores_holds_every_thread_started_after(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=BENCHMARKS, capture_output=True,
                          text=True, env=dict(os.environ, FNN_BENCH_MALLOC="default"), check=True)
     assert out.stdout.split() == ["True", "True", "True"], out.stdout + out.stderr
+
+
+def test_sequence_benchmark_runs_in_quick_mode(monkeypatch, capsys):
+    """benchmarks/bench_sequences.py (GPT and LSTM steps, cached generation) keeps running;
+    quick mode saves nothing."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    monkeypatch.setenv("FNN_BENCH_MALLOC", "default")
+    import bench_sequences
+
+    results = bench_sequences.main(["--quick"])
+    assert set(results) == {"gpt", "lstm"}
+    assert results["gpt"]["generation"]["speedup"] > 0
+    assert "generate 40 chars, lstm" in capsys.readouterr().out
+    for name in ("bench_sequences", "harness"):
+        sys.modules.pop(name, None)

@@ -173,6 +173,7 @@ CHILD = textwrap.dedent("""
     import fnn
 
     folder, out, threads, opt_name = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    kind = sys.argv[5] if len(sys.argv) > 5 else "mlp"
     real_fsync = os.fsync
 
     def announced_fsync(fd):  # lets the parent kill us in the middle of a checkpoint write
@@ -182,17 +183,37 @@ CHILD = textwrap.dedent("""
 
     os.fsync = announced_fsync
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((120, 8)).astype(np.float32)
-    y = (x[:, :4].sum(axis=1) > 0).astype(np.int64)
-    model = fnn.serial(fnn.linear(32), fnn.tanh(), fnn.dropout(0.25), fnn.linear(2))
-    _, params = model.init(fnn.key(0), (-1, 8))
+    if kind == "seq":  # a small attention + LSTM language model on random token windows
+        from fnn.datasets import TokenWindows, token_chunks
+
+        ce = fnn.cross_entropy
+
+        def token_vjp(z, y):
+            value, dz = ce.vjp(z.reshape(-1, z.shape[-1]), y.reshape(-1))
+            return value, dz.reshape(z.shape)
+
+        loss = fnn.Loss(lambda z, y: token_vjp(z, y)[0], token_vjp, "token_cross_entropy")
+        stream = (np.arange(3000) * 7 + rng.integers(0, 3, 3000)) % 12
+        data = TokenWindows(stream, context=12, batch_size=8, steps_per_epoch=10, rng=2)
+        model = fnn.serial(fnn.embedding(12, 16), fnn.positional_embedding(12),
+                           fnn.transformer_block(2, 16, dropout=0.1), fnn.lstm(16),
+                           fnn.linear(12))
+        _, params = model.init(fnn.key(0), (-1, 12))
+        ex, ey = token_chunks(stream[:300], 12)
+        eval_fn = fnn.evaluator(model, ex, ey, loss=loss)
+    else:
+        x = rng.standard_normal((120, 8)).astype(np.float32)
+        y = (x[:, :4].sum(axis=1) > 0).astype(np.int64)
+        model = fnn.serial(fnn.linear(32), fnn.tanh(), fnn.dropout(0.25), fnn.linear(2))
+        _, params = model.init(fnn.key(0), (-1, 8))
+        loss, data = fnn.cross_entropy, fnn.batches(x, y, batch_size=12, rng=2)
+        eval_fn = fnn.evaluator(model, x[:40], y[:40], loss=fnn.cross_entropy, accuracy=True)
     opt = fnn.adam(1e-2) if opt_name == "adam" else fnn.momentum(0.05, 0.9)
     state = fnn.TrainState.create(params, opt, key=fnn.key(1))
-    step = fnn.supervised_step(model, fnn.cross_entropy, opt, threads=threads)
+    step = fnn.supervised_step(model, loss, opt, threads=threads)
     print("ready", flush=True)
     state, history = fnn.train(
-        step, fnn.batches(x, y, batch_size=12, rng=2), state, epochs=8, progress=False,
-        eval_fn=fnn.evaluator(model, x[:40], y[:40], loss=fnn.cross_entropy, accuracy=True),
+        step, data, state, epochs=8, progress=False, eval_fn=eval_fn,
         early_stopping=fnn.EarlyStopping("loss", patience=100),
         checkpoint=folder, checkpoint_every=3)
     fnn.save(out + ".npz", {"params": state.params, "opt_state": state.opt_state,
@@ -204,10 +225,11 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def _reference(script, folder, out, threads, opt) -> tuple[float, int]:
+def _reference(script, folder, out, threads, opt, kind="mlp") -> tuple[float, int]:
     """Run the child once, uninterrupted; return its training time (from "ready" to "done")
     and how many fsync calls its checkpoint writes made."""
-    proc = subprocess.Popen([sys.executable, script, str(folder), str(out), str(threads), opt],
+    proc = subprocess.Popen([sys.executable, script, str(folder), str(out), str(threads), opt,
+                             kind],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     start, fsyncs = None, 0
     for line in proc.stdout:
@@ -222,7 +244,8 @@ def _reference(script, folder, out, threads, opt) -> tuple[float, int]:
     return seconds, fsyncs
 
 
-def _run_until_done(script, folder, out, threads, opt, kills, rng, seconds, fsyncs):
+def _run_until_done(script, folder, out, threads, opt, kills, rng, seconds, fsyncs,
+                    kind="mlp"):
     """Run the child, SIGKILL it ``kills`` times at random moments of its run — after a random
     share of a fifteenth of its training time, or in the middle of one of its next checkpoint
     writes — re-running it each time, then let it finish. Returns the number of kills and how
@@ -231,8 +254,8 @@ def _run_until_done(script, folder, out, threads, opt, kills, rng, seconds, fsyn
     while True:
         attempts += 1
         assert attempts < 200, "the run never finished"
-        proc = subprocess.Popen([sys.executable, script, str(folder), str(out), str(threads), opt],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen([sys.executable, script, str(folder), str(out), str(threads), opt,
+                                 kind], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         lines = []
         if landed < kills:
             lines.append(proc.stdout.readline().strip())
@@ -252,29 +275,36 @@ def _run_until_done(script, folder, out, threads, opt, kills, rng, seconds, fsyn
 
 
 CONFIGS = [(1, "adam"), (2, "momentum"), (1, "momentum"), (2, "adam")]
+SEQUENCE_CONFIGS = [(1, "adam", "seq"), (2, "adam", "seq")]
 
 
-def test_sigkill_anywhere_then_rerun_is_bitwise_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("configs", [CONFIGS, SEQUENCE_CONFIGS], ids=["mlp", "sequence"])
+def test_sigkill_anywhere_then_rerun_is_bitwise_an_uninterrupted_run(tmp_path, configs):
     """For each of threads 1/2 x Adam/momentum (dropout on): 20 SIGKILLs at random moments,
     some in the middle of a checkpoint write, re-running the same command each time; the final
-    params, optimiser state and history equal an uninterrupted run's bit for bit."""
+    params, optimiser state and history equal an uninterrupted run's bit for bit. The same
+    for a sequence model (embedding, positions, a transformer block with dropout, an LSTM)
+    on random windows of a token stream (:class:`fnn.datasets.TokenWindows`), 1 and 2
+    threads, 12 SIGKILLs each."""
     script = tmp_path / "child.py"
     script.write_text(CHILD)
+    kills = 20 if configs is CONFIGS else 12
 
     def one(config):
-        threads, opt = config
+        threads, opt, *kind = config
         run = tmp_path / f"{threads}-{opt}"
         run.mkdir()
-        seconds, fsyncs = _reference(script, run / "ref_ckpt", run / "reference", threads, opt)
-        kills = _run_until_done(script, run / "ckpt", run / "killed", threads, opt, kills=20,
-                                rng=random.Random(threads * 10 + len(opt)), seconds=seconds,
-                                fsyncs=fsyncs)
-        return run, kills
+        seconds, fsyncs = _reference(script, run / "ref_ckpt", run / "reference", threads, opt,
+                                     *kind)
+        landed = _run_until_done(script, run / "ckpt", run / "killed", threads, opt,
+                                 kills=kills, rng=random.Random(threads * 10 + len(opt)),
+                                 seconds=seconds, fsyncs=fsyncs, kind=(kind or ["mlp"])[0])
+        return run, landed
 
-    with ThreadPoolExecutor(len(CONFIGS)) as pool:
-        runs = list(pool.map(one, CONFIGS))
+    with ThreadPoolExecutor(len(configs)) as pool:
+        runs = list(pool.map(one, configs))
     for run, (landed, during_write) in runs:
-        assert landed >= 20 and during_write >= 1, (run.name, landed, during_write)
+        assert landed >= kills and during_write >= 1, (run.name, landed, during_write)
         template = fnn.load(run / "reference.npz")
         _assert_same(fnn.load(run / "killed.npz", like=template), template)
         a = json.loads((run / "killed.json").read_text())

@@ -153,3 +153,41 @@ def test_threads_shard_every_input():
     two = fnn.value_and_grad(model, fnn.mse, threads=2)(params, (x, mask), y)
     assert one[0] == pytest.approx(two[0], rel=1e-12)
     np.testing.assert_allclose(one[1]["01_linear"]["w"], two[1]["01_linear"]["w"], rtol=1e-10)
+
+
+def _two_input_run(folder, epochs, threads, fail_at=None):
+    rng = np.random.default_rng(0)
+    x, mask = rng.normal(size=(48, 4, 2)).astype(np.float32), rng.random((48, 4)) > 0.3
+    y = rng.normal(size=(48, 4, 1)).astype(np.float32)
+    model = fnn.serial(masked_scale(), fnn.linear(8), fnn.tanh(), fnn.dropout(0.2),
+                       fnn.linear(1))
+    _, params = model.init(fnn.key(0), ((-1, 4, 2), (-1, 4)))
+    opt = fnn.adam(1e-2)
+    step = fnn.supervised_step(model, fnn.mse, opt, threads=threads)
+    calls = {"n": 0}
+
+    def failing(s, batch):
+        calls["n"] += 1
+        if calls["n"] == fail_at:
+            raise RuntimeError("stop")
+        return step(s, batch)
+
+    return fnn.train(step._replace(fn=failing), fnn.batches(x, mask, y, batch_size=8, rng=1),
+                     fnn.TrainState.create(params, opt, key=fnn.key(2)), epochs=epochs,
+                     eval_fn=fnn.evaluator(model, (x[:16], mask[:16]), y[:16], loss=fnn.mse,
+                                           batch_size=5),
+                     progress=False, checkpoint=folder, checkpoint_every=4)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_two_input_model_trains_and_resumes_bitwise(tmp_path, threads):
+    """batches(x, mask, y) feed (x, mask) to the model; the evaluator takes a tuple; a run
+    stopped by an error and rerun ends where an uninterrupted one does."""
+    reference, ref_hist = _two_input_run(tmp_path / "clean", 3, threads)
+    assert ref_hist.eval["loss"][-1] < ref_hist.eval["loss"][0]
+    with pytest.raises(fnn.TrainingError):
+        _two_input_run(tmp_path / "run", 3, threads, fail_at=10)
+    state, hist = _two_input_run(tmp_path / "run", 3, threads)
+    assert hist.resumed and hist.train == ref_hist.train and hist.eval == ref_hist.eval
+    for a, b in zip(fnn.tree.tree_leaves(state.params), fnn.tree.tree_leaves(reference.params)):
+        np.testing.assert_array_equal(a, b)

@@ -254,3 +254,57 @@ def test_recurrent_bad_inputs():
         layer.apply(params, x)
     with pytest.raises(ValueError, match="nonlinearity"):
         fnn.rnn(3, "sigmoid")
+
+
+# --- scan: your own cell over time --------------------------------------------------------------
+
+def elman_cell(hidden):
+    """h' = tanh(x w_ih + b_ih + h w_hh + b_hh), output h' (fnn.rnn's params)."""
+    def init(key, shapes):
+        (n, d), _ = shapes
+        _, params = fnn.rnn(hidden).init(key, (-1, 1, d))
+        return ((n, hidden), (n, hidden)), params
+
+    def forward(p, xs):
+        x, h = xs
+        out = np.tanh(x @ p["w_ih"] + p["b_ih"] + h @ p["w_hh"] + p["b_hh"])
+        return (out, out), (x, h, out)
+
+    def backward(p, saved, dys, input_grad):
+        x, h, out = saved
+        g = sum(d for d in dys if d is not None) * (1 - out * out)
+        grads = {"w_ih": x.T @ g, "w_hh": h.T @ g, "b_ih": g.sum(0), "b_hh": g.sum(0)}
+        return grads, ((g @ p["w_ih"].T, g @ p["w_hh"].T) if input_grad else None)
+
+    return fnn.layer("elman", init, forward, backward,
+                     inputs=(fnn.Input("x", rank=2), fnn.Input("h", rank=2)))
+
+
+def test_scan_of_a_cell_is_the_recurrent_layer():
+    model = fnn.scan(elman_cell(5), 5)
+    shape, params = model.init(fnn.key(0), (-1, 6, 3))
+    assert shape == (-1, 6, 5) and sorted(params) == ["b_hh", "b_ih", "w_hh", "w_ih"]
+    x = np.random.default_rng(0).normal(size=(2, 6, 3))
+    p64 = f64(params)
+    np.testing.assert_allclose(model.apply(p64, x), fnn.rnn(5).apply(p64, x), rtol=1e-12)
+    y, pullback = model.vjp(p64, x)
+    dy = np.random.default_rng(1).normal(size=y.shape)
+    grads, dx = pullback(dy)
+    y2, pullback2 = fnn.rnn(5).vjp(p64, x)
+    grads2, dx2 = pullback2(dy)
+    np.testing.assert_allclose(dx, dx2, rtol=1e-10)
+    for k in grads:
+        np.testing.assert_allclose(grads[k], grads2[k], rtol=1e-10, err_msg=k)
+    fnn.assert_gradients_close(model, p64, x)
+
+
+def test_scan_generates_and_reports_bad_cells():
+    model = fnn.serial(fnn.embedding(6, 4), fnn.scan(elman_cell(5), 5), fnn.linear(6))
+    _, params = model.init(fnn.key(0), (-1, 3))
+    out = fnn.generate(model, params, np.array([1, 2]), 5, fnn.key(0))
+    np.testing.assert_array_equal(
+        out, fnn.generate(model, params, np.array([1, 2]), 5, fnn.key(0), cache=False))
+    with pytest.raises(fnn.LayerError, match=r"the cell must map \(x_t, h\) to \(y_t, h'\)"):
+        fnn.scan(fnn.parallel(fnn.pick(0), fnn.pick(0)), 5).init(fnn.key(0), (-1, 4, 3))
+    with pytest.raises(fnn.LayerError, match=r"\[cell\] linear\(3\)"):
+        fnn.scan(fnn.linear(3), 5).init(fnn.key(0), (-1, 4, 3))

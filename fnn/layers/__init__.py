@@ -22,10 +22,10 @@ from fnn.layers.activations import (
 )
 from fnn.layers.attention import multi_head_attention, transformer_block
 from fnn.layers.base import layer, parameter_free
+from fnn.layers.cells import scan
 from fnn.layers.convolution import conv, conv1d, conv2d, conv_transpose1d, conv_transpose2d
 from fnn.layers.decoder_attention import cross_attention, luong_attention
 from fnn.layers.dense import linear
-from fnn.layers.embedding import embedding
 from fnn.layers.merge import add, concatenate
 from fnn.layers.norm import batch_norm, group_norm, layer_norm
 from fnn.layers.pooling import (
@@ -43,6 +43,7 @@ from fnn.layers.positional import positional_embedding, sinusoidal_embedding
 from fnn.layers.recurrent import gru, lstm, rnn
 from fnn.layers.shape import flatten, reshape
 from fnn.layers.stochastic import dropout
+from fnn.layers.tokens import embedding
 
 __all__ = [
     "add",
@@ -82,6 +83,7 @@ __all__ = [
     "positional_embedding",
     "relu",
     "reshape",
+    "scan",
     "rnn",
     "sigmoid",
     "sinc",

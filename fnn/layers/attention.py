@@ -19,12 +19,13 @@ import numpy as np
 
 from fnn import initializers
 from fnn.checks import LayerError
-from fnn.combinators import residual, serial
+from fnn.combinators import parallel, pick, residual, serial
 from fnn.core import Decoder, Input, Layer
 from fnn.keys import split
 from fnn.layers.activations import gelu
 from fnn.layers.base import layer
 from fnn.layers.dense import linear
+from fnn.layers.merge import add
 from fnn.layers.norm import layer_norm
 from fnn.layers.stochastic import dropout as dropout_layer
 from fnn.ops.attention import attention, attention_backward, merge_heads, split_heads
@@ -61,6 +62,26 @@ def _decoder(heads: int) -> Decoder:
     return Decoder(start, step)
 
 
+def _init(label: str, heads: int, mask: bool):
+    """``init`` of :func:`multi_head_attention`: torch's Xavier-uniform weights, zero biases."""
+    draw, zeros = initializers.xavier_uniform(), initializers.zeros()
+
+    def init(key, shape):
+        x_shape = shape[0] if mask else shape
+        width = x_shape[-1]
+        if width % heads:
+            raise LayerError(f"{label}: {heads} heads do not divide the width {width} "
+                             f"(the input's last axis)")
+        if mask and tuple(shape[1][1:]) != tuple(x_shape[1:2]):
+            raise LayerError(f"{label}: input mask should have shape (N, {x_shape[1]}) "
+                             f"(N, T), got {tuple(shape[1])}")
+        kq, ko = split(key)
+        return x_shape, {"w_qkv": draw(kq, (width, 3 * width)), "b_qkv": zeros(kq, (3 * width,)),
+                         "w_o": draw(ko, (width, width)), "b_o": zeros(ko, (width,))}
+
+    return init
+
+
 def multi_head_attention(heads: int, *, causal: bool = False, dropout: float = 0.0,
                          mask: bool = False) -> Layer:
     """Self-attention with ``heads`` heads, ``(N, T, D) -> (N, T, D)``:
@@ -86,21 +107,6 @@ def multi_head_attention(heads: int, *, causal: bool = False, dropout: float = 0
     options = [f"causal={causal}"] * causal + [f"dropout={rate}"] * (rate > 0) + \
         [f"mask={mask}"] * mask
     label = f"multi_head_attention({', '.join([str(heads), *options])})"
-    draw = initializers.xavier_uniform()
-
-    def init(key, shape):
-        x_shape = shape[0] if mask else shape
-        width = x_shape[-1]
-        if width % heads:
-            raise LayerError(f"{label}: {heads} heads do not divide the width {width} "
-                             f"(the input's last axis)")
-        if mask and tuple(shape[1][1:]) != tuple(x_shape[1:2]):
-            raise LayerError(f"{label}: input mask should have shape (N, {x_shape[1]}) "
-                             f"(N, T), got {tuple(shape[1])}")
-        kq, ko = split(key)
-        zeros = initializers.zeros()
-        return x_shape, {"w_qkv": draw(kq, (width, 3 * width)), "b_qkv": zeros(kq, (3 * width,)),
-                         "w_o": draw(ko, (width, width)), "b_o": zeros(ko, (width,))}
 
     def forward(params, inputs, key=None):
         x, keys = inputs if mask else (inputs, None)
@@ -124,7 +130,10 @@ def multi_head_attention(heads: int, *, causal: bool = False, dropout: float = 0
         dy2, m2, x2 = dy.reshape(-1, width), merged.reshape(-1, width), x.reshape(-1, width)
         dmerged = (dy2 @ params["w_o"].T).reshape(dy.shape)
         dq, dk, dv = attention_backward(q, k, v, p, split_heads(dmerged, heads), dropout=drop)
-        dqkv = np.concatenate([merge_heads(g) for g in (dq, dk, dv)], axis=-1)
+        n, steps = x.shape[:2]
+        dqkv = np.empty((n, steps, 3, heads, width // heads), dq.dtype)
+        for i, g in enumerate((dq, dk, dv)):  # (N, h, T, d) into (N, T, [q k v], h, d)
+            dqkv[:, :, i] = g.transpose(0, 2, 1, 3)
         dqkv2 = dqkv.reshape(-1, 3 * width)
         grads = {"w_qkv": x2.T @ dqkv2, "b_qkv": dqkv2.sum(axis=0), "w_o": m2.T @ dy2,
                  "b_o": dy2.sum(axis=0)}
@@ -133,10 +142,7 @@ def multi_head_attention(heads: int, *, causal: bool = False, dropout: float = 0
         dx = (dqkv2 @ params["w_qkv"].T).reshape(x.shape)
         return grads, ((dx, None) if mask else dx)
 
-    def apply(params, inputs):
-        return forward(params, inputs, None)[0] if rate == 0 else _inference(params, inputs)
-
-    def _inference(params, inputs):  # dropout acts in training only
+    def apply(params, inputs):  # inference: no dropout
         x, keys = inputs if mask else (inputs, None)
         q, k, v = _heads_of(_project(x, params["w_qkv"], params["b_qkv"]), heads)
         out, _ = attention(q, k, v, causal=causal, key_mask=keys)
@@ -144,17 +150,22 @@ def multi_head_attention(heads: int, *, causal: bool = False, dropout: float = 0
 
     inputs = (Input("x", rank=3), Input("mask", "bool", rank=2)) if mask else \
         (Input("x", rank=3),)
-    return layer(label, init, forward, backward, apply=apply, kind="multi_head_attention",
+    return layer(label, _init(label, heads, mask), forward, backward, apply=apply,
+                 kind="multi_head_attention",
                  config={"heads": heads, "causal": causal, "dropout": rate, "mask": mask},
                  inputs=inputs, decode=_decoder(heads) if causal and not mask else None,
                  random=True, name="multi_head_attention")
 
 
 def transformer_block(heads: int, width: int, *, mlp: int = 4, causal: bool = True,
-                      dropout: float = 0.0) -> Layer:
+                      dropout: float = 0.0, mask: bool = False) -> Layer:
     """A pre-norm transformer block (GPT-2's): ``x + attention(layer_norm(x))``, then
     ``x + mlp(layer_norm(x))`` with ``mlp = linear(mlp * width), gelu, linear(width)``:
     a recipe over :func:`fnn.residual`, nothing more.
+
+    ``mask=True``: ``(x, mask) -> (y, mask)`` (the key-padding mask passed on, so blocks
+    stack in :func:`fnn.serial`; end with ``fnn.pick(0)``), routed with
+    :func:`fnn.parallel` and :func:`fnn.pick`.
 
     >>> import fnn
     >>> block = fnn.transformer_block(4, 32)
@@ -164,10 +175,14 @@ def transformer_block(heads: int, width: int, *, mlp: int = 4, causal: bool = Tr
     width = positive_int("transformer_block", "width", width)
     rate = fraction("transformer_block", "dropout", dropout, hi_open=True)
     tail = [dropout_layer(rate)] if rate > 0 else []
-    return serial(
-        residual(layer_norm(), multi_head_attention(heads, causal=causal, dropout=rate), *tail),
-        residual(layer_norm(), linear(mlp * width), gelu(), linear(width), *tail),
-        name="transformer_block")
+    attend = multi_head_attention(heads, causal=causal, dropout=rate, mask=mask)
+    feed_forward = residual(layer_norm(), linear(mlp * width), gelu(), linear(width), *tail)
+    if not mask:
+        return serial(residual(layer_norm(), attend, *tail), feed_forward,
+                      name="transformer_block")
+    normed = parallel(serial(pick(0), layer_norm()), pick(1))  # (layer_norm(x), mask)
+    x_path = serial(parallel(pick(0), serial(normed, attend, *tail)), add(), feed_forward)
+    return parallel(x_path, pick(1), name="transformer_block")
 
 
 __all__ = ["multi_head_attention", "transformer_block"]

@@ -77,6 +77,8 @@ def supervised_step(model: Layer, loss: Any, optimizer: Optimizer, *, threads: i
     ``threads``: batch shards run at once; ``chunk``: at most that many samples at a time
     (see :func:`fnn.value_and_grad`). A model with state (``model.stateful``, e.g. with
     :func:`fnn.batch_norm`) trains on ``state.model_state`` and the step returns the new one.
+    A model of several inputs (:class:`fnn.Input`) takes batches ``((x1, x2), y)``, or the
+    flat ``(x1, x2, y)`` of ``fnn.batches(x1, x2, y)``: every array but the last is an input.
 
     >>> import numpy as np, fnn
     >>> model = fnn.linear(1)
@@ -91,7 +93,7 @@ def supervised_step(model: Layer, loss: Any, optimizer: Optimizer, *, threads: i
     stateful = model.stateful
 
     def step(state: TrainState, batch: Any) -> tuple[TrainState, dict]:
-        x, y = batch
+        x, y = batch if len(batch) == 2 else (tuple(batch[:-1]), batch[-1])
         key = fold_in(state.key, state.step) if state.key is not None else None
         model_state = state.model_state
         if stateful:
@@ -125,15 +127,21 @@ def predict(model: Layer, params: Any, x: Any, *, state: Any = None,
     (5, 2)
     """
     batch_size = check_batch_size("predict", batch_size)
-    if len(x) == 0:
+    if len(x) == 0 or (isinstance(x, tuple) and len(x[0]) == 0):
         raise ValueError("predict: x is empty")
     if model.stateful and state is None:
         raise ValueError(f"predict: the model {model.name} has state (running statistics): "
                          "pass state= (TrainState.model_state, or init's third value)")
     extra = {"state": state} if model.stateful else {}
+    rows = len(x[0]) if isinstance(x, tuple) else len(x)  # a tuple: a model's several inputs
     return np.concatenate(
-        [model.apply(params, x[i:i + batch_size], **extra) for i in range(0, len(x), batch_size)]
-    )
+        [model.apply(params, _rows_of(x, i, i + batch_size), **extra)
+         for i in range(0, rows, batch_size)])
+
+
+def _rows_of(x: Any, start: int, stop: int) -> Any:
+    """Rows ``start:stop`` of ``x``, or of each input of a tuple ``x``."""
+    return tuple(a[start:stop] for a in x) if isinstance(x, tuple) else x[start:stop]
 
 
 def evaluator(model: Layer, x: Any, y: Any, *, loss: Any = None, accuracy: bool = False,
@@ -154,7 +162,7 @@ def evaluator(model: Layer, x: Any, y: Any, *, loss: Any = None, accuracy: bool 
     >>> sorted(eval_fn(params)), eval_fn.metric_names
     (['accuracy', 'loss'], ('loss', 'accuracy'))
     """
-    n_x, n_y = len(x), len(y)
+    n_x, n_y = (len(x[0]) if isinstance(x, tuple) else len(x)), len(y)
     if n_x == 0:
         raise ValueError("evaluator: the evaluation set is empty (0 rows)")
     if n_x != n_y:

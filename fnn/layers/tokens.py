@@ -16,7 +16,7 @@ def check_ids(label: str, ids: np.ndarray, vocab_size: int) -> None:
     """A clear error when an id is outside ``[0, vocab_size)``, naming the layer.
 
     >>> import numpy as np
-    >>> from fnn.layers.embedding import check_ids
+    >>> from fnn.layers.tokens import check_ids
     >>> check_ids("embedding(5, 2)", np.array([[0, 7]]), 5)
     Traceback (most recent call last):
     ...
