@@ -9,11 +9,12 @@ function folded over batches. See README.md and DESIGN.md.
 
 from typing import TYPE_CHECKING
 
-from fnn import augment, initializers, layers, ops, optim, perf, threads
+from fnn import augment, decoding, initializers, layers, ops, optim, perf, seq2seq, threads
 from fnn.checkpoint import Checkpoint, CheckpointMismatch, load_checkpoint, save_checkpoint
 from fnn.checks import LayerError
 from fnn.combinators import each, parallel, pick, residual, serial
 from fnn.core import Decoder, GradFn, Input, Layer, init
+from fnn.decoding import beam_search, greedy
 from fnn.generation import generate
 from fnn.gradient_check import assert_gradients_close, gradcheck
 from fnn.gradients import value_and_grad
@@ -35,6 +36,7 @@ from fnn.optim import (
     sgd,
     step_decay,
 )
+from fnn.seq2seq import encoder_decoder, sentence_cross_entropy, translate
 from fnn.summaries import summary
 from fnn.training import (
     Batches,
@@ -51,6 +53,7 @@ from fnn.training import (
     supervised_step,
     train,
 )
+from fnn.translators import gru_translator, transformer_translator
 from fnn.tree import tree_size
 
 if TYPE_CHECKING:  # loaded lazily, on first use: see __getattr__ at the end
@@ -71,14 +74,17 @@ __all__ = [
     "batches",
     "bce",
     "bce_with_logits",
+    "beam_search",
     "Checkpoint",
     "CheckpointMismatch",
     "cosine_decay",
     "cross_entropy",
     "datasets",
     "Decoder",
+    "decoding",
     "each",
     "EarlyStopping",
+    "encoder_decoder",
     "EvalFn",
     "evaluator",
     "fit",
@@ -87,6 +93,8 @@ __all__ = [
     "generate",
     "GradFn",
     "gradcheck",
+    "greedy",
+    "gru_translator",
     "grid",
     "History",
     "init",
@@ -121,6 +129,8 @@ __all__ = [
     "save_checkpoint",
     "serial",
     "sgd",
+    "sentence_cross_entropy",
+    "seq2seq",
     "split",
     "step_decay",
     "StepFn",
@@ -132,6 +142,8 @@ __all__ = [
     "train",
     "TrainingError",
     "TrainState",
+    "transformer_translator",
+    "translate",
     "tree_size",
     "trial_key",
     "value_and_grad",

@@ -27,7 +27,7 @@ from fnn.layers.decoder_attention import (
     luong_attention_weights,
 )
 from fnn.layers.dense import linear
-from fnn.layers.embedding import embedding
+from fnn.layers.tokens import embedding
 from fnn.layers.merge import add
 from fnn.layers.norm import layer_norm
 from fnn.layers.positional import sinusoidal_embedding
