@@ -131,14 +131,16 @@ def scores(kind, model, params, data: tc.Data, args) -> dict:
     out: dict = {}
     for name, width in (("greedy", 1), (f"beam{args.beam}", args.beam)):
         t0 = time.time()
+        ids: list[np.ndarray] = []
 
         def decode(sources, width=width):
             d = translate(model, params, sources, max_len=25, width=width)
-            return [row[:n] for row, n in zip(d.ids, d.lengths)]
+            ids.extend(row[:n] for row, n in zip(d.ids, d.lengths))
+            return ids[len(ids) - len(sources):]
 
         hyps = tc.translate_all(data.test_groups, data.src_vocab, data.tgt_vocab, decode)
         out[name] = {"bleu": tc.corpus_bleu(hyps, data.test_groups),
-                     "seconds": time.time() - t0, "hypotheses": hyps}
+                     "seconds": time.time() - t0, "hypotheses": hyps, "ids": ids}
         print(f"{kind} {name}: test BLEU {out[name]['bleu']:.2f} "
               f"({out[name]['seconds']:.0f} s to decode)", flush=True)
     return out
@@ -155,16 +157,18 @@ def example_table(hyps: list[str], groups, n: int = 8) -> str:
     return "\n".join(lines)
 
 
-def attention_figure(kind, model, params, data: tc.Data, hyps, out: Path) -> Path:
+def attention_figure(kind, model, params, data: tc.Data, decoded, out: Path) -> Path:
+    """Attention of the greedy translations (``decoded``: their ids, ``</s>`` included) of
+    four test sentences of 4 to 6 words."""
     import matplotlib.pyplot as plt
 
     picks = [i for i, (e, _) in enumerate(data.test_groups) if 4 <= len(e.split()) <= 6][:4]
     fig, axes = plt.subplots(1, len(picks), figsize=(4 * len(picks), 4), squeeze=False)
     for ax, i in zip(axes[0], picks):
         src_words = tc.tokenize(data.test_groups[i][0], "en")
-        tgt_words = tc.tokenize(hyps[i], "fr") + ["</s>"]
+        tgt_words = data.tgt_vocab.decode(decoded[i], stop_at_eos=False, skip_special=False)
         src = data.src_vocab.encode(src_words)[None]
-        tgt = np.concatenate([[1], data.tgt_vocab.encode(tgt_words[:-1])])[None]
+        tgt = np.concatenate([[1], decoded[i][:-1]])[None].astype(np.int64)
         w = attention_weights(model, params, src, tgt)[0]
         ax.imshow(w, cmap="viridis", vmin=0, vmax=1)
         ax.set_xticks(range(len(src_words)), src_words, rotation=60)
@@ -212,7 +216,7 @@ def main(argv=None) -> dict:
         histories[kind] = history
         fnn.save(out / f"params_{kind}.npz", params)
         figures.append(attention_figure(kind, model, params, data,
-                                        result["greedy"]["hypotheses"], out))
+                                        result["greedy"]["ids"], out))
         metrics["models"][kind] = {
             "params": fnn.tree_size(params), "train_seconds": seconds,
             "epochs": history.epochs, "best_val_loss": min(history.eval["loss"]),
