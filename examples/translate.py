@@ -133,7 +133,7 @@ def scores(kind, model, params, data: tc.Data, args) -> dict:
         t0 = time.time()
         ids: list[np.ndarray] = []
 
-        def decode(sources, width=width):
+        def decode(sources, width=width, ids=ids):
             d = translate(model, params, sources, max_len=25, width=width)
             ids.extend(row[:n] for row, n in zip(d.ids, d.lengths))
             return ids[len(ids) - len(sources):]

@@ -27,11 +27,11 @@ from fnn.layers.decoder_attention import (
     luong_attention_weights,
 )
 from fnn.layers.dense import linear
-from fnn.layers.tokens import embedding
 from fnn.layers.merge import add
 from fnn.layers.norm import layer_norm
 from fnn.layers.positional import sinusoidal_embedding
 from fnn.layers.recurrent import gru
+from fnn.layers.tokens import embedding
 from fnn.seq2seq import decoder_params, encoder_decoder, encoder_params
 
 __all__ = ["attention_weights", "gru_translator", "masked_mean", "transformer_translator"]
