@@ -37,7 +37,12 @@ import fnn
 from fnn._extras import require
 from fnn.datasets import PairBatches
 from fnn.seq2seq import sentence_cross_entropy, translate
-from fnn.translators import attention_weights, gru_translator, transformer_translator
+from fnn.translators import (
+    attention_weights,
+    gru_stepper,
+    gru_translator,
+    transformer_translator,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by path
 import common  # noqa: E402
@@ -134,7 +139,8 @@ def scores(kind, model, params, data: tc.Data, args) -> dict:
         ids: list[np.ndarray] = []
 
         def decode(sources, width=width, ids=ids):
-            d = translate(model, params, sources, max_len=25, width=width)
+            d = translate(model, params, sources, max_len=25, width=width,
+                          stepper=gru_stepper if kind == "gru" else None)
             ids.extend(row[:n] for row, n in zip(d.ids, d.lengths))
             return ids[len(ids) - len(sources):]
 

@@ -26,7 +26,7 @@ whose first column is not ``start_id`` and a source longer than ``max_source`` a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -39,8 +39,8 @@ from fnn.layers.base import parameter_free
 from fnn.losses import Loss, LossError
 from fnn.validate import integer, positive_int
 
-__all__ = ["decoder_params", "encoder_decoder", "encoder_params", "padding_mask",
-           "pad_batch", "sentence_cross_entropy", "starts_with", "translate"]
+__all__ = ["decoder_params", "encoder_decoder", "encoder_params", "pad_batch", "padding_mask",
+           "prefix_stepper", "sentence_cross_entropy", "starts_with", "translate"]
 
 _IDS = (Input("ids", "int", rank=2),)
 
@@ -150,12 +150,31 @@ def pad_batch(seqs: Sequence[Any], pad_id: int = 0) -> np.ndarray:
     return out
 
 
+def prefix_stepper(model: Layer, params: Any, memory: np.ndarray, mask: np.ndarray
+                   ) -> tuple[Callable, dict]:
+    """``(step, state)`` for :mod:`fnn.decoding` that runs :func:`encoder_decoder`'s decoder
+    on the whole prefix at every step (any decoder; ``O(T^2)`` positions per sentence)."""
+    decoder, dparams = _encoder_decoder_parts(model)[1], decoder_params(params)
+
+    def step(state, tokens):
+        prefix = np.concatenate([state["prefix"], tokens[:, None]], axis=1)
+        logits = decoder.apply(dparams, (prefix, state["memory"], state["mask"]))
+        return logits[:, -1], {**state, "prefix": prefix}
+
+    return step, {"prefix": np.zeros((len(memory), 0), np.int64), "memory": memory,
+                  "mask": mask}
+
+
 def translate(model: Layer, params: Any, sources: Sequence[Any] | np.ndarray, *,
               max_len: int = 30, width: int = 1, length_penalty: float = 1.0,
-              pad_id: int = 0, start_id: int = 1, end_id: int = 2) -> Decoded:
+              pad_id: int = 0, start_id: int = 1, end_id: int = 2,
+              stepper: Callable | None = None) -> Decoded:
     """Decode every source of the batch (a list of 1-D id arrays, or an ``(N, S)`` array
     padded with ``pad_id``) with an :func:`encoder_decoder` ``model``: greedy when
     ``width == 1``, else beam search (:mod:`fnn.decoding`), at most ``max_len`` tokens.
+    The encoder runs once; ``stepper(model, params, memory, mask) -> (step, state)`` makes
+    the decoder's step function (default :func:`prefix_stepper`; a recurrent decoder can carry
+    its state instead, e.g. :func:`fnn.translators.gru_stepper`).
 
     >>> import numpy as np, fnn
     >>> from fnn.seq2seq import encoder_decoder, translate
@@ -167,17 +186,10 @@ def translate(model: Layer, params: Any, sources: Sequence[Any] | np.ndarray, *,
     2
     """
     src = sources if isinstance(sources, np.ndarray) else pad_batch(sources, pad_id)
-    encoder, decoder = _encoder_decoder_parts(model)
+    encoder = _encoder_decoder_parts(model)[0]
     mask = src != pad_id
     memory = encoder.apply(encoder_params(params), (src, src))  # its input: the model's pair
-    dparams = decoder_params(params)
-
-    def step(state, tokens):
-        prefix = np.concatenate([state["prefix"], tokens[:, None]], axis=1)
-        logits = decoder.apply(dparams, (prefix, state["memory"], state["mask"]))
-        return logits[:, -1], {**state, "prefix": prefix}
-
-    state = {"prefix": np.zeros((len(src), 0), np.int64), "memory": memory, "mask": mask}
+    step, state = (stepper or prefix_stepper)(model, params, memory, mask)
     options = {"start_id": start_id, "end_id": end_id, "max_len": max_len, "pad_id": pad_id}
     if width == 1:
         return greedy(step, state, len(src), **options)

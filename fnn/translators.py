@@ -13,6 +13,8 @@ their params read as paths (``fnn.summary``) and they train like any model: the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from fnn.combinators import child_names, parallel, pick, residual, serial
@@ -32,9 +34,11 @@ from fnn.layers.norm import layer_norm
 from fnn.layers.positional import sinusoidal_embedding
 from fnn.layers.recurrent import gru
 from fnn.layers.tokens import embedding
+from fnn.ops.recurrent import gru_step
 from fnn.seq2seq import decoder_params, encoder_decoder, encoder_params
 
-__all__ = ["attention_weights", "gru_translator", "masked_mean", "transformer_translator"]
+__all__ = ["attention_weights", "gru_stepper", "gru_translator", "masked_mean",
+           "transformer_translator"]
 
 
 def masked_mean(label: str = "masked_mean") -> Layer:
@@ -97,6 +101,45 @@ def gru_translator(source_vocab: int, target_vocab: int, *, dim: int = 256,
     decoder = serial(parallel(recurrent, pick(1), pick(2)), luong_attention(),
                      linear(target_vocab))
     return encoder_decoder(encoder, decoder, pad_id=pad_id, start_id=start_id)
+
+
+def gru_stepper(model: Layer, params: dict, memory: np.ndarray, mask: np.ndarray
+                ) -> tuple[Callable, dict]:
+    """``(step, state)`` decoding a :func:`gru_translator` one token at a time with its GRU
+    state carried (``O(T)`` decoder steps per sentence; the same tokens as
+    :func:`fnn.seq2seq.prefix_stepper`, up to rounding). ``translate(..., stepper=gru_stepper)``.
+
+    >>> import numpy as np, fnn
+    >>> from fnn.translators import gru_stepper, gru_translator
+    >>> model = gru_translator(20, 30, dim=8, hidden=8)
+    >>> _, params = model.init(fnn.key(0), ((-1, 5), (-1, 6)))
+    >>> a = fnn.translate(model, params, [[4, 5, 6]], max_len=6, width=2)
+    >>> b = fnn.translate(model, params, [[4, 5, 6]], max_len=6, width=2, stepper=gru_stepper)
+    >>> bool((a.ids == b.ids).all())
+    True
+    """
+    decoder = model.children[1].children[0]  # serial(parallel(recurrent, ...), luong, linear)
+    p = decoder_params(params)[child_names(model.children[1].children)[0]]
+    names = child_names(decoder.children)
+    fan, fp = decoder.children[0], p[names[0]]
+    recurrent = fan.children[0]            # serial(parallel(tokens, start), gru)
+    rp = fp[child_names(fan.children)[0]]
+    rnames = child_names(recurrent.children)
+    inputs, ip = recurrent.children[0], rp[rnames[0]]
+    inames = child_names(inputs.children)
+    table = ip[inames[0]][child_names(inputs.children[0].children)[1]]["table"]
+    cell = rp[rnames[1]]
+    empty = np.zeros((len(memory), 1), np.int64)
+    h0 = inputs.children[1].apply(ip[inames[1]], (empty, memory, mask))
+    attend, out = decoder.children[1], decoder.children[2]
+
+    def step(state, tokens):
+        xw = table[tokens] @ cell["w_ih"] + cell["b_ih"]
+        h = gru_step(xw, state["h"], cell["w_hh"], cell["b_hh"])
+        y = attend.apply(p[names[1]], (h[:, None], state["memory"], state["mask"]))
+        return out.apply(p[names[2]], y)[:, 0], {**state, "h": h}
+
+    return step, {"h": h0, "memory": memory, "mask": mask}
 
 
 def _ffn(dim: int) -> Layer:

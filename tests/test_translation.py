@@ -356,3 +356,16 @@ def test_prepare_keeps_each_sentence_on_one_side():
     assert data.test_groups and all(len(refs) == 2 for _, refs in data.test_groups)
     test_src = {tuple(data.src_vocab.encode(tc.tokenize(e, "en"))) for e, _ in data.test_groups}
     assert not train_src & test_src
+
+
+@pytest.mark.parametrize("width", [1, 3])
+def test_the_carried_gru_state_decodes_as_the_prefix_recompute(width):
+    from fnn.translators import gru_stepper
+
+    model = tiny("gru")
+    params = init(model, seed=7)
+    sources = reversal_pairs(6, seed=8)[0]
+    a = translate(model, params, sources, max_len=8, width=width)
+    b = translate(model, params, sources, max_len=8, width=width, stepper=gru_stepper)
+    assert np.array_equal(a.ids, b.ids) and np.array_equal(a.lengths, b.lengths)
+    np.testing.assert_allclose(a.scores, b.scores, rtol=1e-4)
