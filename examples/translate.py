@@ -65,6 +65,7 @@ def arguments(argv=None):
     p.add_argument("--width", type=int, default=128, help="transformer width")
     p.add_argument("--layers", type=int, default=2, help="transformer blocks each side")
     p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--min-count", type=int, default=2)
@@ -80,10 +81,10 @@ def arguments(argv=None):
 def build(kind: str, data: tc.Data, args) -> fnn.Layer:
     vs, vt = len(data.src_vocab), len(data.tgt_vocab)
     if kind == "gru":
-        return gru_translator(vs, vt, dim=args.dim, hidden=args.hidden)
+        return gru_translator(vs, vt, dim=args.dim, hidden=args.hidden, dropout=args.dropout)
     if kind == "transformer":
         return transformer_translator(vs, vt, dim=args.width, heads=args.heads,
-                                      layers=args.layers)
+                                      layers=args.layers, dropout=args.dropout)
     raise SystemExit(f"translate.py: unknown model {kind!r} (gru, transformer)")
 
 

@@ -33,6 +33,7 @@ from fnn.layers.merge import add
 from fnn.layers.norm import layer_norm
 from fnn.layers.positional import sinusoidal_embedding
 from fnn.layers.recurrent import gru
+from fnn.layers.stochastic import dropout as dropout_layer
 from fnn.layers.tokens import embedding
 from fnn.ops.recurrent import gru_step
 from fnn.seq2seq import decoder_params, encoder_decoder, encoder_params
@@ -75,7 +76,8 @@ def _tokens(vocab: int, dim: int) -> Layer:
 
 
 def gru_translator(source_vocab: int, target_vocab: int, *, dim: int = 256,
-                   hidden: int = 256, pad_id: int = 0, start_id: int = 1) -> Layer:
+                   hidden: int = 256, dropout: float = 0.0, pad_id: int = 0,
+                   start_id: int = 1) -> Layer:
     """GRU encoder-decoder with Luong attention::
 
         encoder  (src, mask) -> embedding(dim) -> bidirectional gru(hidden, mask)  (N, S, 2h)
@@ -83,6 +85,7 @@ def gru_translator(source_vocab: int, target_vocab: int, *, dim: int = 256,
         decoder  embedding(dim)(tgt) -> gru(hidden, from h0) -> luong_attention over memory
                  -> linear(target_vocab)
 
+    ``dropout`` (training only): on both embeddings and on the attention's output.
     The decoder's GRU sees the source only through ``h0``; attention then mixes each step's
     output with its context (Luong et al., 2015, without input feeding), so training runs
     every step of the decoder at once.
@@ -93,12 +96,13 @@ def gru_translator(source_vocab: int, target_vocab: int, *, dim: int = 256,
     >>> model.init(fnn.key(0), ((-1, 5), (-1, 6)))[0]
     (-1, 6, 30)
     """
-    encoder = serial(parallel(serial(pick(0), _tokens(source_vocab, dim)), pick(1)),
+    drop = _drop(dropout)
+    encoder = serial(parallel(serial(pick(0), _tokens(source_vocab, dim), *drop), pick(1)),
                      gru(hidden, bidirectional=True, mask=True))
     start = serial(parallel(pick(1), pick(2)), masked_mean(), linear(hidden), tanh())
-    recurrent = serial(parallel(serial(pick(0), _tokens(target_vocab, dim)), start),
+    recurrent = serial(parallel(serial(pick(0), _tokens(target_vocab, dim), *drop), start),
                        gru(hidden, initial_state=True))
-    decoder = serial(parallel(recurrent, pick(1), pick(2)), luong_attention(),
+    decoder = serial(parallel(recurrent, pick(1), pick(2)), luong_attention(), *drop,
                      linear(target_vocab))
     return encoder_decoder(encoder, decoder, pad_id=pad_id, start_id=start_id)
 
@@ -131,19 +135,25 @@ def gru_stepper(model: Layer, params: dict, memory: np.ndarray, mask: np.ndarray
     cell = rp[rnames[1]]
     empty = np.zeros((len(memory), 1), np.int64)
     h0 = inputs.children[1].apply(ip[inames[1]], (empty, memory, mask))
-    attend, out = decoder.children[1], decoder.children[2]
+    attend, head = decoder.children[1], list(zip(names[2:], decoder.children[2:]))
 
     def step(state, tokens):
         xw = table[tokens] @ cell["w_ih"] + cell["b_ih"]
         h = gru_step(xw, state["h"], cell["w_hh"], cell["b_hh"])
         y = attend.apply(p[names[1]], (h[:, None], state["memory"], state["mask"]))
-        return out.apply(p[names[2]], y)[:, 0], {**state, "h": h}
+        for name, layer in head:  # dropout (the identity here), linear
+            y = layer.apply(p[name], y)
+        return y[:, 0], {**state, "h": h}
 
     return step, {"h": h0, "memory": memory, "mask": mask}
 
 
-def _ffn(dim: int) -> Layer:
-    return residual(layer_norm(), linear(4 * dim), gelu(), linear(dim))
+def _drop(rate: float) -> list[Layer]:
+    return [dropout_layer(rate)] if rate > 0 else []
+
+
+def _ffn(dim: int, rate: float) -> Layer:
+    return residual(layer_norm(), linear(4 * dim), gelu(), linear(dim), *_drop(rate))
 
 
 def _keep_memory(layer: Layer) -> Layer:
@@ -153,7 +163,7 @@ def _keep_memory(layer: Layer) -> Layer:
 
 def transformer_translator(source_vocab: int, target_vocab: int, *, dim: int = 128,
                            heads: int = 4, layers: int = 2, max_len: int = 64,
-                           pad_id: int = 0, start_id: int = 1) -> Layer:
+                           dropout: float = 0.0, pad_id: int = 0, start_id: int = 1) -> Layer:
     """A small pre-norm transformer encoder-decoder (sinusoidal positions, ``dim * 4`` GELU
     feed-forward)::
 
@@ -162,6 +172,8 @@ def transformer_translator(source_vocab: int, target_vocab: int, *, dim: int = 1
                         y + ffn(ln(y))
         logits          linear(target_vocab)(ln(y))
 
+    ``dropout`` (training only): on the embeddings and at the end of every residual branch.
+
     >>> import fnn
     >>> from fnn.translators import transformer_translator
     >>> model = transformer_translator(20, 30, dim=8, heads=2, layers=1)
@@ -169,25 +181,26 @@ def transformer_translator(source_vocab: int, target_vocab: int, *, dim: int = 1
     (-1, 6, 30)
     """
     def self_block(causal: bool) -> Layer:
-        return residual(layer_norm(), multi_head_attention(heads, causal=causal))
+        return residual(layer_norm(), multi_head_attention(heads, causal=causal), *drop)
 
     def encoder_block() -> Layer:
         attend = parallel(pick(0), serial(parallel(serial(pick(0), layer_norm()), pick(1)),
-                                          multi_head_attention(heads, mask=True)))
-        return parallel(serial(attend, add(), _ffn(dim)), pick(1))
+                                          multi_head_attention(heads, mask=True), *drop))
+        return parallel(serial(attend, add(), _ffn(dim, dropout)), pick(1))
 
     def cross_block() -> Layer:
         normed = parallel(serial(pick(0), layer_norm()), pick(1), pick(2))
-        return serial(parallel(pick(0), serial(normed, cross_attention(heads))), add())
+        return serial(parallel(pick(0), serial(normed, cross_attention(heads), *drop)), add())
 
-    encoder = serial(parallel(serial(pick(0), _tokens(source_vocab, dim), sinusoidal_embedding(max_len)),
-                              pick(1)),
+    drop = _drop(dropout)
+    encoder = serial(parallel(serial(pick(0), _tokens(source_vocab, dim),
+                                     sinusoidal_embedding(max_len), *drop), pick(1)),
                      *[encoder_block() for _ in range(layers)], pick(0), layer_norm())
     decoder = serial(_keep_memory(serial(pick(0), _tokens(target_vocab, dim),
-                                         sinusoidal_embedding(max_len))),
+                                         sinusoidal_embedding(max_len), *drop)),
                      *[serial(_keep_memory(serial(pick(0), self_block(True))),
-                              _keep_memory(cross_block()), _keep_memory(serial(pick(0),
-                                                                               _ffn(dim))))
+                              _keep_memory(cross_block()),
+                              _keep_memory(serial(pick(0), _ffn(dim, dropout))))
                        for _ in range(layers)],
                      pick(0), layer_norm(), linear(target_vocab))
     return encoder_decoder(encoder, decoder, pad_id=pad_id, start_id=start_id,

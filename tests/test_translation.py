@@ -369,3 +369,21 @@ def test_the_carried_gru_state_decodes_as_the_prefix_recompute(width):
     b = translate(model, params, sources, max_len=8, width=width, stepper=gru_stepper)
     assert np.array_equal(a.ids, b.ids) and np.array_equal(a.lengths, b.lengths)
     np.testing.assert_allclose(a.scores, b.scores, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["gru", "transformer"])
+def test_dropout_acts_in_training_only(kind):
+    from fnn.translators import gru_stepper
+
+    model = (gru_translator(VS, VT, dim=8, hidden=8, dropout=0.3) if kind == "gru" else
+             transformer_translator(VS, VT, dim=8, heads=2, layers=1, dropout=0.3))
+    params = init(model)
+    x = (pad_batch(reversal_pairs(4)[0]), np.array([[1, 4, 5]] * 4))
+    y0, _ = model.vjp(params, x, key=fnn.key(1))
+    y1, _ = model.vjp(params, x, key=fnn.key(2))
+    assert not np.allclose(y0, y1)
+    np.testing.assert_array_equal(model.apply(params, x), model.apply(params, x))
+    if kind == "gru":
+        a = translate(model, params, reversal_pairs(4)[0], max_len=6)
+        b = translate(model, params, reversal_pairs(4)[0], max_len=6, stepper=gru_stepper)
+        assert np.array_equal(a.ids, b.ids)
