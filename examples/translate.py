@@ -172,7 +172,7 @@ def attention_figure(kind, model, params, data: tc.Data, decoded, out: Path) -> 
     picks = [i for i, (e, _) in enumerate(data.test_groups) if 4 <= len(e.split()) <= 6][:4]
     fig, axes = plt.subplots(1, len(picks), figsize=(4 * len(picks), 4), squeeze=False)
     for ax, i in zip(axes[0], picks):
-        src_words = tc.tokenize(data.test_groups[i][0], "en")
+        src_words = tc.words(data.test_groups[i][0], "en")
         tgt_words = data.tgt_vocab.decode(decoded[i], stop_at_eos=False, skip_special=False)
         src = data.src_vocab.encode(src_words)[None]
         tgt = np.concatenate([[1], decoded[i][:-1]])[None].astype(np.int64)

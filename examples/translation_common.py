@@ -31,6 +31,40 @@ from fnn.datasets import (
 )
 
 
+def words(sentence: str, lang: str) -> list[str]:
+    """``fnn.datasets.tokenize`` with hyphenated words cut before each inner hyphen, so
+    French imperatives and inversions share their pieces (``"donnez-les-moi"`` -> ``"donnez"
+    "-les" "-moi"``, ``"est-ce"`` -> ``"est" "-ce"``): far fewer rare words.
+
+    >>> words("Donnez-les-moi !", "fr")
+    ['donnez', '-les', '-moi', '!']
+    """
+    out: list[str] = []
+    for token in tokenize(sentence, lang):
+        parts = token.split("-")
+        if len(parts) > 1 and all(parts):
+            out += [parts[0], *("-" + p for p in parts[1:])]
+        else:
+            out.append(token)
+    return out
+
+
+def text(tokens: Sequence[str], lang: str) -> str:
+    """The inverse of :func:`words`: pieces starting with a hyphen glued back, then
+    ``fnn.datasets.detokenize``.
+
+    >>> text(['donnez', '-les', '-moi', '!'], "fr")
+    'donnez-les-moi !'
+    """
+    out: list[str] = []
+    for token in tokens:
+        if token.startswith("-") and len(token) > 1 and out:
+            out[-1] += token
+        else:
+            out.append(token)
+    return detokenize(out, lang)
+
+
 class Data(NamedTuple):
     """Everything the translation example trains and scores on."""
 
@@ -44,8 +78,8 @@ class Data(NamedTuple):
 
 
 def _ids(pairs, src_vocab: WordVocab, tgt_vocab: WordVocab):
-    return ([src_vocab.encode(tokenize(e, "en")) for e, _ in pairs],
-            [tgt_vocab.encode(tokenize(f, "fr")) for _, f in pairs])
+    return ([src_vocab.encode(words(e, "en")) for e, _ in pairs],
+            [tgt_vocab.encode(words(f, "fr")) for _, f in pairs])
 
 
 def prepare(data_dir: Any = None, *, min_count: int = 2, limit: int | None = None,
@@ -54,8 +88,8 @@ def prepare(data_dir: Any = None, *, min_count: int = 2, limit: int | None = Non
     runs); ``pairs`` replaces the file (tests)."""
     split = split_pairs(eng_fra(data_dir) if pairs is None else pairs)
     train, val, test = (side[:limit] if limit else side for side in split)
-    en = [tokenize(e, "en") for e, _ in train]
-    fr = [tokenize(f, "fr") for _, f in train]
+    en = [words(e, "en") for e, _ in train]
+    fr = [words(f, "fr") for _, f in train]
     src_vocab = WordVocab.build(en, min_count=min_count)
     tgt_vocab = WordVocab.build(fr, min_count=min_count)
     return Data(src_vocab, tgt_vocab, _ids(train, src_vocab, tgt_vocab),
@@ -82,11 +116,11 @@ def translate_all(groups: Sequence[tuple[str, Sequence[str]]], src_vocab: WordVo
                   batch: int = 128) -> list[str]:
     """French text for every group's English sentence: ``decode(list of source id arrays)
     -> list of target id arrays`` (in batches of ``batch``), then detokenised."""
-    sources = [src_vocab.encode(tokenize(e, "en")) for e, _ in groups]
+    sources = [src_vocab.encode(words(e, "en")) for e, _ in groups]
     out: list[str] = []
     for i in range(0, len(sources), batch):
         for ids in decode(sources[i:i + batch]):
-            out.append(detokenize(tgt_vocab.decode(ids), "fr"))
+            out.append(text(tgt_vocab.decode(ids), "fr"))
     return out
 
 
@@ -123,7 +157,7 @@ def word_by_word(groups: Sequence[tuple[str, Sequence[str]]], table: dict[str, s
                  ) -> list[str]:
     """The baseline's French for each group: every English token replaced by ``table``'s
     word (unknown words copied as they are)."""
-    return [detokenize([table.get(w, w) for w in tokenize(e, "en")], "fr") for e, _ in groups]
+    return [text([table.get(w, w) for w in words(e, "en")], "fr") for e, _ in groups]
 
 
 def frequent_words(sentences: Sequence[Sequence[str]], n: int = 10) -> list[str]:

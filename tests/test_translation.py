@@ -348,13 +348,20 @@ def test_word_by_word_baseline():
         ["le chien.", "un bird."]
 
 
+def test_hyphenated_words_are_cut_and_glued_back():
+    tc = _common()
+    for sentence in ("donnez-les-moi !", "est-ce que tu viens ?", "a-t-il vingt-et-un ans ?"):
+        assert tc.text(tc.words(sentence, "fr"), "fr") == sentence
+    assert tc.words("Est-ce vrai ?", "fr") == ["est", "-ce", "vrai", "?"]
+
+
 def test_prepare_keeps_each_sentence_on_one_side():
     tc = _common()
     pairs = [(f"Sentence {i}.", f"Phrase {i}{v}.") for i in range(60) for v in "ab"]
     data = tc.prepare(pairs=pairs, min_count=1)
     train_src = {tuple(s) for s in data.train[0]}
     assert data.test_groups and all(len(refs) == 2 for _, refs in data.test_groups)
-    test_src = {tuple(data.src_vocab.encode(tc.tokenize(e, "en"))) for e, _ in data.test_groups}
+    test_src = {tuple(data.src_vocab.encode(tc.words(e, "en"))) for e, _ in data.test_groups}
     assert not train_src & test_src
 
 
