@@ -21,8 +21,8 @@ clipping (global norm 5) whose lr (GRU 2e-3, transformer 1e-3) decays along a co
 kept (early stopping's ``restore_best``).
 
 Scores: corpus BLEU (sacreBLEU 13a, every translation of an English sentence as a
-reference) on the 1,155 test sentences, greedy and beam search (``--beam``, length
-penalty 1: mean log-probability per token; the GRU decodes with its state carried,
+reference) on the 1,155 test sentences, greedy and beam search (``--beam``,
+``--length-penalty`` 0: the raw sum of log-probabilities, chosen on the validation set; the GRU decodes with its state carried,
 the transformer recomputes its decoder over the prefix), beside the baseline row: each English word
 replaced by its most probable French word under IBM model 1 fitted on the training pairs.
 Figures: ``curves.png`` (train / validation loss per model), ``attention_<model>.png``
@@ -74,6 +74,9 @@ def arguments(argv=None):
     p.add_argument("--dropout", type=float, default=None,
                    help="dropout rate (default: GRU 0.3, transformer 0.2)")
     p.add_argument("--beam", type=int, default=5)
+    p.add_argument("--length-penalty", type=float, default=0.0,
+                   help="beam search: score / length ** this (0: the raw sum; chosen on the "
+                        "validation set: 0 gave 25.9 BLEU, 0.5 25.3, 1 25.3 for the GRU)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--min-count", type=int, default=2)
     p.add_argument("--checkpoint", action="store_true",
@@ -154,6 +157,7 @@ def scores(kind, model, params, data: tc.Data, args) -> dict:
 
         def decode(sources, width=width, ids=ids):
             d = translate(model, params, sources, max_len=25, width=width,
+                          length_penalty=args.length_penalty,
                           stepper=gru_stepper if kind == "gru" else None)
             ids.extend(row[:n] for row, n in zip(d.ids, d.lengths))
             return ids[len(ids) - len(sources):]
