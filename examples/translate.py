@@ -22,9 +22,10 @@ kept (early stopping's ``restore_best``).
 
 Scores: corpus BLEU (sacreBLEU 13a, every translation of an English sentence as a
 reference) on the 1,155 test sentences, greedy and beam search (``--beam``,
-``--length-penalty`` 0: the raw sum of log-probabilities, chosen on the validation set; the GRU decodes with its state carried,
-the transformer recomputes its decoder over the prefix), beside the baseline row: each English word
-replaced by its most probable French word under IBM model 1 fitted on the training pairs.
+``--length-penalty`` 0: the raw sum of log-probabilities, chosen on the validation set;
+the GRU decodes with its state carried, the transformer recomputes its decoder over the
+prefix), beside the baseline row: each English word replaced by its most probable French
+word under IBM model 1 fitted on the training pairs.
 Figures: ``curves.png`` (train / validation loss per model), ``attention_<model>.png``
 (source x target attention of a few test sentences); ``examples.md``: the best and worst
 translations of the better model (sentence BLEU).
