@@ -413,6 +413,10 @@ def residual(*layers: Layer) -> Layer:
     body = serial(*layers, name="residual")
 
     def init(k, input_shape):
+        if isinstance(input_shape, tuple) and input_shape and isinstance(input_shape[0], tuple):
+            raise LayerError("residual: adds its input to the body's output, so it takes one "
+                             f"array, got {fmt_shape(input_shape)}; for tuple inputs such as "
+                             "(x, mask) use serial(parallel(pick(0), body), add())")
         out = body.init(k, input_shape)
         if tuple(out[0][1:]) != tuple(input_shape[1:]):
             raise LayerError(

@@ -191,3 +191,8 @@ def test_a_two_input_model_trains_and_resumes_bitwise(tmp_path, threads):
     assert hist.resumed and hist.train == ref_hist.train and hist.eval == ref_hist.eval
     for a, b in zip(fnn.tree.tree_leaves(state.params), fnn.tree.tree_leaves(reference.params)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_residual_names_the_way_for_tuple_inputs():
+    with pytest.raises(fnn.LayerError, match=r"residual: .* takes one array.*pick\(0\)"):
+        fnn.residual(masked_scale()).init(fnn.key(0), ((-1, 4, 2), (-1, 4)))

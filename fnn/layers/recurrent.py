@@ -41,9 +41,7 @@ def _project(cell: str, p: dict, s: str, x: np.ndarray) -> np.ndarray:
     """Every step's input projection ``x @ w_ih + b_ih`` (``+ b_hh`` but for the GRU)."""
     n, t, d = x.shape
     xw = x.reshape(n * t, d) @ p["w_ih" + s]
-    xw += p["b_ih" + s]
-    if cell != "gru":
-        xw += p["b_hh" + s]
+    xw += p["b_ih" + s] if cell == "gru" else p["b_ih" + s] + p["b_hh" + s]
     return xw.reshape(n, t, -1)
 
 
