@@ -10,11 +10,12 @@ scikit-learn nor mpi4py.
 
 from typing import TYPE_CHECKING
 
-from fnn import augment, initializers, layers, ops, optim, perf, threads
+from fnn import augment, decoding, initializers, layers, ops, optim, perf, seq2seq, threads
 from fnn.checkpoint import Checkpoint, CheckpointMismatch, load_checkpoint, save_checkpoint
 from fnn.checks import LayerError
 from fnn.combinators import each, parallel, pick, residual, serial
 from fnn.core import Decoder, GradFn, Input, Layer, init
+from fnn.decoding import beam_search, greedy
 from fnn.generation import generate
 from fnn.gradient_check import assert_gradients_close, gradcheck
 from fnn.gradients import value_and_grad
@@ -37,6 +38,7 @@ from fnn.optim import (
     sgd,
     step_decay,
 )
+from fnn.seq2seq import encoder_decoder, sentence_cross_entropy, translate
 from fnn.summaries import summary
 from fnn.training import (
     Batches,
@@ -53,6 +55,7 @@ from fnn.training import (
     supervised_step,
     train,
 )
+from fnn.translators import gru_translator, transformer_translator
 from fnn.tree import tree_size
 
 if TYPE_CHECKING:  # loaded lazily, on first use: see __getattr__ at the end
@@ -76,6 +79,7 @@ __all__ = [
     "bce",
     "bce_with_logits",
     "bits_per_character",
+    "beam_search",
     "Checkpoint",
     "CheckpointMismatch",
     "cosine_decay",
@@ -83,8 +87,10 @@ __all__ = [
     "datasets",
     "distributed",
     "Decoder",
+    "decoding",
     "each",
     "EarlyStopping",
+    "encoder_decoder",
     "EvalFn",
     "evaluator",
     "export_onnx",
@@ -96,6 +102,8 @@ __all__ = [
     "generate",
     "GradFn",
     "gradcheck",
+    "greedy",
+    "gru_translator",
     "grid",
     "History",
     "init",
@@ -131,6 +139,8 @@ __all__ = [
     "save_checkpoint",
     "serial",
     "sgd",
+    "sentence_cross_entropy",
+    "seq2seq",
     "split",
     "step_decay",
     "StepFn",
@@ -143,6 +153,8 @@ __all__ = [
     "train",
     "TrainingError",
     "TrainState",
+    "transformer_translator",
+    "translate",
     "tree_size",
     "trial_key",
     "value_and_grad",

@@ -15,7 +15,8 @@ from types import ModuleType
 
 #: the extra that provides each optional top-level package
 EXTRAS = {"matplotlib": "plot", "sklearn": "data", "h5py": "data", "mpi4py": "mpi",
-          "onnx": "onnx", "onnxruntime": "onnx", "torch": "torch", "safetensors": "safetensors"}
+          "onnx": "onnx", "onnxruntime": "onnx", "torch": "torch", "safetensors": "safetensors",
+          "sacrebleu": "text"}
 #: the name pip knows a package by, where it differs from the import name
 PIP_NAMES = {"sklearn": "scikit-learn"}
 

@@ -24,6 +24,7 @@ from fnn.layers.attention import multi_head_attention, transformer_block
 from fnn.layers.base import layer, parameter_free
 from fnn.layers.cells import scan
 from fnn.layers.convolution import conv, conv1d, conv2d, conv_transpose1d, conv_transpose2d
+from fnn.layers.decoder_attention import cross_attention, luong_attention
 from fnn.layers.dense import linear
 from fnn.layers.merge import add, concatenate
 from fnn.layers.norm import batch_norm, group_norm, layer_norm
@@ -55,6 +56,7 @@ __all__ = [
     "conv2d",
     "conv_transpose1d",
     "conv_transpose2d",
+    "cross_attention",
     "dropout",
     "elementwise",
     "elu",
@@ -70,6 +72,7 @@ __all__ = [
     "layer_norm",
     "leaky_relu",
     "linear",
+    "luong_attention",
     "log_softmax",
     "lstm",
     "max_pool1d",
