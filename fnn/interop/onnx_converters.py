@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from fnn.interop.onnx_attention import ATTENTION_CONVERTERS
 from fnn.interop.onnx_sequence import SEQUENCE_CONVERTERS
 from fnn.layers.arguments import geometry
 
@@ -184,7 +185,7 @@ def _add(g, layer, params, state, xs, shape):
 
 
 def _pick(g, layer, params, state, xs, shape):
-    return g.op("Identity", xs[layer.config["index"]])
+    return xs[layer.config["index"]]  # no node: the tensor itself
 
 
 #: ``kind -> converter`` of every built-in layer kind ONNX can express
@@ -201,7 +202,7 @@ CONVERTERS: dict[str, Callable] = {
     "flatten": _flatten, "reshape": _reshape,
     "batch_norm": _batch_norm, "layer_norm": _layer_norm, "group_norm": _group_norm,
     "concatenate": _concatenate, "add": _add, "pick": _pick,
-    **SEQUENCE_CONVERTERS,
+    **SEQUENCE_CONVERTERS, **ATTENTION_CONVERTERS,
 }
 
 __all__ = ["CONVERTERS", "reduce_mean"]

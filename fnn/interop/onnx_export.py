@@ -70,6 +70,14 @@ class Graph:
         self.nodes: list[Any] = []  # onnx NodeProto
         self.initializers: list[Any] = []  # onnx TensorProto
         self._helper, self._numpy_helper, self._count = helper, numpy_helper, 0
+        self.kinds: dict[str, str | None] = {}  # graph input -> kind of the first layer fed it
+
+    def note_inputs(self, layer: Layer, x: Any) -> None:
+        """Record the declared kind of each graph input that ``layer`` takes as it is."""
+        fed = x if len(layer.inputs) > 1 and isinstance(x, tuple) else (x,)
+        for tensor, declared in zip(fed, layer.inputs):
+            if isinstance(tensor, str) and self.kinds.get(tensor, "") is None:
+                self.kinds[tensor] = declared.kind
 
     def name(self, prefix: str) -> str:
         """A fresh tensor name starting with ``prefix``."""
@@ -112,6 +120,7 @@ def _leaf(graph: Graph, layer: Layer, params: Any, state: Any, x: Any, shape: An
             f"ONNX form; give one with converters={{{(layer.kind or layer.name)!r}: fn}}, "
             "fn(graph, layer, params, state, x, input_shape) -> output (see "
             "fnn.interop.onnx_export)")
+    graph.note_inputs(layer, x)
     try:
         return convert(graph, layer, params, state, x, shape)
     except NotImplementedError as err:
@@ -149,36 +158,61 @@ def _walk(graph: Graph, layer: Layer, params: Any, state: Any, x: Any, shape: An
     return graph.op("Add", x, y) if layer.flow == "residual" else y
 
 
-def _name_output(graph: Graph, helper: Any, out: str, name: str) -> None:
-    """Give the tensor ``out`` the graph output name ``name``: its node's output renamed (an
-    ``Identity`` when no node makes it, or when it is an output already)."""
-    makers = [n for n in graph.nodes if out in n.output]
-    if not makers or out.startswith("output"):
-        graph.nodes.append(helper.make_node("Identity", [out], [name]))
-        return
-    for node in graph.nodes:
-        for field in (node.input, node.output):
-            for i, tensor in enumerate(field):
-                if tensor == out:
-                    field[i] = name
+def _name_outputs(graph: Graph, helper: Any, outs: tuple, names: list[str],
+                  inputs: list[str]) -> None:
+    """Give the tensors ``outs`` the graph output names ``names``: the node making one is
+    renamed; an ``Identity`` when no node makes it (a graph input) or it is named already."""
+    renamed: dict[str, str] = {}
+    for out, name in zip(outs, names):
+        makers = [n for n in graph.nodes if out in n.output]
+        if not makers or out in renamed or out in inputs:
+            graph.nodes.append(helper.make_node("Identity", [renamed.get(out, out)], [name]))
+            continue
+        renamed[out] = name
+        for node in graph.nodes:
+            for field in (node.input, node.output):
+                for i, tensor in enumerate(field):
+                    if tensor == out:
+                        field[i] = name
 
 
-def _value_info(helper: Any, name: str, shape: Any, kind: str = "float") -> Any:
-    tensor_type = 7 if kind == "int" else 1  # onnx.TensorProto.INT64 (token ids), FLOAT
-    return helper.make_tensor_value_info(name, tensor_type, ["batch", *shape[1:]])
+#: onnx.TensorProto element types of fnn's input kinds
+_ELEMENT = {"float": 1, "int": 7, "bool": 9}
 
 
-def _input_kind(model: Layer) -> str:
-    """What the model's input holds (``"float"``, ``"int"`` token ids): its first layer's
-    declared input; a model fed several inputs has no ONNX form here."""
-    first = model
-    while first.flow is not None:
-        first = first.children[0]
-    if len(first.inputs) > 1:
-        raise OnnxExportError(f"export_onnx: {model!r} takes several inputs "
-                              f"({', '.join(i.name for i in first.inputs)}); export_onnx "
-                              "exports models fed one array")
-    return first.inputs[0].kind if first.inputs else "float"
+def _value_info(helper: Any, name: str, shape: Any, kind: str = "float", doc: str = "") -> Any:
+    return helper.make_tensor_value_info(name, _ELEMENT[kind], ["batch", *shape[1:]],
+                                         doc_string=doc)
+
+
+def _output_kind(graph: Graph, out: str) -> str:
+    """``"bool"`` for a mask (a graph input's kind, or made by a logical node), else
+    ``"float"``."""
+    if out in graph.kinds:
+        return graph.kinds[out] or "float"
+    logical = any(out in n.output and n.op_type in ("Not", "Equal", "And") for n in graph.nodes)
+    return "bool" if logical else "float"
+
+
+def _input_shapes(input_shape: Any) -> tuple[tuple, ...] | None:
+    """A tuple of input shapes (several inputs) normalised, or None for one shape."""
+    if not isinstance(input_shape, (tuple, list)) or not input_shape or \
+            not all(isinstance(s, (tuple, list)) for s in input_shape):
+        return None
+    return tuple(tuple(-1 if d is None else int(d) for d in s) for s in input_shape)
+
+
+def _graph_inputs(helper: Any, model: Layer, graph: Graph, names: list[str],
+                  shapes: tuple) -> list[Any]:
+    """The graph's inputs: each one's type is the declared kind of the first layer fed it
+    (an embedding's ``"int"``, a mask's ``"bool"``), else the model's declared input's, else
+    float; its doc string the model's declared input name."""
+    declared = model.inputs if len(model.inputs) == len(names) else ()
+    out = []
+    for i, (name, shape) in enumerate(zip(names, shapes)):
+        kind = graph.kinds.get(name) or (declared[i].kind if declared else "float")
+        out.append(_value_info(helper, name, shape, kind, declared[i].name if declared else ""))
+    return out
 
 
 def export_onnx(model: Layer, params: Any, input_shape: tuple, path: str | os.PathLike, *,
@@ -207,24 +241,26 @@ def export_onnx(model: Layer, params: Any, input_shape: tuple, path: str | os.Pa
         raise TypeError(f"export_onnx: model should be an fnn.Layer, got {type(model).__name__}")
     if opset < DEFAULT_OPSET:
         raise ValueError(f"export_onnx: opset must be {DEFAULT_OPSET} or later, got {opset}")
-    kind = _input_kind(model)
     if model.stateful and state is None:
         raise OnnxExportError(f"export_onnx: {model!r} has state (batch-norm's running "
                               "statistics): pass state=, the third value of fnn.init")
-    input_shape = tuple(-1 if d is None else int(d) for d in input_shape)
+    several = _input_shapes(input_shape)
+    shapes = several or (tuple(-1 if d is None else int(d) for d in input_shape),)
+    inputs = [f"input_{i}" for i in range(len(shapes))] if several else ["input"]
     table = {**CONVERTERS, **(converters or {})}
     graph = Graph(opset, onnx.helper, onnx.numpy_helper)
-    out_shape = _shape(model, input_shape)
-    y = _walk(graph, model, params, state, "input", input_shape, "", table)
-    outs, shapes = (y, out_shape) if isinstance(y, tuple) else ((y,), (out_shape,))
+    graph.kinds = dict.fromkeys(inputs)
+    x, fnn_shape = (tuple(inputs), shapes) if several else (inputs[0], shapes[0])
+    out_shape = _shape(model, fnn_shape)
+    y = _walk(graph, model, params, state, x, fnn_shape, "", table)
+    outs, out_shapes = (y, out_shape) if isinstance(y, tuple) else ((y,), (out_shape,))
     names = ["output"] if len(outs) == 1 else [f"output_{i}" for i in range(len(outs))]
-    for name, out in zip(names, outs):
-        _name_output(graph, onnx.helper, out, name)
+    kinds = [_output_kind(graph, out) for out in outs]
+    _name_outputs(graph, onnx.helper, outs, names, inputs)
     onnx_graph = onnx.helper.make_graph(
-        graph.nodes, "fnn_model",
-        [_value_info(onnx.helper, "input", input_shape, kind)],
-        [_value_info(onnx.helper, n, s) for n, s in zip(names, shapes)], graph.initializers,
-        doc_string=repr(model))
+        graph.nodes, "fnn_model", _graph_inputs(onnx.helper, model, graph, inputs, shapes),
+        [_value_info(onnx.helper, *o) for o in zip(names, out_shapes, kinds)],
+        graph.initializers, doc_string=repr(model))
     proto = onnx.helper.make_model(onnx_graph, producer_name="fnn", doc_string=repr(model),
                                    opset_imports=[onnx.helper.make_opsetid("", opset)])
     proto.ir_version = min(proto.ir_version, 9)  # what today's onnxruntime releases read
