@@ -12,6 +12,8 @@ import pytest
 import fnn
 from fnn.interop.onnx_converters import CONVERTERS
 from fnn.interop.onnx_export import OnnxExportError
+from fnn.seq2seq import padding_mask, starts_with
+from fnn.translators import masked_mean
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -73,6 +75,27 @@ LAYERS = {
                        fnn.layer_norm(), fnn.linear(13)), (-1, 6)),
     "lstm_classifier": (fnn.serial(fnn.embedding(13, 8), fnn.lstm(8), fnn.dropout(0.2),
                                    fnn.gru(6, return_sequences=False), fnn.linear(3)), (-1, 6)),
+    # several inputs: token ids (int64), padding masks (bool), states
+    "cross_attention": (fnn.cross_attention(2), ((-1, 4, 8), (-1, 5, 6), (-1, 5))),
+    "cross_attention_dim": (fnn.cross_attention(2, dim=4), ((-1, 4, 8), (-1, 5, 6), (-1, 5))),
+    "luong_attention": (fnn.luong_attention(), ((-1, 4, 8), (-1, 5, 6), (-1, 5))),
+    "luong_attention_dim": (fnn.luong_attention(5), ((-1, 4, 8), (-1, 5, 6), (-1, 5))),
+    "masked_mean": (masked_mean(), ((-1, 5, 6), (-1, 5))),
+    "padding_mask": (padding_mask(0), (-1, 5)),
+    "starts_with": (fnn.serial(starts_with(1), fnn.embedding(11, 4)), (-1, 5)),
+    "multi_head_attention_mask": (fnn.multi_head_attention(2, mask=True), ((-1, 5, 8), (-1, 5))),
+    "multi_head_attention_causal_mask": (fnn.multi_head_attention(2, causal=True, mask=True),
+                                         ((-1, 5, 8), (-1, 5))),
+    "transformer_block_mask": (fnn.transformer_block(2, 8, causal=False, mask=True),
+                               ((-1, 5, 8), (-1, 5))),
+    "gru_mask_bidirectional": (fnn.gru(4, bidirectional=True, mask=True), ((-1, 5, 3), (-1, 5))),
+    "gru_initial_state_bidirectional": (fnn.gru(4, bidirectional=True, initial_state=True),
+                                        ((-1, 5, 3), (-1, 2, 4))),
+    "lstm_initial_state_mask": (fnn.lstm(4, initial_state=True, mask=True),
+                                ((-1, 5, 3), (-1, 4), (-1, 4), (-1, 5))),
+    "rnn_mask_last": (fnn.rnn(4, return_sequences=False, mask=True), ((-1, 5, 3), (-1, 5))),
+    "each_inputs": (fnn.each(fnn.embedding(11, 4), fnn.linear(3)), ((-1, 5), (-1, 2))),
+    "pick_input": (fnn.pick(1), ((-1, 3), (-1, 4))),
     "leaky_relu_0.2": (fnn.leaky_relu(0.2), (-1, 5)),
     "elu_0.5": (fnn.elu(0.5), (-1, 5)),
 }
@@ -84,7 +107,27 @@ def _random_params(tree, rng):
                              .astype(np.float32) * (1 if a.ndim else 1), tree)
 
 
-def check_export(model, input_shape, tmp_path, *, params=None, state=None, seed=0, tol=1e-5):
+def random_input(rng, batch, shape, elem, vocab=11):
+    """A random array for one graph input: float32 normal, or right-padded rows (each with
+    1 to T real steps, the first row full): bool masks, int64 ids in [1, vocab) starting with
+    the start id 1 and padded with 0."""
+    shape = (batch, *shape[1:])
+    if elem == onnx.TensorProto.FLOAT:
+        return rng.normal(size=shape).astype(np.float32)
+    lengths = rng.integers(1, shape[1] + 1, size=batch)
+    lengths[0] = shape[1]
+    real = np.arange(shape[1]) < lengths[:, None]
+    if elem == onnx.TensorProto.BOOL:
+        return real
+    ids = rng.integers(1, vocab, size=shape)
+    ids[:, 0] = 1
+    return np.where(real, ids, 0)
+
+
+def check_export(model, input_shape, tmp_path, *, params=None, state=None, seed=0, tol=1e-5,
+                 feed=None):
+    """Export, check, and compare onnxruntime with ``model.apply`` at batch sizes 1 and 5 on
+    random inputs (``feed(rng, batch) -> input`` when given)."""
     rng = np.random.default_rng(seed)
     _, p, s = fnn.init(model, fnn.key(seed), input_shape)
     if params is None:
@@ -95,21 +138,25 @@ def check_export(model, input_shape, tmp_path, *, params=None, state=None, seed=
     proto = onnx.load(str(path))
     onnx.checker.check_model(proto, full_check=True)
     assert proto.graph.doc_string == repr(model)
-    assert proto.graph.input[0].name == "input"
-    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    several = isinstance(input_shape[0], tuple)
+    shapes = input_shape if several else (input_shape,)
+    names = [f"input_{i}" for i in range(len(shapes))] if several else ["input"]
+    assert [i.name for i in proto.graph.input] == names
+    for graph_input in proto.graph.input:
+        assert graph_input.type.tensor_type.shape.dim[0].dim_param == "batch"
+    elems = [i.type.tensor_type.elem_type for i in proto.graph.input]
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for batch in (1, 5):
-        x = rng.normal(size=(batch, *input_shape[1:])).astype(np.float32)
-        if repr(model).startswith(("embedding", "serial(embedding")):  # token ids
-            x = rng.integers(0, 11, size=(batch, *input_shape[1:]))
+        xs = [random_input(rng, batch, sh, e) for sh, e in zip(shapes, elems)]
         if "sinc" in repr(model):
-            x[0, 0, 0] = 0.0
+            xs[0][0, 0, 0] = 0.0
+        x = (feed(rng, batch) if feed else tuple(xs)) if several else xs[0]
         want = model.apply(params, x, state=state) if model.stateful else model.apply(params, x)
-        got = session.run(None, {"input": x})
+        got = session.run(None, dict(zip(names, x if several else (x,))))
         want = want if isinstance(want, tuple) else (want,)
         assert len(got) == len(want)
         for g, w in zip(got, want):
-            assert g.shape == w.shape
+            assert g.shape == w.shape and g.dtype == w.dtype
             np.testing.assert_allclose(g, w, rtol=tol, atol=tol)
     return proto
 
@@ -134,7 +181,6 @@ def test_every_builtin_kind_is_tested():
 
 
 @pytest.mark.parametrize("layer,match", [
-    (fnn.lstm(4, mask=True), r"takes several inputs \(x, mask\)"),
     (fnn.serial(fnn.linear(3), fnn.lstm(4, return_state=True)), "return_state"),
 ])
 def test_sequence_layers_without_onnx_form(layer, match, tmp_path):
@@ -181,7 +227,29 @@ def _example_models():
     char_lm = _example("char_lm_models")
     out.append(("char_lm_gpt", char_lm.gpt(65, n_layer=2, context=16), (-1, 16)))
     out.append(("char_lm_lstm", char_lm.lstm_model(65, embed=8, hidden=16), (-1, 16)))
+    translate = _example("translate")
+    for kind in ("gru", "transformer"):  # teacher-forced: (source, target_in) -> logits
+        out.append((f"translate_{kind}", translate.build(kind, _Vocabs(), _SMALL), _PAIR))
     return out
+
+
+class _Vocabs:
+    src_vocab, tgt_vocab = range(17), range(19)
+
+
+class _SMALL:  # translate.py's arguments, small; its default dropout (the identity here)
+    dim, hidden, width, heads, layers, dropout = 8, 8, 8, 2, 2, None
+
+
+_PAIR = ((-1, 7), (-1, 6))
+
+
+def _translation_feed(rng, batch):
+    """``(source, target_in)``: right-padded source ids (the first row full, the others 1 to 7
+    words), target ``<s>`` + ids, padded too."""
+    source = random_input(rng, batch, _PAIR[0], onnx.TensorProto.INT64, vocab=17)
+    source = np.where(source > 0, rng.integers(3, 17, size=source.shape), 0)
+    return source, random_input(rng, batch, _PAIR[1], onnx.TensorProto.INT64, vocab=19)
 
 
 EXAMPLE_MODELS = _example_models()
@@ -189,7 +257,11 @@ EXAMPLE_MODELS = _example_models()
 
 @pytest.mark.parametrize("name,model,shape", EXAMPLE_MODELS, ids=[m[0] for m in EXAMPLE_MODELS])
 def test_every_example_model(name, model, shape, tmp_path):
-    check_export(model, shape, tmp_path)
+    proto = check_export(model, shape, tmp_path,
+                         feed=_translation_feed if name.startswith("translate") else None)
+    if name.startswith("translate"):  # two int64 inputs, named in their doc strings
+        assert [(i.type.tensor_type.elem_type, i.doc_string) for i in proto.graph.input] == \
+            [(onnx.TensorProto.INT64, "source"), (onnx.TensorProto.INT64, "target")]
 
 
 def _scale(n):
@@ -252,8 +324,9 @@ def test_missing_onnx_names_the_extra(monkeypatch, tmp_path):
 def test_the_example_models_listed_are_all_of_them():
     """A new example building a model joins _example_models (and so is exported)."""
     covered = {"autoencoder_common", "char_lm_models", "conv1d_common", "conv_autoencoder",
-               "dense_common", "fashion_classifier", "usps_bn_cnn"}
+               "dense_common", "fashion_classifier", "translate", "usps_bn_cnn"}
     building = {p.stem for p in EXAMPLES.glob("*.py")
-                if any(f"fnn.{c}(" in p.read_text() for c in ("serial", "residual", "parallel"))}
+                if any(f"{c}(" in p.read_text() for c in (
+                    "fnn.serial", "fnn.residual", "fnn.parallel", "_translator"))}
     assert building <= covered, f"examples whose models test_onnx does not export: " \
                                 f"{sorted(building - covered)}"
