@@ -330,3 +330,21 @@ def test_the_example_models_listed_are_all_of_them():
                     "fnn.serial", "fnn.residual", "fnn.parallel", "_translator"))}
     assert building <= covered, f"examples whose models test_onnx does not export: " \
                                 f"{sorted(building - covered)}"
+
+
+@pytest.mark.parametrize("layer", [fnn.cross_attention(2), fnn.luong_attention(),
+                                   fnn.gru(4, bidirectional=True, mask=True)], ids=repr)
+def test_a_row_of_padding_only(layer, tmp_path):
+    """A row whose mask is all False: attention sees no key (0, no NaN), the recurrence runs
+    no step (zeros), as in fnn."""
+    shapes = ((-1, 3, 4), (-1, 5, 4), (-1, 5)) if len(layer.inputs) == 3 else \
+        ((-1, 5, 4), (-1, 5))
+    _, params = layer.init(fnn.key(0), shapes)
+    fnn.export_onnx(layer, params, shapes, tmp_path / "m.onnx")
+    rng = np.random.default_rng(0)
+    inputs = [rng.normal(size=(2, *s[1:])).astype(np.float32) for s in shapes[:-1]]
+    inputs.append(np.array([[True] * 5, [False] * 5]))
+    got, = ort.InferenceSession(str(tmp_path / "m.onnx")).run(
+        None, {f"input_{i}": a for i, a in enumerate(inputs)})
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, layer.apply(params, tuple(inputs)), rtol=1e-5, atol=1e-5)
