@@ -2,12 +2,19 @@
 ONNX graph that onnxruntime (or any ONNX runtime: phones, browsers, servers) runs.
 
 The graph takes fnn's own layout: one input ``"input"`` of the model's input shape (channels
-last, as fnn) with a dynamic batch axis ``"batch"``, float32, and one output ``"output"``
-(``"output_0"``, ``"output_1"``, ... for a model ending in parallel branches). Each layer is
-turned into ONNX nodes by the converter of its declared ``kind``
-(:data:`fnn.interop.onnx_converters.CONVERTERS`); combinators (serial, parallel, residual) are
-walked (``each`` after a ``parallel``, too). Convolutions and pools run channels-first in ONNX, between two ``Transpose`` nodes
+last, as fnn) with a dynamic batch axis ``"batch"``, and one output ``"output"``
+(``"output_0"``, ``"output_1"``, ... for a model ending in parallel branches). A model fed
+several arrays (``input_shape`` a tuple of shapes, e.g. a translator's ``(source, target)``)
+has the inputs ``"input_0"``, ``"input_1"``, ... in that order, each with its batch axis
+dynamic and the model's declared input name (``fnn.Input``) as its doc string. An input's
+type is the declared kind of the first layer fed it: int64 for token ids (an embedding, a
+padding mask), bool for masks, else float32. Each layer is turned into ONNX nodes by the
+converter of its declared ``kind`` (:data:`fnn.interop.onnx_converters.CONVERTERS`);
+combinators (serial, parallel, each, residual; ``pick`` is no node) are walked.
+Convolutions and pools run channels-first in ONNX, between two ``Transpose`` nodes
 (onnxruntime cancels adjacent pairs); batch-norm is its inference form, dropout the identity.
+Sequence lengths are the ones of ``input_shape`` (pad to them); a recurrent layer's mask must
+be right padding (ONNX's ``sequence_lens``).
 
 Your own layers (``kind`` None) have no ONNX form until you give one: ``converters={name:
 fn}``, keyed by the layer's ``kind`` or ``name``, with ``fn(graph, layer, params, state, x,
@@ -215,14 +222,15 @@ def _graph_inputs(helper: Any, model: Layer, graph: Graph, names: list[str],
     return out
 
 
-def export_onnx(model: Layer, params: Any, input_shape: tuple, path: str | os.PathLike, *,
+def export_onnx(model: Layer, params: Any, input_shape: tuple[Any, ...], path: str | os.PathLike, *,
                 state: Any = None, opset: int = DEFAULT_OPSET,
                 converters: Mapping[str, Converter] | None = None) -> None:
     """Write ``model`` with ``params`` (and ``state``, for batch-norm's running statistics) to
     ``path`` as an ONNX model of opset ``opset`` (17 or later), float32, checked by
-    ``onnx.checker`` and written atomically. ``input_shape``: the model's input shape, batch first (``-1``: the
-    batch axis is dynamic in the graph whatever it is); input ``"input"``, output
-    ``"output"`` (``"output_<i>"`` per branch of a parallel output); the model's repr is the
+    ``onnx.checker`` and written atomically. ``input_shape``: the model's input shape, batch
+    first (``-1``: the batch axis is dynamic in the graph whatever it is), or a tuple of
+    shapes for a model fed several arrays; input ``"input"`` (``"input_<i>"`` per array),
+    output ``"output"`` (``"output_<i>"`` per branch of a parallel output); the model's repr is the
     graph's doc string. ``converters``: ``{kind or name: fn}`` for your own layers (module
     doc), consulted before the built-in table. Needs the ``onnx`` extra.
 
