@@ -42,7 +42,14 @@ StepFn = Callable[[Any, np.ndarray], tuple[np.ndarray, Any]]
 class Decoded(NamedTuple):
     """Decoded sentences: ``ids (N, L)`` int64 without the start token, the end token included
     where one was emitted, ``pad_id`` after it; ``lengths (N,)`` tokens up to and including the
-    end token; ``scores (N,)`` the sums of their log-probabilities."""
+    end token; ``scores (N,)`` the sums of their log-probabilities.
+
+    >>> import numpy as np
+    >>> from fnn.decoding import Decoded
+    >>> d = Decoded(np.array([[5, 1, 0]]), np.array([2]), np.array([-0.7]))
+    >>> d.ids[0, :d.lengths[0]].tolist()
+    [5, 1]
+    """
 
     ids: np.ndarray
     lengths: np.ndarray

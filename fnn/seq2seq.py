@@ -122,12 +122,30 @@ def encoder_decoder(encoder: Layer, decoder: Layer, *, pad_id: int = 0, start_id
 
 
 def encoder_params(params: dict) -> dict:
-    """The params of :func:`encoder_decoder`'s encoder path (``source -> memory``)."""
+    """The params of :func:`encoder_decoder`'s encoder path (``source -> memory``).
+
+    >>> import fnn
+    >>> from fnn.seq2seq import encoder_decoder, encoder_params, decoder_params
+    >>> enc = fnn.serial(fnn.pick(0), fnn.embedding(10, 4))
+    >>> model = encoder_decoder(enc, fnn.serial(fnn.pick(0), fnn.embedding(12, 12)))
+    >>> _, params = model.init(fnn.key(0), ((-1, 5), (-1, 6)))
+    >>> sorted(encoder_params(params)), sorted(decoder_params(params))
+    (['00_parallel', '01_serial'], ['00_serial'])
+    """
     return params["00_parallel"]["01_encoder"]
 
 
 def decoder_params(params: dict) -> dict:
-    """The params of :func:`encoder_decoder`'s decoder."""
+    """The params of :func:`encoder_decoder`'s decoder.
+
+    >>> import fnn
+    >>> from fnn.seq2seq import encoder_decoder, encoder_params, decoder_params
+    >>> enc = fnn.serial(fnn.pick(0), fnn.embedding(10, 4))
+    >>> model = encoder_decoder(enc, fnn.serial(fnn.pick(0), fnn.embedding(12, 12)))
+    >>> _, params = model.init(fnn.key(0), ((-1, 5), (-1, 6)))
+    >>> sorted(encoder_params(params)), sorted(decoder_params(params))
+    (['00_parallel', '01_serial'], ['00_serial'])
+    """
     return params["01_decoder"]
 
 
@@ -153,7 +171,19 @@ def pad_batch(seqs: Sequence[Any], pad_id: int = 0) -> np.ndarray:
 def prefix_stepper(model: Layer, params: Any, memory: np.ndarray, mask: np.ndarray
                    ) -> tuple[Callable, dict]:
     """``(step, state)`` for :mod:`fnn.decoding` that runs :func:`encoder_decoder`'s decoder
-    on the whole prefix at every step (any decoder; ``O(T^2)`` positions per sentence)."""
+    on the whole prefix at every step (any decoder; ``O(T^2)`` positions per sentence).
+
+    >>> import numpy as np, fnn
+    >>> from fnn.seq2seq import encoder_decoder, encoder_params, prefix_stepper
+    >>> enc = fnn.serial(fnn.pick(0), fnn.embedding(10, 4))
+    >>> model = encoder_decoder(enc, fnn.serial(fnn.pick(0), fnn.embedding(12, 12)))
+    >>> _, params = model.init(fnn.key(0), ((-1, 5), (-1, 6)))
+    >>> memory = np.zeros((2, 5, 4), np.float32)
+    >>> step, state = prefix_stepper(model, params, memory, np.ones((2, 5), bool))
+    >>> logits, state = step(state, np.array([1, 1]))
+    >>> logits.shape
+    (2, 12)
+    """
     decoder, dparams = _encoder_decoder_parts(model)[1], decoder_params(params)
 
     def step(state, tokens):

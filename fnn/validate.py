@@ -65,10 +65,10 @@ def integer(who: str, name: str, value: Any, *, minimum: int | None = None,
         expected = "an int"
     if not is_int(value):
         raise _fail(who, name, expected, value, kind=True)
-    v = int(value)
-    if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
+    too_low = minimum is not None and int(value) < minimum
+    if too_low or (maximum is not None and int(value) > maximum):
         raise _fail(who, name, expected, value)
-    return v
+    return int(value)
 
 
 def positive_int(who: str, name: str, value: Any) -> int:

@@ -87,6 +87,14 @@ def rnn_backward_step(dy, t, relu, mask, y, ghm, ghd, dxw):
 
 
 @_jit
+def _skip(acts, saved, y, zero):
+    """A masked step of one row: its gates, the state it saves and its output are 0."""
+    fill(acts, zero)
+    fill(saved, zero)
+    fill(y, zero)
+
+
+@_jit
 def lstm_forward_step(xw, hh, t, mask, h, c, hs, cs, acts, tcs, y):
     """Gates ``i, f, g, o = sigmoid, sigmoid, tanh, sigmoid(xw[:, t] + h @ w_hh)``,
     ``c = f * c + i * g``, ``h = o * tanh(c)``; saves the gates (acts) and ``tanh(c)``."""
@@ -96,9 +104,7 @@ def lstm_forward_step(xw, hh, t, mask, h, c, hs, cs, acts, tcs, y):
         copy(h[b], hs[b, t])
         copy(c[b], cs[b, t])
         if masked and not mask[b, t]:
-            fill(acts[b, t], zero)
-            fill(tcs[b, t], zero)
-            fill(y[b, t], zero)
+            _skip(acts[b, t], tcs[b, t], y[b, t], zero)
             continue
         for g in range(4):
             preact(xw[b, t, g], hh[b, g], acts[b, t, g], g == 2)
@@ -140,9 +146,7 @@ def gru_forward_step(xw, hh, b_hh, t, mask, h, hs, acts, hn, y):
     for b in range(h.shape[0]):
         copy(h[b], hs[b, t])
         if masked and not mask[b, t]:
-            fill(acts[b, t], zero)
-            fill(hn[b, t], zero)
-            fill(y[b, t], zero)
+            _skip(acts[b, t], hn[b, t], y[b, t], zero)
             continue
         preact_bias(xw[b, t, 0], hh[b, 0], b_hh[0], acts[b, t, 0])
         preact_bias(xw[b, t, 1], hh[b, 1], b_hh[1], acts[b, t, 1])

@@ -34,8 +34,8 @@ from fnn.plot.latent import embed_2d, latent_map  # noqa: E402
 from fnn.plot.sweeps import bar_table, grouped_bars, sweep  # noqa: E402
 from fnn.plot.training import curves, curves_overlay, refresh_curves  # noqa: E402
 
-__all__ = [
-    "bar_table", "confusion_matrix", "curves", "curves_overlay", "decision_boundary", "embed_2d",
-    "filters", "grouped_bars", "image_grid", "image_rows", "latent_map", "reconstruction_strip",
-    "refresh_curves", "sweep", "weights",
-]
+__all__ = (  # the figures, by family: training, classification, images, latent, sweeps
+    "curves", "curves_overlay", "refresh_curves", "confusion_matrix", "decision_boundary",
+    "filters", "image_grid", "image_rows", "reconstruction_strip", "weights", "embed_2d",
+    "latent_map", "bar_table", "grouped_bars", "sweep",
+)
