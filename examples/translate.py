@@ -236,7 +236,7 @@ def main(argv=None) -> dict:
     baseline = tc.corpus_bleu(tc.word_by_word(data.test_groups, table), data.test_groups)
     print(f"baseline (word by word, IBM model 1): test BLEU {baseline:.2f}", flush=True)
     metrics: dict = {"baseline_bleu": baseline, "models": {}, "threads": args.threads,
-                     "target": TARGET, "machine_shared": True}
+                     "target": TARGET, "machine_shared": True, "data": tc.statistics(data)}
     histories, figures, best = {}, [], (-1.0, "", [])
     for kind in args.models.split(","):
         model, params, history, seconds = trained(kind, data, args, out)
