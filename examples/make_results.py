@@ -95,7 +95,12 @@ def run_options(command: str) -> str:
     return " ".join(kept) or "defaults"
 
 
-def translation_rows(runs: dict[str, dict], chosen: str) -> list[str]:
+def repo_link(path: str, label: str) -> str:
+    """A markdown link to a repository file, relative to RESULTS.md."""
+    return f"[{label}]({path})"
+
+
+def translation_rows(runs: dict[str, dict], chosen: str, link=repo_link) -> list[str]:
     """The table: one row per (run, model), the chosen run first, then the baseline row."""
     order = [chosen] + sorted(r for r in runs if r != chosen)
     beams = sorted({k for r in runs.values() for m in r["metrics"]["models"].values()
@@ -108,7 +113,7 @@ def translation_rows(runs: dict[str, dict], chosen: str) -> list[str]:
         for kind, m in run["metrics"]["models"].items():
             label = f"**{name}** (chosen)" if name == chosen else name
             beam = " | ".join(f"{m[b]['bleu']:.1f}" if b in m else "" for b in beams)
-            lines.append(f"| [{label}](results/{TRANSLATION}/{name}) | {kind}, "
+            lines.append(f"| {link(f'results/{TRANSLATION}/{name}', label)} | {kind}, "
                          f"`{run_options(run['command'])}` | {m['params']:,} | {m['epochs']} | "
                          f"{m['train_seconds']:.0f} s | {m['greedy']['bleu']:.1f} | {beam} |")
     base = runs[chosen]["metrics"]["baseline_bleu"]
@@ -118,7 +123,7 @@ def translation_rows(runs: dict[str, dict], chosen: str) -> list[str]:
     return lines + [""]
 
 
-def translation_why(m: dict, params: int, run: str) -> list[str]:
+def translation_why(m: dict, params: int, run: str, link=repo_link) -> list[str]:
     """Why the target was (not) reached, from the run's data statistics."""
     best, target = m["best"]["bleu"], m["target"]
     if m["best"]["meets_target"]:
@@ -126,6 +131,7 @@ def translation_why(m: dict, params: int, run: str) -> list[str]:
     text = (f"**Target corpus BLEU ≥ {target:g}: not reached.** The chosen model scores "
             f"{best:.1f} on the test split ({m['best']['model']}, beam search).")
     d = m.get("data")
+    curves = link(f"results/{TRANSLATION}/{run}/curves.png", "curves.png")
     if d:
         text += (
             f" Why: (1) the split is by English sentence, so all {d['test_sentences']:,} test "
@@ -133,7 +139,7 @@ def translation_why(m: dict, params: int, run: str) -> list[str]:
             f"heart); (2) the data are small, {d['train_pairs']:,} training pairs "
             f"({d['train_sentences_en']:,} distinct English sentences) for {params:,} "
             f"parameters: the validation loss levels off while the training loss keeps "
-            f"falling ([curves.png](results/{TRANSLATION}/{run}/curves.png)), dropout "
+            f"falling ({curves}), dropout "
             f"notwithstanding; (3) {d['test_unk_fr']:.1%} of the test references' French "
             f"words and {d['test_unk_en']:.1%} of the test English words are outside the "
             f"training vocabularies (rare or unseen words are `<unk>`), and an `<unk>` never "
@@ -144,7 +150,9 @@ def translation_why(m: dict, params: int, run: str) -> list[str]:
     return [text, ""]
 
 
-def translation_section(runs: dict[str, dict], chosen: str = TRANSLATION_CHOSEN) -> list[str]:
+def translation_section(runs: dict[str, dict], chosen: str = TRANSLATION_CHOSEN, *,
+                        title: str = "## translation: English to French with encoder-decoders",
+                        link=repo_link) -> list[str]:
     """RESULTS.md's translation section: the chosen run's command and note, the table of
     every run beside the baseline, the target and why, the figures."""
     if chosen not in runs:
@@ -154,7 +162,7 @@ def translation_section(runs: dict[str, dict], chosen: str = TRANSLATION_CHOSEN)
     kind = m["best"]["model"]
     shared = ("the machine's 2 cores were shared with other jobs, so the times are upper "
               "bounds" if m.get("machine_shared") else "the machine was not shared")
-    lines = ["## translation: English to French with encoder-decoders", "",
+    lines = [title, "",
              f"`{run['command']}` — {run['date']}, {run['seconds']} s, {run['machine']}", "",
              "Tatoeba eng-fra, split by English sentence (every translation of a sentence on "
              "one side); corpus BLEU (sacreBLEU 13a) on the test split, all translations of an "
@@ -162,15 +170,15 @@ def translation_section(runs: dict[str, dict], chosen: str = TRANSLATION_CHOSEN)
              f"Training with {m['threads']} thread; {shared}.", ""]
     if m.get("note"):
         lines += [f"Chosen run: {m['note']}.", ""]
-    lines += translation_rows(runs, chosen)
-    lines += translation_why(m, m["models"][kind]["params"], chosen)
+    lines += translation_rows(runs, chosen, link)
+    lines += translation_why(m, m["models"][kind]["params"], chosen, link)
     for name in [chosen] + sorted(r for r in runs if r != chosen):
         folder = ROOT / "results" / TRANSLATION / name
         files = sorted(p.name for p in folder.glob("*.png")) + \
             (["examples.md"] if (folder / "examples.md").exists() else [])
         if files:
             lines += [f"Figures of {name}: " + ", ".join(
-                f"[{f}](results/{TRANSLATION}/{name}/{f})" for f in files), ""]
+                link(f"results/{TRANSLATION}/{name}/{f}", f) for f in files), ""]
     return lines
 
 
