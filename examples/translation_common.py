@@ -10,7 +10,7 @@
   French word under IBM model 1 (``t(f | e)``, EM from uniform, with a NULL source word),
   fitted on the training pairs.
 * :func:`statistics`: what the scores rest on (split sizes, references per test sentence,
-  the share of test words that are `<unk>`), recorded in the results and read by RESULTS.md.
+  the share of test words that are ``<unk>``), recorded in the results and read by RESULTS.md.
 """
 
 from __future__ import annotations
