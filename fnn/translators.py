@@ -17,8 +17,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from fnn.combinators import child_names, parallel, pick, residual, serial
 from fnn.checks import LayerError
+from fnn.combinators import child_names, parallel, pick, residual, serial
 from fnn.core import Decoder, Input, Layer
 from fnn.layers.activations import gelu, tanh
 from fnn.layers.attention import multi_head_attention
