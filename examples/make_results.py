@@ -144,7 +144,8 @@ def translation_why(m: dict, params: int, run: str, link=repo_link) -> list[str]
             f"words and {d['test_unk_en']:.1%} of the test English words are outside the "
             f"training vocabularies (rare or unseen words are `<unk>`), and an `<unk>` never "
             f"matches a reference; (4) the sentences are short ({d['test_mean_words_en']:.1f} "
-            f"English words on average) with {d['references_per_test_sentence']:.2f} "
+            f"English tokens on average, punctuation included) with "
+            f"{d['references_per_test_sentence']:.2f} "
             f"references each: a single wrong word costs a large share of a sentence's "
             f"n-grams, and few references leave few other wordings to match.")
     return [text, ""]
