@@ -9,6 +9,8 @@
 * :func:`word_by_word`: the baseline row, each English word replaced by its most probable
   French word under IBM model 1 (``t(f | e)``, EM from uniform, with a NULL source word),
   fitted on the training pairs.
+* :func:`statistics`: what the scores rest on (split sizes, references per test sentence,
+  the share of test words that are ``<unk>``), recorded in the results and read by RESULTS.md.
 """
 
 from __future__ import annotations
@@ -163,3 +165,30 @@ def word_by_word(groups: Sequence[tuple[str, Sequence[str]]], table: dict[str, s
 def frequent_words(sentences: Sequence[Sequence[str]], n: int = 10) -> list[str]:
     """The ``n`` most frequent tokens (for the report)."""
     return [w for w, _ in Counter(w for s in sentences for w in s).most_common(n)]
+
+
+def statistics(data: Data) -> dict:
+    """What the scores rest on: split sizes, references per test sentence, the share of
+    test words outside the training vocabularies (they become ``<unk>``), sentence lengths.
+
+    >>> d = prepare(pairs=[("Hi.", "Salut."), ("Hi.", "Bonjour."), ("Run!", "Cours !")] * 9,
+    ...             min_count=1)
+    >>> sorted(statistics(d))[:3]
+    ['references_per_test_sentence', 'test_mean_words_en', 'test_pairs']
+    """
+    src = [words(e, "en") for e, _ in data.test_groups]
+    refs = [words(r, "fr") for _, group in data.test_groups for r in group]
+
+    def unknown(vocab: WordVocab, sentences: list[list[str]]) -> float:
+        n = sum(len(s) for s in sentences)
+        return sum(w not in vocab for s in sentences for w in s) / max(n, 1)
+
+    sentences = max(len(data.test_groups), 1)
+    return {"train_pairs": len(data.train[0]), "validation_pairs": len(data.validation[0]),
+            "train_sentences_en": len({tuple(s) for s in data.train_tokens[0]}),
+            "test_sentences": len(data.test_groups), "test_pairs": len(refs),
+            "references_per_test_sentence": len(refs) / sentences,
+            "test_unk_en": unknown(data.src_vocab, src),
+            "test_unk_fr": unknown(data.tgt_vocab, refs),
+            "test_mean_words_en": sum(len(s) for s in src) / sentences,
+            "vocab_en": len(data.src_vocab), "vocab_fr": len(data.tgt_vocab)}

@@ -17,8 +17,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from fnn.checks import LayerError
 from fnn.combinators import child_names, parallel, pick, residual, serial
-from fnn.core import Input, Layer
+from fnn.core import Decoder, Input, Layer
 from fnn.layers.activations import gelu, tanh
 from fnn.layers.attention import multi_head_attention
 from fnn.layers.base import parameter_free
@@ -35,11 +36,12 @@ from fnn.layers.positional import sinusoidal_embedding
 from fnn.layers.recurrent import gru
 from fnn.layers.stochastic import dropout as dropout_layer
 from fnn.layers.tokens import embedding
+from fnn.ops.attention import attention, merge_heads, split_heads
 from fnn.ops.recurrent import gru_step
 from fnn.seq2seq import decoder_params, encoder_decoder, encoder_params
 
 __all__ = ["attention_weights", "gru_stepper", "gru_translator", "masked_mean",
-           "transformer_translator"]
+           "transformer_stepper", "transformer_translator"]
 
 
 def masked_mean(label: str = "masked_mean") -> Layer:
@@ -249,3 +251,107 @@ def attention_weights(model: Layer, params: dict, source: np.ndarray,
     heads = attend.children[1].config["heads"]
     return cross_attention_weights(ap[child_names(attend.children)[1]], normed,
                                    heads).mean(axis=1)
+
+
+def _path(layer: Layer, params: dict, *steps: int) -> tuple[Layer, dict]:
+    """The child reached by the indices ``steps`` (one per level) and its params."""
+    for i in steps:
+        params = params[child_names(layer.children)[i]]
+        layer = layer.children[i]
+    return layer, params
+
+
+def _transformer_parts(model: Layer, params: dict) -> tuple[tuple, list[dict], list]:
+    """A :func:`transformer_translator`'s decoder cut into what one step runs: the token
+    embedding and positions; per block its causal self-attention branch (residual
+    ``layer_norm, mha, *dropout``), cross-attention branch (``normed, cross_attention,
+    *dropout``) and feed-forward (a residual, position-wise); the final norm and linear."""
+    inner, p = _path(model.children[1], decoder_params(params), 0)
+    names = child_names(inner.children)
+    blocks = [{"self": _path(inner, p, i, 0, 0, 1), "cross": _path(inner, p, i, 1, 0, 0, 1),
+               "ffn": _path(inner, p, i, 2, 0, 1)} for i in range(1, len(names) - 3)]
+    head = [(inner.children[j], p[names[j]]) for j in (len(names) - 2, len(names) - 1)]
+    return _path(inner, p, 0, 0), blocks, head
+
+
+def transformer_stepper(model: Layer, params: dict, memory: np.ndarray, mask: np.ndarray
+                        ) -> tuple[Callable, dict]:
+    """``(step, state)`` decoding a :func:`transformer_translator` one token at a time with
+    a key/value cache: each block's causal self-attention keeps the keys and values of the
+    tokens so far, and the cross-attention's keys and values of the encoder's ``memory`` are
+    computed once; ``O(T)`` per token instead of the decoder over the whole prefix, the same
+    tokens as :func:`fnn.seq2seq.prefix_stepper` (up to rounding).
+    ``translate(..., stepper=transformer_stepper)``.
+
+    >>> import fnn
+    >>> from fnn.translators import transformer_stepper, transformer_translator
+    >>> model = transformer_translator(20, 30, dim=8, heads=2, layers=2)
+    >>> _, params = model.init(fnn.key(0), ((-1, 5), (-1, 6)))
+    >>> a = fnn.translate(model, params, [[4, 5, 6], [7]], max_len=6, width=2)
+    >>> b = fnn.translate(model, params, [[4, 5, 6], [7]], max_len=6, width=2,
+    ...                   stepper=transformer_stepper)
+    >>> bool((a.ids == b.ids).all())
+    True
+    """
+    (embed, ep), blocks, head = _transformer_parts(model, params)
+    enames = child_names(embed.children)
+    state: dict = {"mask": mask, "pos": np.zeros(len(memory), np.int64)}
+    for i, b in enumerate(blocks):
+        attend, ap = b["cross"]
+        cross = ap[child_names(attend.children)[1]]
+        heads = attend.children[1].config["heads"]
+        state[f"ck{i}"] = split_heads(memory @ cross["wk"] + cross["bk"], heads)
+        state[f"cv{i}"] = split_heads(memory @ cross["wv"] + cross["bv"], heads)
+        branch, bp = b["self"]
+        state[f"k{i}"], state[f"v{i}"] = _decoder(branch.children[1]).start(
+            bp[child_names(branch.children)[1]], len(memory), memory.dtype)
+
+    def step(state, tokens):
+        x = embed.children[1].apply(ep[enames[1]], tokens[:, None])
+        x = _decoder(embed.children[2]).step(ep[enames[2]], x, int(state["pos"][0]))[0]
+        x = _rest(embed, ep, 3, x)  # dropout: the identity here
+        new = {**state, "pos": state["pos"] + 1}
+        for i, b in enumerate(blocks):
+            branch, bp = b["self"]
+            rn = child_names(branch.children)
+            y = branch.children[0].apply(bp[rn[0]], x)
+            y, (new[f"k{i}"], new[f"v{i}"]) = _decoder(branch.children[1]).step(
+                bp[rn[1]], y, (state[f"k{i}"], state[f"v{i}"]))
+            x = x + _rest(branch, bp, 2, y)
+            x = x + _cross_step(b["cross"], x, state[f"ck{i}"], state[f"cv{i}"], state["mask"])
+            ffn, fp = b["ffn"]
+            x = ffn.apply(fp, x)
+        for child, cp in head:  # layer_norm, linear
+            x = child.apply(cp, x)
+        return x[:, 0], new
+
+    return step, state
+
+
+def _decoder(layer: Layer) -> Decoder:
+    if layer.decode is None:  # not a transformer_translator's decoder
+        raise LayerError(f"transformer_stepper: {layer!r} cannot run one position at a time")
+    return layer.decode
+
+
+def _rest(layer: Layer, params: dict, start: int, x: np.ndarray) -> np.ndarray:
+    """``x`` through the children ``start, start + 1, ...`` of the serial ``layer``."""
+    for name, child in zip(child_names(layer.children)[start:], layer.children[start:]):
+        x = child.apply(params[name], x)
+    return x
+
+
+def _cross_step(part: tuple[Layer, dict], x: np.ndarray, k: np.ndarray, v: np.ndarray,
+                mask: np.ndarray) -> np.ndarray:
+    """One position's cross-attention branch: layer norm, attention to the memory's cached
+    keys and values, dropout (the identity here)."""
+    attend, ap = part
+    names = child_names(attend.children)
+    norm, nparams = _path(attend.children[0], ap[names[0]], 0, 1)  # serial(pick(0), layer_norm)
+    params = ap[names[1]]
+    q = split_heads(norm.apply(nparams, x) @ params["wq"] + params["bq"],
+                    attend.children[1].config["heads"])
+    out, _ = attention(q, k, v, key_mask=mask)
+    y = merge_heads(out) @ params["wo"]
+    y += params["bo"]
+    return _rest(attend, ap, 2, y)

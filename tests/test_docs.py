@@ -3,6 +3,7 @@ warning of any plugin fails), its pages have content and their images exist, eve
 has an entry in the API reference, and every code block of the hand-written pages runs."""
 
 import html
+import json
 import os
 import re
 import subprocess
@@ -92,6 +93,17 @@ def test_report_pages_show_figures_and_numbers(site):
             assert f"python examples/{exp}.py" in text
             figures = sorted((ROOT / "results" / exp).glob("*.png"))
             assert figures and all(any(f"{exp}/{f.name}" in s for s in images) for f in figures)
+    # the translation runs (results/translation/<run>/): the table, the chosen run's figures
+    page = site / "report" / "beyond" / "index.html"
+    text, images = text_of(page), images_exist(page)
+    assert "<!-- translation" not in page.read_text() and "python examples/translate.py" in text
+    chosen = json.loads((ROOT / "results" / "translation" / "transformer_256" /
+                         "results.json").read_text())["metrics"]
+    assert f"{chosen['models']['transformer']['beam5']['bleu']:.1f}" in text
+    assert "not reached" in text and "&lt;unk&gt;" not in text and "<unk>" in text
+    figures = sorted((ROOT / "results" / "translation" / "transformer_256").glob("*.png"))
+    assert figures and all(any(f"translation/transformer_256/{f.name}" in s for s in images)
+                           for f in figures)
     # a number from results.json appears beside the report's
     text = text_of(site / "report" / "3_2" / "index.html")
     assert "97.08" in text or "99.36" in text

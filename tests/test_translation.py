@@ -394,3 +394,28 @@ def test_dropout_acts_in_training_only(kind):
         a = translate(model, params, reversal_pairs(4)[0], max_len=6)
         b = translate(model, params, reversal_pairs(4)[0], max_len=6, stepper=gru_stepper)
         assert np.array_equal(a.ids, b.ids)
+
+
+@pytest.mark.parametrize("width", [1, 3])
+def test_the_transformer_cache_decodes_as_the_prefix_recompute(width):
+    from fnn.translators import transformer_stepper
+
+    model = transformer_translator(VS, VT, dim=16, heads=2, layers=2, max_len=12, dropout=0.2)
+    params = init(model, seed=3)
+    params = fnn.tree.tree_map(lambda p: p * 3.0, params)  # sharper logits: different tokens per step
+    sources = reversal_pairs(7, seed=4)[0]
+    a = translate(model, params, sources, max_len=10, width=width)
+    b = translate(model, params, sources, max_len=10, width=width, stepper=transformer_stepper)
+    assert len(set(a.ids.ravel().tolist())) > 3  # not one token repeated
+    assert np.array_equal(a.ids, b.ids) and np.array_equal(a.lengths, b.lengths)
+    np.testing.assert_allclose(a.scores, b.scores, rtol=1e-4)
+    step, state = transformer_stepper(model, params, *_memory(model, params, sources))
+    assert state["ck0"].shape[:3] == (7, 2, max(len(s) for s in sources))  # computed once
+
+
+def _memory(model, params, sources):
+    from fnn.seq2seq import encoder_params, pad_batch
+
+    src = pad_batch(sources)
+    encoder = model.children[0].children[1]
+    return encoder.apply(encoder_params(params), (src, src)), src != 0

@@ -153,10 +153,42 @@ def _experiment(name: str) -> str:
     return "\n".join(out)
 
 
+def _docs_link(path: str, label: str) -> str:
+    """A repository file as a code span (the site has no page for it); a label as it is."""
+    return f"`{path}`" if "." in label and path.endswith(label) else label
+
+
+def _translation() -> str:
+    """The runs of examples/translate.py (``results/translation/<run>/``): the section
+    examples/make_results.py writes into RESULTS.md, then the chosen run's figures and example
+    translations."""
+    spec = importlib.util.spec_from_file_location("fnn_make_results",
+                                                  ROOT / "examples" / "make_results.py")
+    make_results = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_results)
+    runs = make_results.load_translation(ROOT / "results")
+    chosen = make_results.TRANSLATION_CHOSEN
+    out = make_results.translation_section(runs, chosen, title="### `translation`",
+                                           link=_docs_link)
+    folder = ROOT / "results" / "translation" / chosen
+    for png in sorted(folder.glob("*.png")):
+        target = f"report/figures/translation/{chosen}/{png.name}"
+        with mkdocs_gen_files.open(target, "wb") as f:
+            f.write(png.read_bytes())
+        out += [f"![translation/{png.stem}](figures/translation/{chosen}/{png.name})",
+                f"/// caption\n`results/translation/{chosen}/{png.name}`\n///", ""]
+    examples = folder / "examples.md"
+    if examples.is_file():
+        out += [examples.read_text().replace("<", "&lt;"), ""]  # <unk> shown, not as HTML
+    return "\n".join(out)
+
+
 def report_pages() -> None:
     for page in sorted((DOCS / "report").glob("*.md")):
         text = page.read_text()
         new = re.sub(r"<!-- experiment: (\w+) -->", lambda m: _experiment(m.group(1)), text)
+        if "<!-- translation -->" in new:
+            new = new.replace("<!-- translation -->", _translation())
         if new != text:
             with mkdocs_gen_files.open(f"report/{page.name}", "w") as f:
                 f.write(new)
