@@ -3,6 +3,7 @@ warning of any plugin fails), its pages have content and their images exist, eve
 has an entry in the API reference, and every code block of the hand-written pages runs."""
 
 import html
+import importlib.util
 import json
 import os
 import re
@@ -133,5 +134,17 @@ def test_code_blocks_of_the_page_run(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     namespace: dict = {"__name__": "__docs__"}
+    has_torch = importlib.util.find_spec("torch") is not None
+    skipped = []  # without torch (an optional oracle): its blocks, and those needing their names
     for i, block in enumerate(blocks):
-        exec(compile(block, f"{page.name}[block {i}]", "exec"), namespace)
+        if not has_torch and re.search(r"\btorch\b", block):
+            skipped.append(i)
+            continue
+        try:
+            exec(compile(block, f"{page.name}[block {i}]", "exec"), namespace)
+        except NameError:
+            if not skipped:
+                raise
+            skipped.append(i)
+    if skipped:
+        pytest.skip(f"blocks {skipped} need torch (pip install torch==2.13.0); the others ran")
