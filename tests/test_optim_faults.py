@@ -17,31 +17,33 @@ def _grads():
     return {"00_linear": {"b": np.full(3, 0.5), "w": np.full((2, 3), 2.0)}}
 
 
-def test_clip_by_global_norm_nan_leaf_makes_every_gradient_nan_like_torch():
-    torch = pytest.importorskip("torch")
-    grads = {"a": np.array([1.0, np.nan]), "b": np.array([3.0, 4.0])}
+def _clipped_like_torch(torch, grads):
+    """fnn's clip_by_global_norm(1.0) of ``grads`` ({"a", "b"}), its state, and torch's
+    clip_grad_norm_ of the same gradients."""
     t = optim.clip_by_global_norm(1.0)
     out, state = t.update(grads, t.init(None))
     ta = torch.zeros(2, dtype=torch.float64, requires_grad=True)
     tb = torch.zeros(2, dtype=torch.float64, requires_grad=True)
     ta.grad, tb.grad = torch.tensor(grads["a"]), torch.tensor(grads["b"])
     torch.nn.utils.clip_grad_norm_([ta, tb], 1.0)
+    return out, state, {"a": ta.grad.numpy(), "b": tb.grad.numpy()}
+
+
+def test_clip_by_global_norm_nan_leaf_makes_every_gradient_nan_like_torch():
+    torch = pytest.importorskip("torch")
+    grads = {"a": np.array([1.0, np.nan]), "b": np.array([3.0, 4.0])}
+    out, state, want = _clipped_like_torch(torch, grads)
     assert math.isnan(state.grad_norm)
     assert np.isnan(out["b"]).all() and np.isnan(out["a"]).all()
-    np.testing.assert_array_equal(out["b"], tb.grad.numpy())
+    np.testing.assert_array_equal(out["b"], want["b"])
 
 
 def test_clip_by_global_norm_inf_leaf_matches_torch():
     torch = pytest.importorskip("torch")
     grads = {"a": np.array([1.0, np.inf]), "b": np.array([3.0, 4.0])}
-    t = optim.clip_by_global_norm(1.0)
-    out, _ = t.update(grads, t.init(None))
-    ta = torch.zeros(2, dtype=torch.float64, requires_grad=True)
-    tb = torch.zeros(2, dtype=torch.float64, requires_grad=True)
-    ta.grad, tb.grad = torch.tensor(grads["a"]), torch.tensor(grads["b"])
-    torch.nn.utils.clip_grad_norm_([ta, tb], 1.0)
-    np.testing.assert_array_equal(out["a"], ta.grad.numpy())
-    np.testing.assert_array_equal(out["b"], tb.grad.numpy())
+    out, _, want = _clipped_like_torch(torch, grads)
+    np.testing.assert_array_equal(out["a"], want["a"])
+    np.testing.assert_array_equal(out["b"], want["b"])
 
 
 @pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf")])

@@ -144,13 +144,20 @@ def _experiment(name: str) -> str:
         out += ["| what | measured (fnn) | the report |", "|---|---|---|"]
         out += [f"| {r['what']} | {r['measured']} | {r.get('report') or '–'} |" for r in rows]
         out.append("")
-    for png in sorted(folder.glob("*.png")):
-        target = f"report/figures/{name}/{png.name}"
-        with mkdocs_gen_files.open(target, "wb") as f:
-            f.write(png.read_bytes())
-        out += [f"![{name}/{png.stem}](figures/{name}/{png.name})",
-                f"/// caption\n`results/{name}/{png.name}`\n///", ""]
+    out += _figures(folder, name, name)
     return "\n".join(out)
+
+
+def _figures(folder: Path, where: str, alt: str) -> list[str]:
+    """Copy the PNGs of ``results/<where>/`` (``folder``) into the site's report figures and
+    return their Markdown: an image (alt text ``<alt>/<stem>``) and a caption naming the file."""
+    out = []
+    for png in sorted(folder.glob("*.png")):
+        with mkdocs_gen_files.open(f"report/figures/{where}/{png.name}", "wb") as f:
+            f.write(png.read_bytes())
+        out += [f"![{alt}/{png.stem}](figures/{where}/{png.name})",
+                f"/// caption\n`results/{where}/{png.name}`\n///", ""]
+    return out
 
 
 def _docs_link(path: str, label: str) -> str:
@@ -171,12 +178,7 @@ def _translation() -> str:
     out = make_results.translation_section(runs, chosen, title="### `translation`",
                                            link=_docs_link)
     folder = ROOT / "results" / "translation" / chosen
-    for png in sorted(folder.glob("*.png")):
-        target = f"report/figures/translation/{chosen}/{png.name}"
-        with mkdocs_gen_files.open(target, "wb") as f:
-            f.write(png.read_bytes())
-        out += [f"![translation/{png.stem}](figures/translation/{chosen}/{png.name})",
-                f"/// caption\n`results/translation/{chosen}/{png.name}`\n///", ""]
+    out += _figures(folder, f"translation/{chosen}", "translation")
     examples = folder / "examples.md"
     if examples.is_file():
         out += [examples.read_text().replace("<", "&lt;"), ""]  # <unk> shown, not as HTML
