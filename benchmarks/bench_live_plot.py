@@ -3,10 +3,12 @@ digits, 40 epochs of Adam at batch 32) with its :class:`fnn.LossLogger` against 
 training without it, interleaved in one process (target: <= 1.3x), and the old logger's way (a
 new figure, constrained layout, written every epoch) for reference.
 
-    python benchmarks/bench_live_plot.py [--repeats 3] [--epochs 40] [--quick]
+    python benchmarks/bench_live_plot.py [--repeats 7] [--epochs 40] [--quick]
 
 The timed runs include the logger's final render (``flush()`` after training, as the demo
-does). BLAS on one thread. Writes ``benchmarks/results/live_plot.json`` (not with ``--quick``,
+does). BLAS on one thread. Each timed run starts after ``gc.collect()``: otherwise the cyclic
+collector may walk the previous run's figure (thousands of matplotlib objects) inside the next
+timed run, and the per-repeat ratios scatter by +-30%. Writes ``benchmarks/results/live_plot.json`` (not with ``--quick``,
 which only checks that the script runs: 3 epochs, one repeat; its ratios mean nothing, as
 one render outweighs 3 epochs).
 """
@@ -14,6 +16,7 @@ one render outweighs 3 epochs).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import shutil
@@ -44,6 +47,7 @@ def _trainer(epochs: int):
                             accuracy=True)
 
     def run(logger) -> float:
+        gc.collect()
         t0 = time.perf_counter()
         fnn.train(step, batches, fnn.TrainState.create(params, opt), epochs=epochs,
                   eval_fn=eval_fn, callbacks=[logger] if logger else [], progress=False)
@@ -70,7 +74,7 @@ class _OldLogger:
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--quick", action="store_true", help="3 epochs, 1 repeat, nothing written")
     args = p.parse_args(argv)
