@@ -7,6 +7,9 @@ MODE OUT``; every rank runs it, rank 0 writes the results into the folder ``OUT`
 * ``kill``: a checkpointed run whose rank 1 kills itself (SIGKILL) at step 13.
 * ``fail``: a run whose rank 1 raises at step 5 (every rank must stop).
 * ``resume``: the checkpointed run again (continues), and the same run never stopped.
+* ``tokens``: a token model whose loss is a mean over the tokens that count (padding ignored,
+  the ranks' rows holding different counts of it) and one whose loss is a sum
+  (``OUT/tokens_<loss>.npz``).
 """
 
 from __future__ import annotations
@@ -58,6 +61,45 @@ def run(kind: str, opt_kind: str, comm, epochs=4, hidden=8, **kw):
                              epochs=epochs, progress=False, comm=comm, **kw)
 
 
+V, T = 7, 5  # token model: vocabulary (id 0 is padding), sequence length
+
+
+def token_data():
+    """Ids ``(N, T)`` and target ids padded with 0: the first half of every batch's rows
+    count one token each, the second half all ``T``; so rank 0's rows count 16 tokens of a
+    batch, rank 1's 80 (a plain mean over the ranks would weigh them alike)."""
+    rng = np.random.default_rng(1)
+    x = rng.integers(1, V, (N, T))
+    y = rng.integers(1, V, (N, T))
+    y[np.arange(N) % BATCH < BATCH // 2, 1:] = 0
+    return x, y
+
+
+def token_loss(kind: str):
+    return fnn.cross_entropy(ignore_index=0, reduction="sum" if kind == "sum" else "mean")
+
+
+def token_start(opt):
+    net = fnn.serial(fnn.embedding(V, 4), fnn.tanh(), fnn.linear(V))
+    _, params = net.init(fnn.key(3), (-1, T))
+    f64 = fnn.tree.tree_map(lambda a: a.astype(np.float64), params)
+    return net, fnn.TrainState.create(f64, opt)
+
+
+def run_tokens(kind: str, comm=None, epochs: int = 2):
+    """The token model trained (SGD) on ``token_data``, over the ranks of ``comm`` or, with
+    None, in one process with the whole batches."""
+    opt = fnn.sgd(0.05 if kind == "sum" else 0.5)
+    net, state = token_start(opt)
+    x, y = token_data()
+    data = fnn.batches(x, y, batch_size=BATCH, shuffle=False)  # rank 0: the padded rows
+    if comm is None:
+        step = fnn.supervised_step(net, token_loss(kind), opt)
+        return fnn.train(step, data, state, epochs=epochs, progress=False)
+    step = distributed.supervised_step(net, token_loss(kind), opt, comm=comm)
+    return distributed.train(step, data, state, epochs=epochs, progress=False, comm=comm)
+
+
 def dying(at: int, how: str):
     """The step of rank 1 dies before step ``at``: SIGKILL or an exception."""
     from mpi4py import MPI
@@ -92,6 +134,12 @@ def main(mode: str, out: Path) -> None:
     elif mode in ("kill", "fail"):
         run("dropout", "adam", comm, checkpoint=out / "ckpt", checkpoint_every=4,
             wrap=dying(13 if mode == "kill" else 5, mode))
+    elif mode == "tokens":
+        for kind in ("mean", "sum"):
+            state, hist = run_tokens(kind, comm)
+            if me == 0:
+                fnn.save(out / f"tokens_{kind}.npz",
+                         {"params": state.params, "loss": np.array(hist.train["loss"])})
     elif mode == "resume":
         resumed, hist = run("dropout", "adam", comm, checkpoint=out / "ckpt",
                             checkpoint_every=4)

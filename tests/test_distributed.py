@@ -80,6 +80,22 @@ def test_two_ranks_with_half_batches_equal_one_process(tmp_path):
 
 
 @needs_mpi
+def test_ranks_counting_different_tokens_equal_one_process(tmp_path):
+    """A loss that is a mean over the tokens that count (padding ignored), where rank 0's rows
+    count 16 tokens of a batch and rank 1's 80, and a summed loss: 2 ranks give one
+    process's params and losses within 1e-12 (a plain mean over the ranks would not)."""
+    out = launch("tokens", tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    for kind in ("mean", "sum"):
+        state, history = job.run_tokens(kind)
+        got = fnn.load(tmp_path / f"tokens_{kind}.npz")
+        for a, b in zip(leaves(state.params), leaves(got["params"])):
+            assert a.dtype == np.float64
+            np.testing.assert_allclose(b, a, rtol=0, atol=1e-12, err_msg=kind)
+        np.testing.assert_allclose(got["loss"], history.train["loss"], rtol=1e-12)
+
+
+@needs_mpi
 def test_a_killed_rank_ends_the_job_and_a_rerun_resumes_bitwise(tmp_path):
     killed = launch("kill", tmp_path)
     assert killed.returncode != 0

@@ -105,10 +105,13 @@ class _Packer:
 _packers: dict[Any, _Packer] = {}
 
 
-def allreduce_mean(tree: Any, *scalars: float, comm: Any = None) -> tuple[Any, list[float]]:
+def allreduce_mean(tree: Any, *scalars: float, comm: Any = None,
+                   weight: float | None = None) -> tuple[Any, list[float]]:
     """``(tree, scalars)`` averaged over the ranks of ``comm``: every leaf and scalar packed into
     one buffer (float64 when a leaf is, else float32), one ``Allreduce``, divided by the size.
-    Every rank gets the same bits. A world of one returns its arguments untouched.
+    With ``weight``, this rank's share of a weighted sum instead, ``sum_r weight_r * x_r`` (the
+    ranks' weights summing to one make a weighted mean: tokens that count, say; 1 each, a
+    sum). Every rank gets the same bits. A world of one returns its arguments untouched.
 
     >>> import numpy as np
     >>> from mpi4py import MPI
@@ -125,9 +128,19 @@ def allreduce_mean(tree: Any, *scalars: float, comm: Any = None) -> tuple[Any, l
     if packer is None:
         packer = _packers[key] = _Packer(leaves, treedef, len(scalars))
     buf = packer.pack(leaves, scalars)
+    if weight is not None:
+        buf *= weight
     comm.Allreduce(require("mpi4py.MPI", "fnn.distributed").IN_PLACE, buf)
-    buf /= comm.Get_size()
+    if weight is None:
+        buf /= comm.Get_size()
     return packer.unpack(buf)
+
+
+def allreduce_count(count: int, comm: Any) -> int:
+    """The sum over the ranks of an integer (one 8-byte ``Allreduce``)."""
+    buf = np.array([count], np.int64)
+    comm.Allreduce(require("mpi4py.MPI", "fnn.distributed").IN_PLACE, buf)
+    return int(buf[0])
 
 
 def allreduce_sum(values: tuple, comm: Any) -> tuple:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from fnn.core import GradFn, Layer
-from fnn.distributed.comm import allreduce_mean, allreduce_sum, world
+from fnn.distributed.comm import allreduce_count, allreduce_mean, allreduce_sum, world
 from fnn.gradients import value_and_grad
 from fnn.optim import Optimizer
 from fnn.threads import Processes, _declared, across_processes
@@ -32,7 +32,9 @@ def data_parallel(grad_fn: GradFn | Any, comm: Any = None, *, batch_mean: bool |
     over the ranks of ``comm``: the gradients and the loss are averaged over the ranks (one
     buffer, one ``Allreduce``), so every rank gets the whole batch's, as one process would.
     The loss must be a mean over the batch (a :class:`fnn.GradFn` says so; a plain function
-    declares it with ``batch_mean=True``), as for :func:`fnn.threads.sharded`.
+    declares it with ``batch_mean=True``), as for :func:`fnn.threads.sharded`; a mean over the
+    tokens that count (``ignore_index``) weighs each rank by its count of them, and a sum
+    adds, so that the result is the whole batch's in every case.
 
     Every rank must pass the same number of rows (:func:`fnn.distributed.shard` makes sure);
     the step's ``key`` must be the same on every rank. With one rank, ``grad_fn`` itself.
@@ -61,10 +63,27 @@ def data_parallel(grad_fn: GradFn | Any, comm: Any = None, *, batch_mean: bool |
         group = Processes(reduce, 1.0 / ranks, me * local, local, local * ranks)
         with across_processes(group):
             result = fn(params, x, y, key=key, **state)
-        grads, (value,) = allreduce_mean(result[1], float(result[0]), comm=comm)
+        weight = rank_weight(declared.loss, y, comm)
+        value = 0.0 if weight == 0 else float(result[0])  # (nan where nothing counts here)
+        grads, (value,) = allreduce_mean(result[1], value, comm=comm, weight=weight)
         return (value, grads, result[2]) if has_state else (value, grads)
 
     return GradFn(run, declared.loss, has_state)
+
+
+def rank_weight(loss: Any, y: Any, comm: Any) -> float | None:
+    """This rank's weight in the whole batch's loss, as :func:`fnn.threads.sharded` weighs its
+    shards: None for a mean over the batch (equal rows on every rank: the plain mean), its
+    share of the tokens that count for a mean over them (``Loss.terms``: ranks' counts
+    differ; None when nothing counts anywhere: the loss's own answer, nan), 1 for a sum."""
+    reduction, terms = getattr(loss, "reduction", "mean"), getattr(loss, "terms", None)
+    if reduction == "sum":
+        return 1.0
+    if terms is None:
+        return None
+    mine = terms(y)
+    total = allreduce_count(mine, comm)
+    return mine / total if total else None
 
 
 def supervised_step(model: Layer, loss: Any, optimizer: Optimizer, *, comm: Any = None,
