@@ -169,6 +169,17 @@ def test_elementwise_vjps_agree(kernel, dtype):
 
 @needs_numba
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gelu_agrees(dtype):
+    x = 4 * RNG.standard_normal((4, 7, 33)).astype(dtype)  # tanh's both branches, odd size
+    x[0, 0, :3] = (0.0, 30.0, -30.0)
+    dy = RNG.standard_normal(x.shape).astype(dtype)
+    assert_close(*both(act.gelu, x), dtype)
+    assert_close(*both(act.gelu_vjp, x, None, dy), dtype)
+    assert_close(*both(act.gelu_vjp, x[:, ::2], None, dy[:, ::2]), dtype)  # strided: numpy
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_softmax_cross_entropy_agrees(dtype):
     z = (RNG.standard_normal((33, 10)) * 5).astype(dtype)
     z[0] = 80.0  # large logits: no overflow on either backend
@@ -203,7 +214,7 @@ LAYERS = [
     (fnn.max_pool2d(2), (2, 8, 8, 3)), (fnn.max_pool2d(3, 2, 1), (2, 7, 6, 2)),
     (fnn.max_pool1d(2), (2, 9, 3)), (fnn.avg_pool2d(2), (2, 7, 6, 2)),
     (fnn.avg_pool1d(3, 2, 1), (2, 9, 3)), (fnn.relu(), (3, 5, 4)), (fnn.tanh(), (3, 5)),
-    (fnn.sigmoid(), (3, 5)),
+    (fnn.sigmoid(), (3, 5)), (fnn.gelu(), (3, 5, 4)),
     (fnn.serial(fnn.relu(), fnn.max_pool2d(2)), (2, 8, 8, 3)),
     (fnn.serial(fnn.conv2d(6, 3, padding="same", bias=True), fnn.relu(), fnn.max_pool2d(2),
                 fnn.conv2d(8, 3, padding="same"), fnn.relu(), fnn.max_pool2d(2), fnn.flatten(),

@@ -7,7 +7,7 @@ itself; ``softmax`` and ``log_softmax`` act on the last axis.
 
 numpy spends one pass over memory per operation (``dy * (1 - y * y)`` is three, with two
 temporaries); on the compiled backend the relu, tanh and sigmoid vjps are one pass each
-(:mod:`fnn.ops.compiled`). Both compute in the arrays' dtype, so they agree to the last bit or
+(:mod:`fnn.ops.compiled`), and so are GELU and its vjp (:mod:`fnn.ops.sequence_kernels`). Both compute in the arrays' dtype, so they agree to the last bit or
 to float rounding. The compiled kernels take C-contiguous float32/float64 arrays of one dtype;
 anything else runs the numpy code.
 
@@ -180,8 +180,23 @@ def _gelu_inner(x: np.ndarray) -> np.ndarray:
     return np.tanh(u, out=u)
 
 
+def _gelu_kernels(x: np.ndarray, dy: np.ndarray | None = None):
+    """The compiled GELU kernels when they take ``x`` (and ``dy``), else None."""
+    if not _backend.pair_fits(x, x if dy is None else dy):
+        return None
+    from fnn.ops import sequence_kernels  # numba, on first use
+
+    return sequence_kernels
+
+
 def gelu(x: np.ndarray) -> np.ndarray:
-    """GELU, tanh approximation: ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``."""
+    """GELU, tanh approximation: ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` (one
+    compiled pass on the compiled backend)."""
+    k = _gelu_kernels(x)
+    if k is not None:
+        out = np.empty_like(x)
+        k.gelu(x, x.dtype.type(_GELU_C), out)
+        return out
     t = _gelu_inner(x)
     t += 1.0
     t *= x
@@ -190,6 +205,11 @@ def gelu(x: np.ndarray) -> np.ndarray:
 
 
 def gelu_vjp(x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    k = _gelu_kernels(x, dy)
+    if k is not None:
+        out = np.empty_like(dy)
+        k.gelu_vjp(x, dy, x.dtype.type(_GELU_C), out)
+        return out
     t = _gelu_inner(x)
     slope = x * x  # d/dx of the tanh's argument, then the whole derivative, in place
     slope *= 3 * 0.044715

@@ -1,5 +1,6 @@
 """numba kernels of the sequence ops (:mod:`fnn.ops.recurrent`, :mod:`fnn.ops.attention`,
-:mod:`fnn.ops.embedding`), which call them on the compiled backend. A leaf: it imports numba,
+:mod:`fnn.ops.embedding`, the transformer MLP's GELU of :mod:`fnn.ops.activations`), which
+call them on the compiled backend. A leaf: it imports numba,
 numpy and :mod:`fnn.ops.vector_math` (another leaf: exp/tanh that vectorise, the 1-D loops),
 and nothing imports it before a kernel first runs.
 
@@ -37,6 +38,7 @@ from fnn.ops.vector_math import (
     total,
     update_grad,
     vexp,
+    vtanh,
 )
 
 _jit = numba.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
@@ -230,6 +232,34 @@ def softmax_backward(p, dp, scale):
                 sum_ = row_dot(dr, pr)
                 for j in range(keys):
                     dr[j] = pr[j] * (dr[j] - sum_) * scale
+
+
+# --- GELU (tanh approximation), the transformer's MLP: one pass forward, one backward ---------
+# Same operations in the same order as fnn.ops.activations.gelu / gelu_vjp (numpy), on
+# C-contiguous arrays of any rank (flattened inside); tanh is vtanh (3 ulp of numpy's).
+
+@_jit
+def gelu(x, c, out):
+    """``out = 0.5 x (1 + tanh(c (x + 0.044715 x^3)))`` (``c = sqrt(2/pi)`` in x's type)."""
+    x, out = x.reshape(x.size), out.reshape(out.size)
+    a, one, half = x.dtype.type(0.044715), x.dtype.type(1), x.dtype.type(0.5)
+    for j in range(x.shape[0]):
+        v = x[j]
+        out[j] = ((vtanh((((v * v) * a + one) * v) * c) + one) * v) * half
+
+
+@_jit
+def gelu_vjp(x, dy, c, out):
+    """``out = dy * (0.5 (1 + t) + 0.5 x c (1 + 3 * 0.044715 x^2) (1 - t^2))``,
+    ``t = tanh(c (x + 0.044715 x^3))``."""
+    x, dy, out = x.reshape(x.size), dy.reshape(dy.size), out.reshape(out.size)
+    a, a3 = x.dtype.type(0.044715), x.dtype.type(3 * 0.044715)
+    one, half = x.dtype.type(1), x.dtype.type(0.5)
+    for j in range(x.shape[0]):
+        v = x[j]
+        t = vtanh((((v * v) * a + one) * v) * c)
+        slope = (((((v * v) * a3 + one) * c) * v) * half) * (one - t * t)
+        out[j] = (((t + one) * half) + slope) * dy[j]
 
 
 # --- embedding -----------------------------------------------------------------------------------
