@@ -16,22 +16,27 @@ import numba
 import numpy as np
 
 from fnn.ops.vector_math import (
+    accumulate,
     act_grad,
     add,
+    affine,
     blend,
     cell,
     cell_grad,
+    centre,
     copy,
     fill,
     mul,
     new_gate,
     new_grad,
+    norm_grad,
     preact,
     preact_bias,
     product,
     relu_sum,
     row_dot,
     row_max,
+    scale_by,
     sigmoid_grad,
     tanh_grad,
     tanh_of,
@@ -260,6 +265,38 @@ def gelu_vjp(x, dy, c, out):
         t = vtanh((((v * v) * a + one) * v) * c)
         slope = (((((v * v) * a3 + one) * c) * v) * half) * (one - t * t)
         out[j] = (((t + one) * half) + slope) * dy[j]
+
+
+# --- layer norm over the last axis, affine: one pass per row forward and backward ----------------
+# x, y, xhat, dy, dx (M, C); scale, bias, dscale, dbias (C,); inv (M,). The operations of
+# fnn.ops.norm (moments, normalize, normalize_backward) in their order; row sums by row_dot.
+
+@_jit
+def layer_norm(x, scale, bias, eps, y, xhat, inv):
+    """``xhat = (x - mean) / sqrt(var + eps)`` per row (biased var), ``y = xhat * scale +
+    bias``; saves ``xhat`` and ``inv = 1 / sqrt(var + eps)``."""
+    one, n = x.dtype.type(1), x.dtype.type(x.shape[1])
+    ones = np.ones(x.shape[1], dtype=x.dtype)
+    for r in range(x.shape[0]):
+        centre(x[r], row_dot(x[r], ones) / n, xhat[r])
+        iv = one / np.sqrt(row_dot(xhat[r], xhat[r]) / n + eps)
+        scale_by(iv, xhat[r])
+        affine(xhat[r], scale, bias, y[r])
+        inv[r] = iv
+
+
+@_jit
+def layer_norm_backward(dy, xhat, inv, scale, dx, dscale, dbias):
+    """``g = dy * scale``, ``dx = inv * (g - (sum(g) + xhat * sum(g * xhat)) / C)`` per row;
+    ``dscale = sum(dy * xhat)``, ``dbias = sum(dy)`` over rows (zeroed by the caller)."""
+    k = dy.dtype.type(1.0 / dy.shape[1])
+    ones = np.ones(dy.shape[1], dtype=dy.dtype)
+    for r in range(dy.shape[0]):
+        product(dy[r], scale, dx[r])
+        s1, s2 = row_dot(dx[r], ones), row_dot(dx[r], xhat[r])
+        norm_grad(xhat[r], s1, s2, k, inv[r], dx[r])
+        accumulate(dy[r], xhat[r], dscale)
+        add(dy[r], dbias)
 
 
 # --- embedding -----------------------------------------------------------------------------------
