@@ -184,7 +184,8 @@ def _last_axis(label: str, init, eps: float) -> Layer:
         return y, (xhat, inv)
 
     def backward(params, saved, dy, input_grad):
-        dscale, dbias, dx = layer_norm_backward(dy, *saved, params["scale"])
+        xhat, inv = saved
+        dscale, dbias, dx = layer_norm_backward(dy, xhat, inv, params["scale"])
         return {"scale": dscale, "bias": dbias}, (dx if input_grad else None)
 
     return layer(label, init, forward, backward, kind="layer_norm",
