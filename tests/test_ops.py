@@ -177,6 +177,13 @@ def test_gelu_agrees(dtype):
     assert_close(*both(act.gelu_vjp, x, None, dy), dtype)
     assert_close(*both(act.gelu_vjp, x[:, ::2], None, dy[:, ::2]), dtype)  # strided: numpy
 
+    def kept(x, dy):  # the training pass: the forward's tanh kept for the backward
+        y, t = act.gelu_saving_tanh(x)
+        return y, act.gelu_vjp_of_tanh(x, y, t, dy)
+
+    assert_close(*both(kept, x, dy), dtype)
+    assert_close(both(kept, x, dy)[1][1], both(act.gelu_vjp, x, None, dy)[1], dtype)
+
 
 @needs_numba
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -227,6 +227,36 @@ def gelu_vjp(x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     return t
 
 
+def gelu_saving_tanh(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(gelu(x), t)``: on the compiled backend ``t``, the tanh inside, kept for
+    :func:`gelu_vjp_of_tanh` (one tanh per entry instead of two); else ``t`` is None.
+
+    >>> import numpy as np
+    >>> from fnn.ops.activations import gelu_saving_tanh, gelu_vjp_of_tanh
+    >>> x = np.array([-1.0, 0.0, 1.0])
+    >>> y, t = gelu_saving_tanh(x)
+    >>> y.round(4).tolist(), gelu_vjp_of_tanh(x, y, t, np.ones(3)).round(4).tolist()
+    ([-0.1588, 0.0, 0.8412], [-0.083, 0.5, 1.083])
+    """
+    k = _gelu_kernels(x)
+    if k is None:
+        return gelu(x), None
+    y, t = np.empty_like(x), np.empty_like(x)
+    k.gelu_saving_tanh(x, x.dtype.type(_GELU_C), y, t)
+    return y, t
+
+
+def gelu_vjp_of_tanh(x: np.ndarray, y: np.ndarray, t: np.ndarray | None,
+                     dy: np.ndarray) -> np.ndarray:
+    """:func:`gelu_vjp` given :func:`gelu_saving_tanh`'s ``t`` (None: computed again)."""
+    k = None if t is None else _gelu_kernels(x, dy)
+    if k is None or t is None:
+        return gelu_vjp(x, y, dy)
+    out = np.empty_like(dy)
+    k.gelu_vjp_of_tanh(x, t, dy, x.dtype.type(_GELU_C), out)
+    return out
+
+
 def softmax(x: np.ndarray) -> np.ndarray:
     """Softmax over the last axis, max-shifted (no overflow)."""
     e = np.exp(x - x.max(axis=-1, keepdims=True))
@@ -267,7 +297,7 @@ ACTIVATIONS: Mapping[str, Activation] = MappingProxyType({
 })
 
 __all__ = ["ACTIVATIONS", "Activation", "elu", "elu_vjp", "gaussian", "gaussian_vjp", "gelu",
-           "gelu_vjp", "identity", "identity_vjp", "leaky_relu", "leaky_relu_vjp", "log_softmax",
-           "log_softmax_vjp", "relu", "relu_vjp", "sigmoid", "sigmoid_vjp", "sine", "sine_vjp",
-           "sinc", "sinc_vjp", "softmax", "softmax_vjp", "softplus", "softplus_vjp",
-           "stable_sigmoid", "tanh", "tanh_vjp"]
+           "gelu_saving_tanh", "gelu_vjp", "gelu_vjp_of_tanh", "identity", "identity_vjp",
+           "leaky_relu", "leaky_relu_vjp", "log_softmax", "log_softmax_vjp", "relu", "relu_vjp",
+           "sigmoid", "sigmoid_vjp", "sine", "sine_vjp", "sinc", "sinc_vjp", "softmax",
+           "softmax_vjp", "softplus", "softplus_vjp", "stable_sigmoid", "tanh", "tanh_vjp"]

@@ -254,6 +254,25 @@ def gelu(x, c, out):
 
 
 @_jit
+def gelu_saving_tanh(x, c, out, t):
+    """As :func:`gelu`, keeping ``t = tanh(c (x + 0.044715 x^3))`` for the backward."""
+    x, out, t = x.reshape(x.size), out.reshape(out.size), t.reshape(t.size)
+    a, one, half = x.dtype.type(0.044715), x.dtype.type(1), x.dtype.type(0.5)
+    for j in range(x.shape[0]):
+        v = x[j]
+        tj = vtanh((((v * v) * a + one) * v) * c)
+        t[j] = tj
+        out[j] = ((tj + one) * v) * half
+
+
+@numba.njit(inline="always")
+def _gelu_grad(v, t, dy, c, a3, one, half):
+    """``dy * (0.5 (1 + t) + 0.5 v c (1 + 3 * 0.044715 v^2) (1 - t^2))``."""
+    slope = (((((v * v) * a3 + one) * c) * v) * half) * (one - t * t)
+    return (((t + one) * half) + slope) * dy
+
+
+@_jit
 def gelu_vjp(x, dy, c, out):
     """``out = dy * (0.5 (1 + t) + 0.5 x c (1 + 3 * 0.044715 x^2) (1 - t^2))``,
     ``t = tanh(c (x + 0.044715 x^3))``."""
@@ -263,8 +282,17 @@ def gelu_vjp(x, dy, c, out):
     for j in range(x.shape[0]):
         v = x[j]
         t = vtanh((((v * v) * a + one) * v) * c)
-        slope = (((((v * v) * a3 + one) * c) * v) * half) * (one - t * t)
-        out[j] = (((t + one) * half) + slope) * dy[j]
+        out[j] = _gelu_grad(v, t, dy[j], c, a3, one, half)
+
+
+@_jit
+def gelu_vjp_of_tanh(x, t, dy, c, out):
+    """:func:`gelu_vjp` given ``t`` (kept by :func:`gelu_saving_tanh`)."""
+    x, t, dy = x.reshape(x.size), t.reshape(t.size), dy.reshape(dy.size)
+    out = out.reshape(out.size)
+    a3, one, half = x.dtype.type(3 * 0.044715), x.dtype.type(1), x.dtype.type(0.5)
+    for j in range(x.shape[0]):
+        out[j] = _gelu_grad(x[j], t[j], dy[j], c, a3, one, half)
 
 
 # --- layer norm over the last axis, affine: one pass per row forward and backward ----------------
