@@ -314,7 +314,8 @@ def test_fused_pair_names_the_layer_in_errors(backend):
 def test_fusions_are_looked_up_by_declared_kinds():
     from fnn.layers import fusion
 
-    assert set(fusion.FUSIONS) == {("relu", "max_pool")}
+    assert set(fusion.FUSIONS) == {("relu", "max_pool"), ("embedding", "rnn"),
+                                   ("embedding", "gru"), ("embedding", "lstm")}
     mine = fnn.layers.parameter_free("my_relu", act.relu, act.relu_vjp)  # no kind: not fused
     assert [pair for _, pair in fusion.plan([mine, fnn.max_pool2d(2)])] == [None, None]
     tagged = fnn.layers.parameter_free("my_relu", act.relu, act.relu_vjp, kind="relu")
