@@ -197,20 +197,11 @@ def gelu(x: np.ndarray) -> np.ndarray:
         out = np.empty_like(x)
         k.gelu(x, x.dtype.type(_GELU_C), out)
         return out
-    t = _gelu_inner(x)
-    t += 1.0
-    t *= x
-    t *= 0.5
-    return t
+    return gelu_saving_tanh(x)[0]
 
 
-def gelu_vjp(x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    k = _gelu_kernels(x, dy)
-    if k is not None:
-        out = np.empty_like(dy)
-        k.gelu_vjp(x, dy, x.dtype.type(_GELU_C), out)
-        return out
-    t = _gelu_inner(x)
+def _gelu_grad(x: np.ndarray, t: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """numpy's GELU derivative times ``dy`` from ``t = _gelu_inner(x)`` (not written)."""
     slope = x * x  # d/dx of the tanh's argument, then the whole derivative, in place
     slope *= 3 * 0.044715
     slope += 1.0
@@ -220,16 +211,25 @@ def gelu_vjp(x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     t2 = t * t
     np.subtract(1.0, t2, out=t2)
     slope *= t2
-    t += 1.0
-    t *= 0.5
-    t += slope
-    t *= dy
-    return t
+    out = t + 1.0
+    out *= 0.5
+    out += slope
+    out *= dy
+    return out
 
 
-def gelu_saving_tanh(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(gelu(x), t)``: on the compiled backend ``t``, the tanh inside, kept for
-    :func:`gelu_vjp_of_tanh` (one tanh per entry instead of two); else ``t`` is None.
+def gelu_vjp(x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    k = _gelu_kernels(x, dy)
+    if k is not None:
+        out = np.empty_like(dy)
+        k.gelu_vjp(x, dy, x.dtype.type(_GELU_C), out)
+        return out
+    return _gelu_grad(x, _gelu_inner(x), dy)
+
+
+def gelu_saving_tanh(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(gelu(x), t)`` with ``t`` the tanh inside, kept for :func:`gelu_vjp_of_tanh` (one
+    tanh per entry instead of two).
 
     >>> import numpy as np
     >>> from fnn.ops.activations import gelu_saving_tanh, gelu_vjp_of_tanh
@@ -239,22 +239,26 @@ def gelu_saving_tanh(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     ([-0.1588, 0.0, 0.8412], [-0.083, 0.5, 1.083])
     """
     k = _gelu_kernels(x)
-    if k is None:
-        return gelu(x), None
-    y, t = np.empty_like(x), np.empty_like(x)
-    k.gelu_saving_tanh(x, x.dtype.type(_GELU_C), y, t)
+    if k is not None:
+        y, t = np.empty_like(x), np.empty_like(x)
+        k.gelu_saving_tanh(x, x.dtype.type(_GELU_C), y, t)
+        return y, t
+    t = _gelu_inner(x)
+    y = t + 1.0
+    y *= x
+    y *= 0.5
     return y, t
 
 
-def gelu_vjp_of_tanh(x: np.ndarray, y: np.ndarray, t: np.ndarray | None,
+def gelu_vjp_of_tanh(x: np.ndarray, y: np.ndarray, t: np.ndarray,
                      dy: np.ndarray) -> np.ndarray:
-    """:func:`gelu_vjp` given :func:`gelu_saving_tanh`'s ``t`` (None: computed again)."""
-    k = None if t is None else _gelu_kernels(x, dy)
-    if k is None or t is None:
-        return gelu_vjp(x, y, dy)
-    out = np.empty_like(dy)
-    k.gelu_vjp_of_tanh(x, t, dy, x.dtype.type(_GELU_C), out)
-    return out
+    """:func:`gelu_vjp` given :func:`gelu_saving_tanh`'s ``t``."""
+    k = _gelu_kernels(x, dy)
+    if k is not None and t.shape == x.shape and t.dtype == x.dtype and t.flags.c_contiguous:
+        out = np.empty_like(dy)
+        k.gelu_vjp_of_tanh(x, t, dy, x.dtype.type(_GELU_C), out)
+        return out
+    return _gelu_grad(x, t, dy)
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
