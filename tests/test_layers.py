@@ -227,9 +227,11 @@ def test_assert_gradients_close_passes_good_and_names_bad_gradients():
         fnn.assert_gradients_close(wrong, {}, x + 3.0)
 
 
-@pytest.mark.parametrize("shape", [(3, 700), (2, 3, 700)], ids=["2d", "3d"])
+@pytest.mark.parametrize("shape", [(3, 700), (2, 3, 700), (300, 700)],
+                         ids=["2d", "3d", "many_rows"])
 def test_linear_input_gradient_of_a_large_kernel(shape):
-    """Kernels of TRANSPOSED_MIN entries or more take the transposed product: same dx."""
+    """Kernels of TRANSPOSED_MIN entries or more take the transposed product (but for many
+    rows): same dx."""
     layer = fnn.linear(100)
     _, params = layer.init(fnn.key(0), (-1, *shape[1:]))
     assert params["w"].size >= fnn.ops.dense.TRANSPOSED_MIN

@@ -11,7 +11,7 @@ import optree
 import pytest
 
 import fnn
-from fnn.ops import _backend, geometry, pool, windows
+from fnn.ops import _backend, geometry, norm, pool, windows
 from fnn.ops import activations as act
 from fnn.ops import losses as _losses  # noqa: F401  (fnn.ops.losses)
 
@@ -169,6 +169,34 @@ def test_elementwise_vjps_agree(kernel, dtype):
 
 @needs_numba
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gelu_agrees(dtype):
+    x = 4 * RNG.standard_normal((4, 7, 33)).astype(dtype)  # tanh's both branches, odd size
+    x[0, 0, :3] = (0.0, 30.0, -30.0)
+    dy = RNG.standard_normal(x.shape).astype(dtype)
+    assert_close(*both(act.gelu, x), dtype)
+    assert_close(*both(act.gelu_vjp, x, None, dy), dtype)
+    assert_close(*both(act.gelu_vjp, x[:, ::2], None, dy[:, ::2]), dtype)  # strided: numpy
+
+    def kept(x, dy):  # the training pass: the forward's tanh kept for the backward
+        y, t = act.gelu_saving_tanh(x)
+        return y, act.gelu_vjp_of_tanh(x, y, t, dy)
+
+    assert_close(*both(kept, x, dy), dtype)
+    assert_close(both(kept, x, dy)[1][1], both(act.gelu_vjp, x, None, dy)[1], dtype)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layer_norm_agrees(dtype):
+    x = (3 * RNG.standard_normal((4, 7, 33)) + 2).astype(dtype)
+    scale, bias, dy = (RNG.standard_normal(s).astype(dtype) for s in (33, 33, x.shape))
+    ref, out = both(norm.layer_norm, x, scale, bias, 1e-5)
+    assert_close(ref, out, dtype)
+    assert_close(*both(norm.layer_norm_backward, dy, ref[1], ref[2], scale), dtype)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_softmax_cross_entropy_agrees(dtype):
     z = (RNG.standard_normal((33, 10)) * 5).astype(dtype)
     z[0] = 80.0  # large logits: no overflow on either backend
@@ -203,7 +231,7 @@ LAYERS = [
     (fnn.max_pool2d(2), (2, 8, 8, 3)), (fnn.max_pool2d(3, 2, 1), (2, 7, 6, 2)),
     (fnn.max_pool1d(2), (2, 9, 3)), (fnn.avg_pool2d(2), (2, 7, 6, 2)),
     (fnn.avg_pool1d(3, 2, 1), (2, 9, 3)), (fnn.relu(), (3, 5, 4)), (fnn.tanh(), (3, 5)),
-    (fnn.sigmoid(), (3, 5)),
+    (fnn.sigmoid(), (3, 5)), (fnn.gelu(), (3, 5, 4)), (fnn.layer_norm(), (3, 5, 9)),
     (fnn.serial(fnn.relu(), fnn.max_pool2d(2)), (2, 8, 8, 3)),
     (fnn.serial(fnn.conv2d(6, 3, padding="same", bias=True), fnn.relu(), fnn.max_pool2d(2),
                 fnn.conv2d(8, 3, padding="same"), fnn.relu(), fnn.max_pool2d(2), fnn.flatten(),
@@ -286,7 +314,8 @@ def test_fused_pair_names_the_layer_in_errors(backend):
 def test_fusions_are_looked_up_by_declared_kinds():
     from fnn.layers import fusion
 
-    assert set(fusion.FUSIONS) == {("relu", "max_pool")}
+    assert set(fusion.FUSIONS) == {("relu", "max_pool"), ("embedding", "rnn"),
+                                   ("embedding", "gru"), ("embedding", "lstm")}
     mine = fnn.layers.parameter_free("my_relu", act.relu, act.relu_vjp)  # no kind: not fused
     assert [pair for _, pair in fusion.plan([mine, fnn.max_pool2d(2)])] == [None, None]
     tagged = fnn.layers.parameter_free("my_relu", act.relu, act.relu_vjp, kind="relu")

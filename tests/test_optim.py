@@ -608,3 +608,25 @@ def test_linear_schedule_under_its_old_name_warns_once(fresh_warnings):
         optim.linear(0.0, 1.0, 4)
     assert "linear" not in optim.__all__ and "linear_schedule" in optim.__all__
     assert fnn.linear is not optim.linear  # the layer keeps its name
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_gives_the_same_bits_on_both_backends(dtype):
+    """scale_by_adam's one pass per leaf (compiled, on leaves past ADD_SCALED_COMPILED_MIN)
+    is numpy's three, bit for bit; small leaves and nested dicts too."""
+    if not fnn.ops.available():
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(0)
+    params = {"big": rng.standard_normal((300, 300)).astype(dtype),
+              "sub": {"b": rng.standard_normal(5).astype(dtype)}}
+    opt, runs = fnn.adamw(0.01, weight_decay=0.1), []
+    for backend in ("numpy", "compiled"):
+        with fnn.ops.using(backend):
+            p, s = params, opt.init(params)
+            for i in range(3):
+                grads = optree.tree_map(lambda a, i=i: np.cos(a * (i + 1)), p)
+                p, s = optim.apply_gradients(opt, grads, s, p)
+            runs.append(optree.tree_leaves((p, s)))
+    for a, b in zip(*runs):
+        assert np.asarray(a).dtype == np.asarray(b).dtype
+        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()

@@ -458,3 +458,17 @@ def test_compiled_exp_tanh_sigmoid_against_numpy(dtype):
     assert np.isnan(out[0]) and out[1] == 1 and out[3] == 1 and 0 <= out[2] < 1e-37
     K.exp_(special[:1], out[:1])
     assert np.isnan(out[0])
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_scatter_add_backends_agree_bit_for_bit_when_ids_repeat(dtype):
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 13, size=(8, 40))  # ~25 rows per id: numpy sums each id's run
+    dy = rng.normal(size=(8, 40, 33)).astype(dtype)
+    out = {}
+    for backend in ("numpy", "compiled"):
+        with fnn.ops.using(backend):
+            out[backend] = E.scatter_add(ids, dy, 13, padding_idx=2)
+    assert out["numpy"].dtype == dtype and not out["numpy"][2].any()
+    assert out["numpy"].tobytes() == out["compiled"].tobytes()

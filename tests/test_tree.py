@@ -81,3 +81,22 @@ def test_fn_runs_once_per_leaf_when_the_tree_is_handed_to_optree():
     seen.clear()
     tree_map(lambda a, b: seen.append(a.size), tree, tree)
     assert sorted(seen) == [1, 2, 3]
+
+
+def test_tree_map_unzip_on_dicts_and_other_trees():
+    from fnn.tree import tree_map_unzip
+
+    def split(a, b):
+        return a + b, a * b, a - b
+
+    dicts = ({"a": {"w": np.ones(2)}, "b": np.full(3, 2.0)},
+             {"a": {"w": np.full(2, 3.0)}, "b": np.ones(3)})
+    s, p, d = tree_map_unzip(split, 3, *dicts)
+    assert list(s) == ["a", "b"] and s["a"]["w"].tolist() == [4.0, 4.0]
+    assert p["b"].tolist() == [2.0] * 3 and d["a"]["w"].tolist() == [-2.0, -2.0]
+    lists = ([np.ones(1), (np.full(1, 2.0), 3.0)], [np.ones(1), (np.ones(1), 1.0)])
+    s, p, d = tree_map_unzip(split, 3, *lists)  # lists, tuples and scalars: optree
+    assert isinstance(s, list) and isinstance(s[1], tuple) and s[1][1] == 4.0
+    assert d[1][0].tolist() == [1.0]
+    with pytest.raises(ValueError):
+        tree_map_unzip(split, 3, [np.ones(1)], [np.ones(1), np.ones(1)])

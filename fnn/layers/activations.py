@@ -15,7 +15,7 @@ import numpy as np
 
 from fnn.core import Layer
 from fnn.layers.base import parameter_free
-from fnn.ops.activations import ACTIVATIONS
+from fnn.ops.activations import ACTIVATIONS, gelu_saving_tanh, gelu_vjp_of_tanh
 from fnn.validate import real
 
 
@@ -179,7 +179,13 @@ def gelu() -> Layer:
     >>> fnn.gelu().apply({}, np.array([[-1.0, 0.0, 1.0]])).round(4)
     array([[-0.1588,  0.    ,  0.8412]])
     """
-    return _activation("gelu")
+    forward = ACTIVATIONS["gelu"].forward
+
+    def train(x, key):  # the compiled forward keeps its tanh for the backward
+        y, t = gelu_saving_tanh(x)
+        return y, lambda dy: gelu_vjp_of_tanh(x, y, t, dy)
+
+    return parameter_free("gelu", forward, train=train, name="gelu", kind="gelu", config={})
 
 
 def softmax() -> Layer:

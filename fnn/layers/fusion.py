@@ -4,9 +4,10 @@ passes over memory). Pairs are found by the layers' declared ``kind``; a builder
 ``config`` and returns a :class:`Fused` pair (or None when it does not apply to that pair).
 :func:`plan` makes the decisions once, when ``serial`` is built.
 
-Today's one fusion is a ``relu()`` followed by a max-pool (:func:`fnn.ops.pool.max_pool` with
+The fusions: a ``relu()`` followed by a max-pool (:func:`fnn.ops.pool.max_pool` with
 ``relu=True``: ``max(relu(x)) = relu(max(x))``, its gradient routed to the arg-max where the
-maximum is positive).
+maximum is positive); an ``embedding`` followed by a recurrent layer (its input projection
+through the table, :func:`embedding_recurrent`; the same sums grouped by id).
 
 >>> import fnn
 >>> from fnn.layers.fusion import plan
@@ -27,6 +28,7 @@ from fnn.core import Layer
 from fnn.layers.arguments import layout
 from fnn.layers.base import rank_checker
 from fnn.layers.pooling import pool_geometry
+from fnn.layers.recurrent import embedding_step
 from fnn.ops.pool import max_pool, max_pool_backward
 
 
@@ -89,9 +91,29 @@ def relu_max_pool(relu: Layer, pool: Layer) -> Fused:
     return Fused(apply, vjp)
 
 
+def embedding_recurrent(embedding: Layer, recurrent: Layer) -> Fused | None:
+    """An ``embedding`` then an ``rnn``/``gru``/``lstm`` taking ``x`` alone: the recurrent
+    layer's input projection through the table, ``(table @ w_ih)[ids]``, and its gradients
+    from the ``dxw`` rows summed per id, when there are more than twice as many ids as table
+    rows (:func:`fnn.layers.recurrent.embedding_step`).
+
+    >>> import fnn
+    >>> from fnn.layers.fusion import embedding_recurrent
+    >>> embedding_recurrent(fnn.embedding(65, 8), fnn.lstm(16)) is not None
+    True
+    >>> embedding_recurrent(fnn.embedding(65, 8), fnn.lstm(16, mask=True)) is None
+    True
+    """
+    pair = embedding_step(embedding, recurrent)
+    return None if pair is None else Fused(*pair)
+
+
 #: Adjacent pairs :func:`fnn.serial` fuses, by the layers' kinds.
 FUSIONS: Mapping[tuple[str, str], Callable[[Layer, Layer], Fused | None]] = MappingProxyType({
     ("relu", "max_pool"): relu_max_pool,
+    ("embedding", "rnn"): embedding_recurrent,
+    ("embedding", "gru"): embedding_recurrent,
+    ("embedding", "lstm"): embedding_recurrent,
 })
 
 
@@ -129,4 +151,4 @@ def plan(layers: Sequence[Layer]) -> tuple[Step, ...]:
     return tuple(steps)
 
 
-__all__ = ["FUSIONS", "Fused", "fuse", "plan", "relu_max_pool"]
+__all__ = ["FUSIONS", "Fused", "embedding_recurrent", "fuse", "plan", "relu_max_pool"]

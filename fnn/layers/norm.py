@@ -23,7 +23,8 @@ from fnn.checks import LayerError, fmt_shape
 from fnn.core import Layer
 from fnn.keys import split
 from fnn.layers.base import layer
-from fnn.ops.norm import moments, normalize, normalize_backward
+from fnn.ops.norm import layer_norm as last_axis_norm
+from fnn.ops.norm import layer_norm_backward, moments, normalize, normalize_backward
 from fnn.threads import allreduce, shard_weight
 from fnn.validate import boolean, fraction, non_negative, positive_int
 
@@ -167,8 +168,28 @@ def layer_norm(axes=-1, *, eps: float = 1e-5, affine: bool = True, scale_init="o
                              f"input_shape {fmt_shape(shape)}")
         return shape, _affine_params(key, shape[-k:], affine, scale_init, bias_init)
 
+    if axes == (-1,) and affine:  # the usual case: the kernels of fnn.ops.norm.layer_norm
+        return _last_axis(label, init, eps)
     return _per_sample(label, init, lambda x: tuple(range(x.ndim - k, x.ndim)), eps, affine,
                        kind="layer_norm", config={"axes": axes})
+
+
+def _last_axis(label: str, init, eps: float) -> Layer:
+    """``layer_norm()`` over the last axis with scale and bias (one compiled pass per row
+    forward and backward on the compiled backend; the same numpy code as the other
+    layer-norms otherwise)."""
+
+    def forward(params, x):
+        y, xhat, inv = last_axis_norm(x, params["scale"], params["bias"], eps)
+        return y, (xhat, inv)
+
+    def backward(params, saved, dy, input_grad):
+        xhat, inv = saved
+        dscale, dbias, dx = layer_norm_backward(dy, xhat, inv, params["scale"])
+        return {"scale": dscale, "bias": dbias}, (dx if input_grad else None)
+
+    return layer(label, init, forward, backward, kind="layer_norm",
+                 config={"axes": (-1,), "eps": eps, "affine": True})
 
 
 def group_norm(groups: int, *, eps: float = 1e-5, affine: bool = True, scale_init="ones",

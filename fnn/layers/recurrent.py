@@ -21,7 +21,8 @@ G = 1 (RNN), 3 (GRU: gates r, z, n), 4 (LSTM: gates i, f, g, o). A stack of k to
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -30,18 +31,32 @@ from fnn.checks import LayerError, fmt_shape
 from fnn.core import Decoder, Input, Layer
 from fnn.keys import split
 from fnn.layers.base import layer
+from fnn.layers.tokens import check_ids
 from fnn.ops import recurrent as ops
+from fnn.ops.embedding import projected_gather, projected_gather_backward
 from fnn.validate import boolean, one_of, positive_int
 
 _GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 _KEYS = ("w_ih", "w_hh", "b_ih", "b_hh")
 
 
-def _project(cell: str, p: dict, s: str, x: np.ndarray) -> np.ndarray:
-    """Every step's input projection ``x @ w_ih + b_ih`` (``+ b_hh`` but for the GRU)."""
+class _Tokens(NamedTuple):
+    """The input of a recurrent layer fed by an embedding (:func:`embedding_recurrent`):
+    ``x = table[ids]``, never built."""
+    table: np.ndarray
+    ids: np.ndarray
+    padding_idx: int | None
+
+
+def _project(cell: str, p: dict, s: str, x: Any) -> np.ndarray:
+    """Every step's input projection ``x @ w_ih + b_ih`` (``+ b_hh`` but for the GRU); for
+    :class:`_Tokens`, ``(table @ w_ih + b)[ids]``."""
+    bias = p["b_ih" + s] if cell == "gru" else p["b_ih" + s] + p["b_hh" + s]
+    if isinstance(x, _Tokens):
+        return projected_gather(x.table, x.ids, p["w_ih" + s], bias)
     n, t, d = x.shape
     xw = x.reshape(n * t, d) @ p["w_ih" + s]
-    xw += p["b_ih" + s] if cell == "gru" else p["b_ih" + s] + p["b_hh" + s]
+    xw += bias
     return xw.reshape(n, t, -1)
 
 
@@ -70,12 +85,16 @@ def _back(cell: str, p: dict, s: str, x: np.ndarray, tape, dy, dh, dc,
         dxw, dw_hh, db_hh, dh0 = ops.gru_backward(tape, dy, dh)
     else:
         dxw, dw_hh, dh0, dc0 = ops.lstm_backward(tape, dy, dh, dc)
-    n, t, g = dxw.shape
-    flat = dxw.reshape(n * t, g)
-    db_ih = flat.sum(axis=0)
-    grads = {"w_ih" + s: x.reshape(n * t, -1).T @ flat, "w_hh" + s: dw_hh, "b_ih" + s: db_ih,
+    if isinstance(x, _Tokens):  # dx: the table's gradient
+        dw_ih, db_ih, dx = projected_gather_backward(x.table, x.ids, p["w_ih" + s], dxw,
+                                                     x.padding_idx)
+    else:
+        n, t, g = dxw.shape
+        flat = dxw.reshape(n * t, g)
+        db_ih, dw_ih = flat.sum(axis=0), x.reshape(n * t, -1).T @ flat
+        dx = (flat @ p["w_ih" + s].T).reshape(x.shape) if input_grad else None
+    grads = {"w_ih" + s: dw_ih, "w_hh" + s: dw_hh, "b_ih" + s: db_ih,
              "b_hh" + s: db_hh if db_hh is not None else db_ih.copy()}
-    dx = (flat @ p["w_ih" + s].T).reshape(x.shape) if input_grad else None
     return grads, dx, dh0, dc0
 
 
@@ -309,4 +328,83 @@ def lstm(hidden: int, *, return_sequences: bool = True, bidirectional: bool = Fa
                       mask, return_state, w_init, b_init)
 
 
-__all__ = ["gru", "lstm", "rnn"]
+def _token_input(o: _Options, emb: Layer, pa: Any, pb: Any, ids: Any) -> _Tokens | None:
+    """``ids`` and the table as :class:`_Tokens` when the pair's short way takes them (an
+    ``(N, T)`` integer array of more than twice as many ids as table rows; params of the
+    layers' keys, shapes and one float dtype; ids in range), else None."""
+    vocab, dim = emb.config["vocab_size"], emb.config["dim"]
+    if not (type(ids) is np.ndarray and ids.ndim == 2 and ids.dtype.kind in "iu"
+            and 2 * vocab <= ids.size and type(pa) is dict and type(pb) is dict
+            and len(pa) == 1 and len(pb) == 4 * o.dirs):
+        return None
+    table = pa.get("table")
+    if type(table) is not np.ndarray or table.shape != (vocab, dim) or table.dtype.kind != "f":
+        return None
+    g = _GATES[o.cell] * o.hidden
+    shapes = {"w_ih": (dim, g), "w_hh": (o.hidden, g), "b_ih": (g,), "b_hh": (g,)}
+    for s in o.suffixes:
+        for k, shape in shapes.items():
+            v = pb.get(k + s)
+            if type(v) is not np.ndarray or v.shape != shape or v.dtype != table.dtype:
+                return None
+    check_ids(emb.label or emb.name, ids, vocab)
+    return _Tokens(table, ids, emb.config["padding_idx"])
+
+
+def embedding_step(emb: Layer, rnn_layer: Layer) -> tuple[Callable, Callable] | None:
+    """An ``embedding`` then an ``rnn``/``gru``/``lstm`` fed ``x`` alone, as one step: the
+    input projection ``table[ids] @ w_ih`` runs as ``(table @ w_ih)[ids]`` and its gradients
+    from the ``dxw`` rows summed per id (:func:`fnn.ops.embedding.projected_gather`): three
+    ``(N*T, D) x (D, G*H)`` products become ``(V, D) x (D, G*H)`` ones, the same sums grouped
+    by id. Used when there are more than twice as many ids as table rows; otherwise (and for
+    anything the layers would refuse) the two layers run as they are. ``(apply, vjp)`` of a
+    :class:`fnn.layers.fusion.Fused` pair, or None when the recurrent layer takes more than
+    ``x``.
+
+    >>> import numpy as np, fnn
+    >>> from fnn.layers.recurrent import embedding_step
+    >>> apply, vjp = embedding_step(fnn.embedding(3, 4), fnn.lstm(5))
+    >>> _, params = fnn.serial(fnn.embedding(3, 4), fnn.lstm(5)).init(fnn.key(0), (-1, 8))
+    >>> ids = np.zeros((2, 8), int)
+    >>> y, pullback = vjp(params["00_embedding"], params["01_lstm"], ids, False)
+    >>> d_embedding, d_lstm, dx = pullback(np.ones_like(y))
+    >>> y.shape, d_embedding["table"].shape, d_lstm["w_ih"].shape, dx
+    ((2, 8, 5), (3, 4), (4, 20), None)
+    """
+    c = rnn_layer.config
+    if rnn_layer.kind not in _GATES or c["initial_state"] or c["mask"]:
+        return None
+    o = _Options(rnn_layer.kind, c["hidden"], c["nonlinearity"], c["return_sequences"],
+                 c["bidirectional"], False, False, c["return_state"])
+    forward, backward = _forward(o), _backward(o)
+
+    def apply(pa, pb, ids):
+        tokens = _token_input(o, emb, pa, pb, ids)
+        if tokens is None:
+            return rnn_layer.apply(pb, emb.apply(pa, ids))
+        return forward(pb, tokens)[0]
+
+    def vjp(pa, pb, ids, input_grad=True):
+        tokens = _token_input(o, emb, pa, pb, ids)
+        if tokens is None:  # the two layers, as they are
+            x, back_a = emb.vjp(pa, ids, input_grad=input_grad)
+            y, back_b = rnn_layer.vjp(pb, x)
+
+            def pullback_pair(dy):
+                grads_b, dx = back_b(dy)
+                grads_a, dids = back_a(dx)
+                return grads_a, grads_b, dids
+
+            return y, pullback_pair
+        y, saved = forward(pb, tokens)
+
+        def pullback(dy):
+            grads_b, dtable = backward(pb, saved, dy, True)
+            return {"table": dtable}, grads_b, None
+
+        return y, pullback
+
+    return apply, vjp
+
+
+__all__ = ["embedding_step", "gru", "lstm", "rnn"]

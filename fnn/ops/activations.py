@@ -7,7 +7,7 @@ itself; ``softmax`` and ``log_softmax`` act on the last axis.
 
 numpy spends one pass over memory per operation (``dy * (1 - y * y)`` is three, with two
 temporaries); on the compiled backend the relu, tanh and sigmoid vjps are one pass each
-(:mod:`fnn.ops.compiled`). Both compute in the arrays' dtype, so they agree to the last bit or
+(:mod:`fnn.ops.compiled`), and so are GELU and its vjp (:mod:`fnn.ops.sequence_kernels`). Both compute in the arrays' dtype, so they agree to the last bit or
 to float rounding. The compiled kernels take C-contiguous float32/float64 arrays of one dtype;
 anything else runs the numpy code.
 
@@ -180,17 +180,28 @@ def _gelu_inner(x: np.ndarray) -> np.ndarray:
     return np.tanh(u, out=u)
 
 
+def _gelu_kernels(x: np.ndarray, dy: np.ndarray | None = None):
+    """The compiled GELU kernels when they take ``x`` (and ``dy``), else None."""
+    if not _backend.pair_fits(x, x if dy is None else dy):
+        return None
+    from fnn.ops import sequence_kernels  # numba, on first use
+
+    return sequence_kernels
+
+
 def gelu(x: np.ndarray) -> np.ndarray:
-    """GELU, tanh approximation: ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``."""
-    t = _gelu_inner(x)
-    t += 1.0
-    t *= x
-    t *= 0.5
-    return t
+    """GELU, tanh approximation: ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` (one
+    compiled pass on the compiled backend)."""
+    k = _gelu_kernels(x)
+    if k is not None:
+        out = np.empty_like(x)
+        k.gelu(x, x.dtype.type(_GELU_C), out)
+        return out
+    return gelu_saving_tanh(x)[0]
 
 
-def gelu_vjp(x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    t = _gelu_inner(x)
+def _gelu_grad(x: np.ndarray, t: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """numpy's GELU derivative times ``dy`` from ``t = _gelu_inner(x)`` (not written)."""
     slope = x * x  # d/dx of the tanh's argument, then the whole derivative, in place
     slope *= 3 * 0.044715
     slope += 1.0
@@ -200,11 +211,54 @@ def gelu_vjp(x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     t2 = t * t
     np.subtract(1.0, t2, out=t2)
     slope *= t2
-    t += 1.0
-    t *= 0.5
-    t += slope
-    t *= dy
-    return t
+    out = t + 1.0
+    out *= 0.5
+    out += slope
+    out *= dy
+    return out
+
+
+def gelu_vjp(x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    k = _gelu_kernels(x, dy)
+    if k is not None:
+        out = np.empty_like(dy)
+        k.gelu_vjp(x, dy, x.dtype.type(_GELU_C), out)
+        return out
+    return _gelu_grad(x, _gelu_inner(x), dy)
+
+
+def gelu_saving_tanh(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(gelu(x), t)`` with ``t`` the tanh inside, kept for :func:`gelu_vjp_of_tanh` (one
+    tanh per entry instead of two).
+
+    >>> import numpy as np
+    >>> from fnn.ops.activations import gelu_saving_tanh, gelu_vjp_of_tanh
+    >>> x = np.array([-1.0, 0.0, 1.0])
+    >>> y, t = gelu_saving_tanh(x)
+    >>> y.round(4).tolist(), gelu_vjp_of_tanh(x, y, t, np.ones(3)).round(4).tolist()
+    ([-0.1588, 0.0, 0.8412], [-0.083, 0.5, 1.083])
+    """
+    k = _gelu_kernels(x)
+    if k is not None:
+        y, t = np.empty_like(x), np.empty_like(x)
+        k.gelu_saving_tanh(x, x.dtype.type(_GELU_C), y, t)
+        return y, t
+    t = _gelu_inner(x)
+    y = t + 1.0
+    y *= x
+    y *= 0.5
+    return y, t
+
+
+def gelu_vjp_of_tanh(x: np.ndarray, y: np.ndarray, t: np.ndarray,
+                     dy: np.ndarray) -> np.ndarray:
+    """:func:`gelu_vjp` given :func:`gelu_saving_tanh`'s ``t``."""
+    k = _gelu_kernels(x, dy)
+    if k is not None and t.shape == x.shape and t.dtype == x.dtype and t.flags.c_contiguous:
+        out = np.empty_like(dy)
+        k.gelu_vjp_of_tanh(x, t, dy, x.dtype.type(_GELU_C), out)
+        return out
+    return _gelu_grad(x, t, dy)
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -247,7 +301,7 @@ ACTIVATIONS: Mapping[str, Activation] = MappingProxyType({
 })
 
 __all__ = ["ACTIVATIONS", "Activation", "elu", "elu_vjp", "gaussian", "gaussian_vjp", "gelu",
-           "gelu_vjp", "identity", "identity_vjp", "leaky_relu", "leaky_relu_vjp", "log_softmax",
-           "log_softmax_vjp", "relu", "relu_vjp", "sigmoid", "sigmoid_vjp", "sine", "sine_vjp",
-           "sinc", "sinc_vjp", "softmax", "softmax_vjp", "softplus", "softplus_vjp",
-           "stable_sigmoid", "tanh", "tanh_vjp"]
+           "gelu_saving_tanh", "gelu_vjp", "gelu_vjp_of_tanh", "identity", "identity_vjp",
+           "leaky_relu", "leaky_relu_vjp", "log_softmax", "log_softmax_vjp", "relu", "relu_vjp",
+           "sigmoid", "sigmoid_vjp", "sine", "sine_vjp", "sinc", "sinc_vjp", "softmax",
+           "softmax_vjp", "softplus", "softplus_vjp", "stable_sigmoid", "tanh", "tanh_vjp"]

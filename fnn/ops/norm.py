@@ -26,6 +26,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from fnn.ops import _backend
+
 
 def moments(x: np.ndarray, axes: tuple[int, ...], reduce: Callable | None = None) \
         -> tuple[np.ndarray, np.ndarray, int]:
@@ -84,4 +86,67 @@ def normalize_backward(g: np.ndarray, xhat: np.ndarray, inv: np.ndarray, axes: t
     return inv * (g - (s1 + xhat * s2) * scale)
 
 
-__all__ = ["moments", "normalize", "normalize_backward"]
+def _fits(*arrays: np.ndarray) -> bool:
+    """Whether the compiled layer-norm kernels take these arrays: the compiled backend,
+    C-contiguous float32/float64 arrays of one dtype."""
+    dtype = arrays[0].dtype
+    return (_backend.compiled() and dtype.kind == "f" and dtype.itemsize in (4, 8)
+            and all(type(a) is np.ndarray and a.dtype == dtype and a.flags.c_contiguous
+                    for a in arrays))
+
+
+def layer_norm(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, eps: float
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Layer norm over the last axis with ``scale, bias (C,)``: ``(y, xhat, inv)``,
+    ``y = xhat * scale + bias``, ``xhat`` of x's shape, ``inv (..., 1)`` (as
+    :func:`normalize` gives them). One compiled pass per row on the compiled backend.
+
+    >>> import numpy as np
+    >>> from fnn.ops.norm import layer_norm
+    >>> y, xhat, inv = layer_norm(np.array([[1.0, 3.0]]), np.ones(2), np.zeros(2), 0.0)
+    >>> y.tolist(), inv.tolist()
+    ([[-1.0, 1.0]], [[1.0]])
+    """
+    if x.ndim >= 1 and x.size and _fits(x, scale, bias) and scale.shape == x.shape[-1:] \
+            and bias.shape == scale.shape:
+        from fnn.ops import sequence_kernels  # numba, on first use
+
+        c = x.shape[-1]
+        y, xhat = np.empty_like(x), np.empty_like(x)
+        inv = np.empty((*x.shape[:-1], 1), x.dtype)
+        sequence_kernels.layer_norm(x.reshape(-1, c), scale, bias, x.dtype.type(eps),
+                                    y.reshape(-1, c), xhat.reshape(-1, c), inv.reshape(-1))
+        return y, xhat, inv
+    mean, var, _ = moments(x, (x.ndim - 1,))
+    xhat, inv = normalize(x, mean, var, eps)
+    return xhat * scale + bias, xhat, inv
+
+
+def layer_norm_backward(dy: np.ndarray, xhat: np.ndarray, inv: np.ndarray, scale: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients ``(dscale, dbias, dx)`` of :func:`layer_norm` from ``dy``.
+
+    >>> import numpy as np
+    >>> from fnn.ops.norm import layer_norm, layer_norm_backward
+    >>> y, xhat, inv = layer_norm(np.array([[1.0, 3.0]]), np.ones(2), np.zeros(2), 0.0)
+    >>> [a.tolist() for a in layer_norm_backward(np.ones((1, 2)), xhat, inv, np.ones(2))]
+    [[-1.0, 1.0], [1.0, 1.0], [[0.0, 0.0]]]
+    """
+    lead = tuple(range(dy.ndim - 1))
+    if dy.size and _fits(dy, xhat, inv, scale) and xhat.shape == dy.shape \
+            and scale.shape == dy.shape[-1:]:
+        from fnn.ops import sequence_kernels  # numba, on first use
+
+        c = dy.shape[-1]
+        dx = np.empty_like(dy)
+        dscale, dbias = np.zeros_like(scale), np.zeros_like(scale)
+        sequence_kernels.layer_norm_backward(dy.reshape(-1, c), xhat.reshape(-1, c),
+                                             inv.reshape(-1), scale, dx.reshape(-1, c),
+                                             dscale, dbias)
+        return dscale, dbias, dx
+    dscale, dbias = (dy * xhat).sum(axis=lead), dy.sum(axis=lead)
+    return dscale, dbias, normalize_backward(dy * scale, xhat, inv, (dy.ndim - 1,),
+                                             dy.shape[-1])
+
+
+__all__ = ["layer_norm", "layer_norm_backward", "moments", "normalize", "normalize_backward"]

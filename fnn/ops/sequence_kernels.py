@@ -1,5 +1,6 @@
 """numba kernels of the sequence ops (:mod:`fnn.ops.recurrent`, :mod:`fnn.ops.attention`,
-:mod:`fnn.ops.embedding`), which call them on the compiled backend. A leaf: it imports numba,
+:mod:`fnn.ops.embedding`, the transformer MLP's GELU of :mod:`fnn.ops.activations`), which
+call them on the compiled backend. A leaf: it imports numba,
 numpy and :mod:`fnn.ops.vector_math` (another leaf: exp/tanh that vectorise, the 1-D loops),
 and nothing imports it before a kernel first runs.
 
@@ -15,28 +16,34 @@ import numba
 import numpy as np
 
 from fnn.ops.vector_math import (
+    accumulate,
     act_grad,
     add,
+    affine,
     blend,
     cell,
     cell_grad,
+    centre,
     copy,
     fill,
     mul,
     new_gate,
     new_grad,
+    norm_grad,
     preact,
     preact_bias,
     product,
     relu_sum,
     row_dot,
     row_max,
+    scale_by,
     sigmoid_grad,
     tanh_grad,
     tanh_of,
     total,
     update_grad,
     vexp,
+    vtanh,
 )
 
 _jit = numba.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
@@ -230,6 +237,94 @@ def softmax_backward(p, dp, scale):
                 sum_ = row_dot(dr, pr)
                 for j in range(keys):
                     dr[j] = pr[j] * (dr[j] - sum_) * scale
+
+
+# --- GELU (tanh approximation), the transformer's MLP: one pass forward, one backward ---------
+# Same operations in the same order as fnn.ops.activations.gelu / gelu_vjp (numpy), on
+# C-contiguous arrays of any rank (flattened inside); tanh is vtanh (3 ulp of numpy's).
+
+@_jit
+def gelu(x, c, out):
+    """``out = 0.5 x (1 + tanh(c (x + 0.044715 x^3)))`` (``c = sqrt(2/pi)`` in x's type)."""
+    x, out = x.reshape(x.size), out.reshape(out.size)
+    a, one, half = x.dtype.type(0.044715), x.dtype.type(1), x.dtype.type(0.5)
+    for j in range(x.shape[0]):
+        v = x[j]
+        out[j] = ((vtanh((((v * v) * a + one) * v) * c) + one) * v) * half
+
+
+@_jit
+def gelu_saving_tanh(x, c, out, t):
+    """As :func:`gelu`, keeping ``t = tanh(c (x + 0.044715 x^3))`` for the backward."""
+    x, out, t = x.reshape(x.size), out.reshape(out.size), t.reshape(t.size)
+    a, one, half = x.dtype.type(0.044715), x.dtype.type(1), x.dtype.type(0.5)
+    for j in range(x.shape[0]):
+        v = x[j]
+        tj = vtanh((((v * v) * a + one) * v) * c)
+        t[j] = tj
+        out[j] = ((tj + one) * v) * half
+
+
+@numba.njit(inline="always")
+def _gelu_grad(v, t, dy, c, a3, one, half):
+    """``dy * (0.5 (1 + t) + 0.5 v c (1 + 3 * 0.044715 v^2) (1 - t^2))``."""
+    slope = (((((v * v) * a3 + one) * c) * v) * half) * (one - t * t)
+    return (((t + one) * half) + slope) * dy
+
+
+@_jit
+def gelu_vjp(x, dy, c, out):
+    """``out = dy * (0.5 (1 + t) + 0.5 x c (1 + 3 * 0.044715 x^2) (1 - t^2))``,
+    ``t = tanh(c (x + 0.044715 x^3))``."""
+    x, dy, out = x.reshape(x.size), dy.reshape(dy.size), out.reshape(out.size)
+    a, a3 = x.dtype.type(0.044715), x.dtype.type(3 * 0.044715)
+    one, half = x.dtype.type(1), x.dtype.type(0.5)
+    for j in range(x.shape[0]):
+        v = x[j]
+        t = vtanh((((v * v) * a + one) * v) * c)
+        out[j] = _gelu_grad(v, t, dy[j], c, a3, one, half)
+
+
+@_jit
+def gelu_vjp_of_tanh(x, t, dy, c, out):
+    """:func:`gelu_vjp` given ``t`` (kept by :func:`gelu_saving_tanh`)."""
+    x, t, dy = x.reshape(x.size), t.reshape(t.size), dy.reshape(dy.size)
+    out = out.reshape(out.size)
+    a3, one, half = x.dtype.type(3 * 0.044715), x.dtype.type(1), x.dtype.type(0.5)
+    for j in range(x.shape[0]):
+        out[j] = _gelu_grad(x[j], t[j], dy[j], c, a3, one, half)
+
+
+# --- layer norm over the last axis, affine: one pass per row forward and backward ----------------
+# x, y, xhat, dy, dx (M, C); scale, bias, dscale, dbias (C,); inv (M,). The operations of
+# fnn.ops.norm (moments, normalize, normalize_backward) in their order; row sums by row_dot.
+
+@_jit
+def layer_norm(x, scale, bias, eps, y, xhat, inv):
+    """``xhat = (x - mean) / sqrt(var + eps)`` per row (biased var), ``y = xhat * scale +
+    bias``; saves ``xhat`` and ``inv = 1 / sqrt(var + eps)``."""
+    one, n = x.dtype.type(1), x.dtype.type(x.shape[1])
+    ones = np.ones(x.shape[1], dtype=x.dtype)
+    for r in range(x.shape[0]):
+        centre(x[r], row_dot(x[r], ones) / n, xhat[r])
+        iv = one / np.sqrt(row_dot(xhat[r], xhat[r]) / n + eps)
+        scale_by(iv, xhat[r])
+        affine(xhat[r], scale, bias, y[r])
+        inv[r] = iv
+
+
+@_jit
+def layer_norm_backward(dy, xhat, inv, scale, dx, dscale, dbias):
+    """``g = dy * scale``, ``dx = inv * (g - (sum(g) + xhat * sum(g * xhat)) / C)`` per row;
+    ``dscale = sum(dy * xhat)``, ``dbias = sum(dy)`` over rows (zeroed by the caller)."""
+    k = dy.dtype.type(1.0 / dy.shape[1])
+    ones = np.ones(dy.shape[1], dtype=dy.dtype)
+    for r in range(dy.shape[0]):
+        product(dy[r], scale, dx[r])
+        s1, s2 = row_dot(dx[r], ones), row_dot(dx[r], xhat[r])
+        norm_grad(xhat[r], s1, s2, k, inv[r], dx[r])
+        accumulate(dy[r], xhat[r], dscale)
+        add(dy[r], dbias)
 
 
 # --- embedding -----------------------------------------------------------------------------------

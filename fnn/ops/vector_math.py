@@ -310,6 +310,41 @@ def new_grad(dh, z, n, d):
 
 
 @_loop
+def centre(x, m, out):
+    """``out = x - m`` (``m`` a scalar)."""
+    for j in range(out.shape[0]):
+        out[j] = x[j] - m
+
+
+@_loop
+def scale_by(s, out):
+    """``out *= s`` (``s`` a scalar)."""
+    for j in range(out.shape[0]):
+        out[j] *= s
+
+
+@_loop
+def affine(x, scale, bias, out):
+    """``out = x * scale + bias``."""
+    for j in range(out.shape[0]):
+        out[j] = x[j] * scale[j] + bias[j]
+
+
+@_loop
+def accumulate(a, b, acc):
+    """``acc += a * b``."""
+    for j in range(acc.shape[0]):
+        acc[j] += a[j] * b[j]
+
+
+@_loop
+def norm_grad(xhat, s1, s2, k, inv, g):
+    """``g = inv * (g - (s1 + xhat * s2) * k)`` in place (the normalisation's backward)."""
+    for j in range(g.shape[0]):
+        g[j] = inv * (g[j] - (s1 + xhat[j] * s2) * k)
+
+
+@_loop
 def row_max(row, low):
     """The largest entry (``low`` when it is empty or all ``low``), in 8 running maxima."""
     m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = low

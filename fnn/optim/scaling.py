@@ -20,10 +20,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from fnn.ops.update import add_scaled
+from fnn.ops.update import adam, add_scaled
 from fnn.optim.base import Optimizer, deprecated_count, stateless
 from fnn.optim.guards import expect_state
-from fnn.tree import tree_map
+from fnn.tree import tree_map, tree_map_unzip
 from fnn.validate import Schedule, decay_rate, learning_rate, non_negative, real
 
 
@@ -149,32 +149,16 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Opti
     def init(params):
         return ScaleByAdamState(0, tree_map(np.zeros_like, params), tree_map(np.zeros_like, params))
 
-    def first(m, g):  # b1 m + (1 - b1) g; in place on fresh arrays only (fewer temporaries)
-        out = np.multiply(g, 1.0 - b1)
-        out += b1 * m
-        return out
-
-    def second(v, g):  # b2 v + (1 - b2) g**2
-        out = np.multiply(g, g)
-        out *= 1.0 - b2
-        out += b2 * v
-        return out
-
     def update(updates, state, params=None):
         expect_state("scale_by_adam", state, ScaleByAdamState)
         t = int(state.steps) + 1
-        mu = tree_map(first, state.mu, updates)
-        nu = tree_map(second, state.nu, updates)
         # both bias corrections folded into one factor and eps: one multiply per leaf
         root_c2 = math.sqrt(1.0 - b2**t)
         c, eps_hat = root_c2 / (1.0 - b1**t), eps * root_c2
-
-        def direction(m, v):  # c m / (sqrt(v) + eps_hat)
-            den = np.asarray(np.sqrt(v))  # an array also for 0-d leaves (out= needs one)
-            den += eps_hat
-            return np.divide(c * m, den, out=den)
-
-        return tree_map(direction, mu, nu), ScaleByAdamState(t, mu, nu)
+        # m, v and the direction c m / (sqrt(v) + eps_hat) in one pass per leaf
+        mu, nu, direction = tree_map_unzip(
+            lambda m, v, g: adam(m, v, g, b1, b2, c, eps_hat), 3, state.mu, state.nu, updates)
+        return direction, ScaleByAdamState(t, mu, nu)
 
     return Optimizer(init, update)
 
