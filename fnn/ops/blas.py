@@ -24,6 +24,11 @@ import numpy as np
 #: more, where a busy machine's contention costs most).
 SMALL_PRODUCT = 1 << 22
 
+#: Matrix products (2-d by 2-d, not a vector) with fewer multiply-adds than this run on one
+#: thread in OpenBLAS whatever its setting (it splits a product only from 2**18 multiply-adds,
+#: one more thread per 2**18 in 0.3.31): :func:`matmul` calls them without the thread switch.
+OWN_ONE_THREAD = 1 << 18
+
 _switch: list[tuple[Callable[[], int], Callable[[int], Any]]] = []  # (get, set) per library
 _found: list[bool] = []
 
@@ -53,8 +58,10 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     >>> matmul(np.ones((2, 3)), np.ones((3, 4))).shape
     (2, 4)
     """
-    if a.size * b.shape[-1] >= SMALL_PRODUCT:
-        return a @ b
+    macs = a.size * b.shape[-1]
+    if macs >= SMALL_PRODUCT or (macs < OWN_ONE_THREAD and a.ndim == 2 and b.ndim == 2
+                                 and a.shape[0] > 1 and b.shape[1] > 1):
+        return a @ b  # large: as BLAS is set; tiny matrix product: BLAS's own single thread
     controls = _switch or _controls()
     lowered = []
     for get, set_ in controls:
@@ -69,4 +76,4 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             set_(n)
 
 
-__all__ = ["SMALL_PRODUCT", "matmul"]
+__all__ = ["OWN_ONE_THREAD", "SMALL_PRODUCT", "matmul"]
