@@ -36,8 +36,7 @@ def add_scaled(p: np.ndarray, u: np.ndarray, a: float) -> np.ndarray:
         out = np.empty(p.shape, p.dtype)
         _backend.kernels().add_scaled(p, u, p.dtype.type(a), out)
         return out
-    out = a * u
-    return np.add(p, out, out=out) if out.ndim else p + out  # (a 0-d array: a scalar)
+    return p + a * u  # (one call fewer than adding into a * u: faster on small arrays)
 
 
 def add_scaled_dicts(params: dict, updates: dict, a: float) -> dict | None:
