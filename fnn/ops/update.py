@@ -8,6 +8,8 @@ way (``a * u`` rounded, then added: no fused multiply-add).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from fnn.ops import _backend
@@ -39,7 +41,7 @@ def add_scaled(p: np.ndarray, u: np.ndarray, a: float) -> np.ndarray:
     return p + a * u  # (one call fewer than adding into a * u: faster on small arrays)
 
 
-def add_scaled_dicts(params: dict, updates: dict, a: float) -> dict | None:
+def add_scaled_dicts(params: dict, updates: Any, a: float) -> dict | None:
     """:func:`add_scaled` over two nested dicts of arrays with the same keys (an optimiser's
     step over params and their updates), walked once; None, having changed nothing, when
     they are not both such dicts (the caller maps them with :func:`fnn.tree.tree_map`, whose
@@ -54,7 +56,7 @@ def add_scaled_dicts(params: dict, updates: dict, a: float) -> dict | None:
     """
     if type(updates) is not dict or len(updates) != len(params):
         return None
-    out = {}
+    out: dict = {}
     for k, p in params.items():
         u = updates.get(k)
         if type(p) is np.ndarray and type(u) is np.ndarray:
