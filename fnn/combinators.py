@@ -170,19 +170,23 @@ def _serial_vjp(name: str, layers: Sequence[Layer], names: list[str], wanted: li
     """:func:`serial`'s ``vjp``: ``input_grad`` goes to every step before the first one with
     params; the pullback skips what no param needs."""
     stateful = bool(wanted)
+    nones = [None] * len(layers)  # no state, no keys
 
     def vjp(params, x, *, key=None, state=None, input_grad=True):
         ps = _child_params(name, params, names)
-        ss = _child_state(name, state, names, wanted)
-        keys = _keys(key, len(layers))
+        ss = _child_state(name, state, names, wanted) if stateful or state is not None \
+            else nones
+        keys = _keys(key, len(layers)) if key is not None else nones
         pullbacks, needs_dx, new_state = [], [], {}  # one pullback per step, in order
         try:
             for i, pair in steps:
                 if pair is None:
                     layer = layers[i]
-                    x, back, s = _vjp(layer, ps[i], x, ss[i], keys[i], input_grad)
                     if layer.stateful:
-                        new_state[names[i]] = s
+                        x, back, new_state[names[i]] = layer.vjp(
+                            ps[i], x, key=keys[i], state=ss[i], input_grad=input_grad)
+                    else:
+                        x, back = layer.vjp(ps[i], x, key=keys[i], input_grad=input_grad)
                     pullbacks.append(back)
                     needs_dx.append(input_grad)
                     input_grad = input_grad or _has_params(ps[i])

@@ -29,11 +29,17 @@ def tree_map(fn: Callable, tree: PyTree, *rest: PyTree) -> PyTree:
     >>> tree_map(lambda p, g: p - 0.1 * g, {"w": np.ones(2)}, {"w": np.array([1.0, 2.0])})
     {'w': array([0.9, 0.8])}
     """
-    if type(tree) is dict:
-        if not rest and _dicts_of_arrays(tree):
-            return _map_dicts(fn, tree)
-        if len(rest) == 1 and _same_dicts_of_arrays(tree, rest[0]):
-            return _map_dict_pairs(fn, tree, rest[0])
+    if type(tree) is dict and len(rest) < 2:
+        todo: list = []
+        out = _plan(tree, rest[0], todo) if rest else _plan_one(tree, todo)
+        if out is not None:  # the walk checked the whole structure before any call of fn
+            if rest:
+                for node, k, v, w in todo:
+                    node[k] = fn(v, w)
+            else:
+                for node, k, v in todo:
+                    node[k] = fn(v)
+            return out
     return optree.tree_map(fn, tree, *rest)
 
 
@@ -65,13 +71,6 @@ def _unzip_dicts(fn: Callable, outputs: int, tree: dict, rest: tuple) -> tuple:
     return outs
 
 
-def _dicts_of_arrays(tree: dict) -> bool:
-    for v in tree.values():
-        if type(v) is not np.ndarray and not (type(v) is dict and _dicts_of_arrays(v)):
-            return False
-    return True
-
-
 def _same_dicts_of_arrays(a: dict, b: Any) -> bool:
     if type(b) is not dict or len(b) != len(a):
         return False
@@ -85,13 +84,45 @@ def _same_dicts_of_arrays(a: dict, b: Any) -> bool:
     return True
 
 
-def _map_dicts(fn: Callable, tree: dict) -> dict:
-    return {k: fn(v) if type(v) is np.ndarray else _map_dicts(fn, v) for k, v in tree.items()}
+def _plan_one(tree: dict, todo: list) -> dict | None:
+    """The output's dicts of a nested dict of arrays, its leaves listed in ``todo`` as
+    ``(output dict, key, leaf)`` (filled in after the walk); None for any other tree."""
+    out: dict = {}
+    for k, v in tree.items():
+        if type(v) is np.ndarray:
+            out[k] = None
+            todo.append((out, k, v))
+        elif type(v) is dict:
+            sub = _plan_one(v, todo)
+            if sub is None:
+                return None
+            out[k] = sub
+        else:
+            return None
+    return out
 
 
-def _map_dict_pairs(fn: Callable, a: dict, b: dict) -> dict:
-    return {k: fn(v, b[k]) if type(v) is np.ndarray else _map_dict_pairs(fn, v, b[k])
-            for k, v in a.items()}
+def _plan(a: dict, b: Any, todo: list) -> dict | None:
+    """:func:`_plan_one` of two trees of the same nested dicts of arrays, ``todo`` holding
+    ``(output dict, key, leaf of a, leaf of b)``; None when they differ."""
+    if type(b) is not dict or len(b) != len(a):
+        return None
+    out: dict = {}
+    for k, v in a.items():
+        w = b.get(k)
+        if type(v) is np.ndarray:
+            if type(w) is not np.ndarray:
+                return None
+            out[k] = None
+            todo.append((out, k, v, w))
+        elif type(v) is dict:
+            sub = _plan(v, w, todo)
+            if sub is None:
+                return None
+            out[k] = sub
+        else:
+            return None
+    return out
 
 
 def tree_leaves(tree: PyTree) -> list:

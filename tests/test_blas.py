@@ -36,3 +36,14 @@ def test_the_real_blas_threads_are_put_back():
     with threadpool_limits(2, user_api="blas"):
         blas.matmul(np.ones((4, 3)), np.ones((3, 2)))
         assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == {2}
+
+
+def test_products_blas_runs_on_one_thread_itself_are_not_switched(monkeypatch):
+    calls = []
+    threads = [2]
+    monkeypatch.setattr(blas, "_switch", [(lambda: threads[0], calls.append)])
+    a, b = np.ones((32, 100)), np.ones((100, 10))   # 32000 multiply-adds: one thread in BLAS
+    np.testing.assert_array_equal(blas.matmul(a, b), a @ b)
+    assert calls == []
+    blas.matmul(np.ones(1000), np.ones((1000, 100)))  # a vector: BLAS's gemv splits it sooner
+    assert calls == [1, 2]

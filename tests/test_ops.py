@@ -311,11 +311,55 @@ def test_fused_pair_names_the_layer_in_errors(backend):
             run(dict(params, **{"00_relu": {"w": np.ones(1)}}), np.ones((1, 4, 1)))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_linear_tanh_is_the_pair_bit_for_bit(backend, dtype):
+    from fnn.layers.fusion import plan
+
+    fused = fnn.serial(fnn.linear(5), fnn.tanh(), fnn.linear(3))
+    plain = fnn.serial(fnn.linear(5), fnn.identity(), fnn.tanh(), fnn.linear(3))
+    assert [i for i, pair in plan(fused.children) if pair is not None] == [0]
+    assert all(pair is None for _, pair in plan(plain.children))
+    assert all(pair is None for _, pair in plan([fnn.linear(5), fnn.sigmoid()]))
+    _, params = fused.init(fnn.key(0), (-1, 4))
+    params = optree.tree_map(lambda a: a.astype(dtype), params)
+    plain_params = {"00_linear": params["00_linear"], "01_identity": {}, "02_tanh": {},
+                    "03_linear": params["02_linear"]}
+    x = RNG.standard_normal((6, 4)).astype(dtype)
+    np.testing.assert_array_equal(fused.apply(params, x), plain.apply(plain_params, x))
+    for input_grad in (True, False):
+        y, pullback = fused.vjp(params, x, input_grad=input_grad)
+        y2, pullback2 = plain.vjp(plain_params, x, input_grad=input_grad)
+        np.testing.assert_array_equal(y, y2)
+        dy = RNG.standard_normal(y.shape).astype(dtype)
+        (grads, dx), (grads2, dx2) = pullback(dy), pullback2(dy)
+        for a, b in ((grads["00_linear"], grads2["00_linear"]),
+                     (grads["02_linear"], grads2["03_linear"])):
+            for k in a:
+                np.testing.assert_array_equal(a[k], b[k])
+        assert grads["01_tanh"] == {} and grads["00_linear"]["w"].dtype == dtype
+        assert (dx is None) == (not input_grad)
+        if input_grad:
+            np.testing.assert_array_equal(dx, dx2)
+
+
+def test_fused_linear_tanh_names_the_layer_in_errors(backend):
+    model = fnn.serial(fnn.linear(2), fnn.tanh())
+    _, params = model.init(fnn.key(0), (-1, 3))
+    for run in (model.apply, lambda p, x: model.vjp(p, x)):
+        with pytest.raises(fnn.LayerError, match=r"\[01_tanh\] tanh: has no parameters"):
+            run(dict(params, **{"01_tanh": {"w": np.ones(1)}}), np.ones((1, 3)))
+        with pytest.raises(fnn.LayerError, match=r"\[00_linear\] linear\(2\): input"):
+            run(params, np.ones((1, 4)))
+    errors = fnn.gradcheck(model, params, RNG.standard_normal((2, 3)))
+    assert max(errors.values()) < 1e-6, errors
+
+
 def test_fusions_are_looked_up_by_declared_kinds():
     from fnn.layers import fusion
 
     assert set(fusion.FUSIONS) == {("relu", "max_pool"), ("embedding", "rnn"),
-                                   ("embedding", "gru"), ("embedding", "lstm")}
+                                   ("embedding", "gru"), ("embedding", "lstm"),
+                                   ("linear", "tanh")}
     mine = fnn.layers.parameter_free("my_relu", act.relu, act.relu_vjp)  # no kind: not fused
     assert [pair for _, pair in fusion.plan([mine, fnn.max_pool2d(2)])] == [None, None]
     tagged = fnn.layers.parameter_free("my_relu", act.relu, act.relu_vjp, kind="relu")

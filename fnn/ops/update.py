@@ -8,6 +8,8 @@ way (``a * u`` rounded, then added: no fused multiply-add).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from fnn.ops import _backend
@@ -36,8 +38,7 @@ def add_scaled(p: np.ndarray, u: np.ndarray, a: float) -> np.ndarray:
         out = np.empty(p.shape, p.dtype)
         _backend.kernels().add_scaled(p, u, p.dtype.type(a), out)
         return out
-    out = a * u
-    return np.add(p, out, out=out) if out.ndim else p + out  # (a 0-d array: a scalar)
+    return p + a * u  # (one call fewer than adding into a * u: faster on small arrays)
 
 
 def _adam_numpy(m: np.ndarray, v: np.ndarray, g: np.ndarray, b1: float, b2: float, c: float,
@@ -79,4 +80,34 @@ def adam(m: np.ndarray, v: np.ndarray, g: np.ndarray, b1: float, b2: float, c: f
     return _adam_numpy(m, v, g, b1, b2, c, eps)
 
 
-__all__ = ["ADD_SCALED_COMPILED_MIN", "adam", "add_scaled"]
+def add_scaled_dicts(params: dict, updates: Any, a: float) -> dict | None:
+    """:func:`add_scaled` over two nested dicts of arrays with the same keys (an optimiser's
+    step over params and their updates), walked once; None, having changed nothing, when
+    they are not both such dicts (the caller maps them with :func:`fnn.tree.tree_map`, whose
+    errors name what differs). Shapes are the caller's to check.
+
+    >>> import numpy as np
+    >>> from fnn.ops.update import add_scaled_dicts
+    >>> add_scaled_dicts({"l": {"w": np.ones(2)}}, {"l": {"w": np.array([2.0, 4.0])}}, -0.5)
+    {'l': {'w': array([ 0., -1.])}}
+    >>> add_scaled_dicts({"w": np.ones(2)}, {"w": [2.0, 4.0]}, -0.5) is None
+    True
+    """
+    if type(updates) is not dict or len(updates) != len(params):
+        return None
+    out: dict = {}
+    for k, p in params.items():
+        u = updates.get(k)
+        if type(p) is np.ndarray and type(u) is np.ndarray:
+            out[k] = add_scaled(p, u, a)
+        elif type(p) is dict:
+            sub = add_scaled_dicts(p, u, a)
+            if sub is None:
+                return None
+            out[k] = sub
+        else:
+            return None
+    return out
+
+
+__all__ = ["ADD_SCALED_COMPILED_MIN", "adam", "add_scaled", "add_scaled_dicts"]

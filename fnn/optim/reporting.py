@@ -32,25 +32,29 @@ def stats(opt_state) -> dict[str, float]:
     >>> fnn.optim.stats(state)
     {'lr': 0.001}
     """
+    if type(opt_state) is tuple and len(opt_state) == 1 \
+            and type(opt_state[0]) is ScaleByLearningRateState:
+        return {"lr": float(opt_state[0].lr)}  # sgd's state, every step: no walk
     out: dict[str, float] = {}
-
-    def walk(node):
-        if isinstance(node, ScaleByLearningRateState):
-            out.setdefault("lr", float(node.lr))
-        elif isinstance(node, ClipByGlobalNormState):
-            out.setdefault("grad_norm", float(node.grad_norm))
-        elif isinstance(node, MultiStepsState):
-            for k, v in stats(node.inner).items():
-                out.setdefault(k, 0.0 if math.isnan(v) else v)
-        elif isinstance(node, (tuple, list)):
-            for child in node:
-                walk(child)
-        elif isinstance(node, dict):
-            for child in node.values():
-                walk(child)
-
-    walk(opt_state)
+    _walk(opt_state, out)
     return out
+
+
+def _walk(node, out: dict[str, float]) -> None:
+    """Record in ``out`` the first learning rate and gradient norm found in ``node``."""
+    if isinstance(node, ScaleByLearningRateState):
+        out.setdefault("lr", float(node.lr))
+    elif isinstance(node, ClipByGlobalNormState):
+        out.setdefault("grad_norm", float(node.grad_norm))
+    elif isinstance(node, MultiStepsState):
+        for k, v in stats(node.inner).items():
+            out.setdefault(k, 0.0 if math.isnan(v) else v)
+    elif isinstance(node, (tuple, list)):
+        for child in node:
+            _walk(child, out)
+    elif isinstance(node, dict):
+        for child in node.values():
+            _walk(child, out)
 
 
 __all__ = ["stats"]

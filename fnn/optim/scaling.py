@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from fnn.ops.update import adam, add_scaled
+from fnn.ops.update import adam, add_scaled, add_scaled_dicts
 from fnn.optim.base import Optimizer, deprecated_count, stateless
 from fnn.optim.guards import expect_state
 from fnn.tree import tree_map, tree_map_unzip
@@ -105,7 +105,10 @@ def scale_by_learning_rate(lr: float | Schedule) -> Optimizer:
 
     def step(updates, state, params):  # update + apply_updates, one pass per leaf, same bits
         lr_t, state = rate(state)
-        return tree_map(functools.partial(add_scaled, a=-lr_t), params, updates), state
+        new = add_scaled_dicts(params, updates, -lr_t) if type(params) is dict else None
+        if new is None:  # not nested dicts of arrays: the general map (and its errors)
+            new = tree_map(functools.partial(add_scaled, a=-lr_t), params, updates)
+        return new, state
 
     return Optimizer(init, update, step)
 

@@ -74,7 +74,7 @@ class Batches:
         perm = np.random.default_rng(fold_in(self.key, i)).permutation(self.n)
         for first in range(start * size, stop, size):
             rows = perm[first:first + size]
-            yield tuple(a.take(rows, axis=0) for a in arrays)
+            yield tuple([a.take(rows, axis=0) for a in arrays])  # (a list: faster than a generator)
 
     def __iter__(self) -> Iterator[tuple]:
         i, self._next_epoch = self._next_epoch, self._next_epoch + 1
