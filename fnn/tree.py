@@ -29,16 +29,12 @@ def tree_map(fn: Callable, tree: PyTree, *rest: PyTree) -> PyTree:
     >>> tree_map(lambda p, g: p - 0.1 * g, {"w": np.ones(2)}, {"w": np.array([1.0, 2.0])})
     {'w': array([0.9, 0.8])}
     """
-    if type(tree) is dict and len(rest) < 2:
+    if type(tree) is dict:
         todo: list = []
-        out = _plan(tree, rest[0], todo) if rest else _plan_one(tree, todo)
+        out = _plan((tree, *rest), todo)
         if out is not None:  # the walk checked the whole structure before any call of fn
-            if rest:
-                for node, k, v, w in todo:
-                    node[k] = fn(v, w)
-            else:
-                for node, k, v in todo:
-                    node[k] = fn(v)
+            for node, k, leaves in todo:
+                node[k] = fn(*leaves)
             return out
     return optree.tree_map(fn, tree, *rest)
 
@@ -84,39 +80,24 @@ def _same_dicts_of_arrays(a: dict, b: Any) -> bool:
     return True
 
 
-def _plan_one(tree: dict, todo: list) -> dict | None:
-    """The output's dicts of a nested dict of arrays, its leaves listed in ``todo`` as
-    ``(output dict, key, leaf)`` (filled in after the walk); None for any other tree."""
-    out: dict = {}
-    for k, v in tree.items():
-        if type(v) is np.ndarray:
-            out[k] = None
-            todo.append((out, k, v))
-        elif type(v) is dict:
-            sub = _plan_one(v, todo)
-            if sub is None:
-                return None
-            out[k] = sub
-        else:
+def _plan(trees: tuple, todo: list) -> dict | None:
+    """The output's dicts of ``trees[0]``, a nested dict of arrays that every tree of
+    ``trees`` has the keys and leaf types of, their leaves listed in ``todo`` as ``(output
+    dict, key, the trees' leaves)`` (filled in after the walk); None for any other trees."""
+    a = trees[0]
+    for b in trees[1:]:
+        if type(b) is not dict or len(b) != len(a):
             return None
-    return out
-
-
-def _plan(a: dict, b: Any, todo: list) -> dict | None:
-    """:func:`_plan_one` of two trees of the same nested dicts of arrays, ``todo`` holding
-    ``(output dict, key, leaf of a, leaf of b)``; None when they differ."""
-    if type(b) is not dict or len(b) != len(a):
-        return None
     out: dict = {}
     for k, v in a.items():
-        w = b.get(k)
+        vs = (v, *(b.get(k) for b in trees[1:]))
         if type(v) is np.ndarray:
-            if type(w) is not np.ndarray:
+            if any(type(w) is not np.ndarray for w in vs[1:]):
                 return None
             out[k] = None
-            todo.append((out, k, v, w))
+            todo.append((out, k, vs))
         elif type(v) is dict:
-            sub = _plan(v, w, todo)
+            sub = _plan(vs, todo)
             if sub is None:
                 return None
             out[k] = sub
