@@ -72,6 +72,17 @@ class _OldLogger:
         return None
 
 
+def _render_seconds(layout: str, history) -> float:
+    """One new 2-panel figure of ``history`` in ``layout``, written as a PNG (in memory)."""
+    import io
+
+    gc.collect()
+    t0 = time.perf_counter()
+    fnn.plot.curves(history, ("loss", "accuracy"), "MLP on 8x8 digits",
+                    layout=layout).savefig(io.BytesIO(), dpi=100)
+    return time.perf_counter() - t0
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=7)
@@ -82,6 +93,7 @@ def main(argv=None) -> dict:
     run = _trainer(epochs)
     scratch = Path(tempfile.mkdtemp(prefix="fnn-bench-plot-"))
     plain, live, every_epoch, renders = [], [], [], []
+    drawn: dict[str, list[float]] = {"fixed": [], "constrained": []}
     load_before = os.getloadavg()
     with threadpool_limits(limits=1, user_api="blas"):
         run(fnn.LossLogger(scratch / "warm.png"))  # warm-up (imports matplotlib)
@@ -92,6 +104,8 @@ def main(argv=None) -> dict:
             live.append(run(logger))
             renders.append(logger.renders)
             every_epoch.append(run(_OldLogger(scratch / f"old{i}.png")))
+            for layout, seconds in drawn.items():
+                seconds.append(_render_seconds(layout, logger._history))
     shutil.rmtree(scratch)
     ratios = [t / b for t, b in zip(live, plain)]
     old = [t / b for t, b in zip(every_epoch, plain)]
@@ -99,7 +113,9 @@ def main(argv=None) -> dict:
         "benchmark": "live_plot",
         "what": f"fnn.demo's training ({epochs} epochs) with fnn.LossLogger vs without",
         "epochs": epochs, "plain_s": plain, "live_plot_s": live, "every_epoch_s": every_epoch,
-        "renders": renders, "ratio_median": statistics.median(ratios),
+        "renders": renders,
+        "render_ms": {k: 1e3 * statistics.median(v) for k, v in drawn.items()},
+        "ratio_median": statistics.median(ratios),
         "ratio_range": [min(ratios), max(ratios)], "every_epoch_ratio_median": statistics.median(old),
         "target_ratio": 1.3, "cpu": cpu_model(), "cores": os.cpu_count(),
         "loadavg_before": load_before, "numpy": np.__version__, "date": time.strftime("%Y-%m-%d"),
@@ -109,7 +125,9 @@ def main(argv=None) -> dict:
         (RESULTS / "live_plot.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"live plot: {result['ratio_median']:.2f}x the training without it (target <= 1.3x; "
           f"{statistics.median(renders):.0f} renders), the old logger "
-          f"{result['every_epoch_ratio_median']:.2f}x; {epochs} epochs on {result['cpu']}, "
+          f"{result['every_epoch_ratio_median']:.2f}x; a new figure's PNG "
+          f"{result['render_ms']['fixed']:.0f} ms (fixed layout) vs "
+          f"{result['render_ms']['constrained']:.0f} ms (constrained); {epochs} epochs on {result['cpu']}, "
           f"load {load_before[0]:.1f}", flush=True)
     return result
 

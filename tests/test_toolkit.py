@@ -286,6 +286,22 @@ def test_refreshed_curves_are_pixel_identical_to_new_ones(layout):
     assert not fnn.plot.refresh_curves(fig, history)
 
 
+def test_fixed_layout_figure_is_drawn_once_per_save(monkeypatch):
+    """A figure with a layout engine (even matplotlib's placeholder for "none") is drawn
+    twice by savefig, once to lay it out: the live plot's render would cost twice as much."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    history = fnn.History(train={"loss": [2.0, 1.0]}, eval={"loss": [2.2, 1.5]})
+    fig = fnn.plot.curves(history, title="run", layout="fixed")
+    draws = []
+    plain_draw = Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda self, r: (draws.append(1), plain_draw(self, r)))
+    _png(fig)
+    assert len(draws) == 1
+    assert fig.get_layout_engine() is None
+
+
 def _fake_epochs(logger, n, history=None):
     history = history or fnn.History(train={"loss": []})
     for epoch in range(n):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
@@ -23,8 +24,9 @@ def curves(history: Any, metrics: Sequence[str] | None = None,
 
     ``history`` is the :class:`fnn.History` that :func:`fnn.train` returns; ``metrics`` picks
     the panels (default: every metric it has). ``layout="fixed"`` places the panels at fixed
-    margins instead of matplotlib's constrained layout, which measures every text first: a
-    PNG costs about 40% less to draw, what a live plot (:class:`fnn.LossLogger`) wants.
+    margins instead of matplotlib's constrained layout, which measures every text first (a
+    whole extra draw per ``savefig``): a PNG costs less than half as much, what a live plot
+    (:class:`fnn.LossLogger`) wants (``benchmarks/bench_live_plot.py`` times both).
 
     >>> import fnn
     >>> history = fnn.History(train={"loss": [1.0, 0.5, 0.4]}, eval={"loss": [1.1, 0.7, 0.8]})
@@ -58,8 +60,11 @@ def curves(history: Any, metrics: Sequence[str] | None = None,
 
 
 def _fixed_layout(fig: Figure, titled: bool) -> None:
-    """Panels side by side at fixed margins (inches): room for tick labels and axis labels."""
-    fig.set_layout_engine("none")
+    """Panels side by side at fixed margins (inches): room for tick labels and axis labels.
+    The figure is left with no layout engine at all: with one (even matplotlib's placeholder
+    for ``"none"``) ``savefig`` draws the figure twice, once only to lay it out."""
+    with rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
+        fig.set_layout_engine(None)  # None: what these rcParams say, here no engine
     width, height = fig.get_size_inches()
     left, right, bottom, top, gap = 0.8, 0.15, 0.55, 0.45 if titled else 0.2, 0.85
     n = len(fig.axes)
