@@ -420,3 +420,15 @@ def test_loss_logger_checks_every(tmp_path):
     with pytest.raises(ValueError, match=r"LossLogger: every must be a positive int, got 0"):
         fnn.LossLogger(tmp_path / "c.png", every=0)
     assert fnn.LossLogger(tmp_path / "c.png", every=3).every == 3
+
+
+def test_curves_key_on_first_panel_and_where_lines_differ():
+    same = History(train={"loss": [1.0, 0.5], "accuracy": [0.5, 0.7]},
+                   eval={"loss": [1.1, 0.6], "accuracy": [0.4, 0.6]})
+    fig = fnn.plot.curves(same, layout="fixed")
+    assert [ax.get_legend() is not None for ax in fig.axes] == [True, False]
+    differ = History(train={"loss": [1.0, 0.5]}, eval={"loss": [1.1, 0.6], "accuracy": [0.4, 0.6]})
+    fig = fnn.plot.curves(differ)
+    assert [ax.get_legend() is not None for ax in fig.axes] == [True, True]
+    ticks = fig.axes[0].xaxis.get_major_locator().tick_values(1, 40)
+    assert np.all(ticks == np.round(ticks))  # whole epochs

@@ -20,7 +20,8 @@ __all__ = ["curves", "curves_overlay", "refresh_curves"]
 def curves(history: Any, metrics: Sequence[str] | None = None,
            title: str | None = None, *, layout: str = "constrained") -> Figure:
     """One panel per metric (loss, accuracy, ...), train (solid) and eval (dashed) per epoch,
-    with the restored best epoch marked when early stopping kept one.
+    with the restored best epoch marked when early stopping kept one. The key is on the first
+    panel (and on any panel whose lines differ from the first's).
 
     ``history`` is the :class:`fnn.History` that :func:`fnn.train` returns; ``metrics`` picks
     the panels (default: every metric it has). ``layout="fixed"`` places the panels at fixed
@@ -39,6 +40,7 @@ def curves(history: Any, metrics: Sequence[str] | None = None,
         raise ValueError("curves: the history has no metrics yet")
     layout = one_of("curves", "layout", layout, ("constrained", "fixed"))
     fig, axes = new_figure(len(names))
+    first_lines: list[str] | None = None  # the first panel's legend entries
     for ax, name in zip(axes[0], names):
         for label, section, style in (("train", history.train, "-"), ("eval", history.eval, "--")):
             if name in section:
@@ -50,8 +52,13 @@ def curves(history: Any, metrics: Sequence[str] | None = None,
                        gid="best")
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 5, 10], integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=5))  # fewer ticks: quicker to draw
         ax.grid(alpha=0.3)
-        ax.legend()
+        lines = [line.get_label() for line in ax.get_lines()]
+        if lines != first_lines:  # a key where the panel's lines differ from the first's
+            ax.legend()
+        first_lines = lines if first_lines is None else first_lines
     if title:
         fig.suptitle(title)
     if layout == "fixed":
