@@ -70,6 +70,12 @@ def relu_vjp(x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
 
 
 def tanh(x: np.ndarray) -> np.ndarray:
+    """``tanh(x)``; one compiled SIMD pass on the compiled backend (to 3 ulp of numpy's)."""
+    k = _simd_kernels(x)
+    if k is not None:
+        out = np.empty_like(x)
+        k.tanh(x, out)
+        return out
     return np.tanh(x)
 
 
@@ -180,9 +186,10 @@ def _gelu_inner(x: np.ndarray) -> np.ndarray:
     return np.tanh(u, out=u)
 
 
-def _gelu_kernels(x: np.ndarray, dy: np.ndarray | None = None):
-    """The compiled GELU kernels when they take ``x`` (and ``dy``), else None."""
-    if not _backend.pair_fits(x, x if dy is None else dy):
+def _simd_kernels(x: np.ndarray, dy: np.ndarray | None = None):
+    """The compiled tanh and GELU kernels (:mod:`fnn.ops.sequence_kernels`) when they take
+    ``x`` (and ``dy``), else None."""
+    if type(x) is not np.ndarray or not _backend.pair_fits(x, x if dy is None else dy):
         return None
     from fnn.ops import sequence_kernels  # numba, on first use
 
@@ -192,7 +199,7 @@ def _gelu_kernels(x: np.ndarray, dy: np.ndarray | None = None):
 def gelu(x: np.ndarray) -> np.ndarray:
     """GELU, tanh approximation: ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` (one
     compiled pass on the compiled backend)."""
-    k = _gelu_kernels(x)
+    k = _simd_kernels(x)
     if k is not None:
         out = np.empty_like(x)
         k.gelu(x, x.dtype.type(_GELU_C), out)
@@ -219,7 +226,7 @@ def _gelu_grad(x: np.ndarray, t: np.ndarray, dy: np.ndarray) -> np.ndarray:
 
 
 def gelu_vjp(x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    k = _gelu_kernels(x, dy)
+    k = _simd_kernels(x, dy)
     if k is not None:
         out = np.empty_like(dy)
         k.gelu_vjp(x, dy, x.dtype.type(_GELU_C), out)
@@ -238,7 +245,7 @@ def gelu_saving_tanh(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     >>> y.round(4).tolist(), gelu_vjp_of_tanh(x, y, t, np.ones(3)).round(4).tolist()
     ([-0.1588, 0.0, 0.8412], [-0.083, 0.5, 1.083])
     """
-    k = _gelu_kernels(x)
+    k = _simd_kernels(x)
     if k is not None:
         y, t = np.empty_like(x), np.empty_like(x)
         k.gelu_saving_tanh(x, x.dtype.type(_GELU_C), y, t)
@@ -253,7 +260,7 @@ def gelu_saving_tanh(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def gelu_vjp_of_tanh(x: np.ndarray, y: np.ndarray, t: np.ndarray,
                      dy: np.ndarray) -> np.ndarray:
     """:func:`gelu_vjp` given :func:`gelu_saving_tanh`'s ``t``."""
-    k = _gelu_kernels(x, dy)
+    k = _simd_kernels(x, dy)
     if k is not None and t.shape == x.shape and t.dtype == x.dtype and t.flags.c_contiguous:
         out = np.empty_like(dy)
         k.gelu_vjp_of_tanh(x, t, dy, x.dtype.type(_GELU_C), out)

@@ -1,5 +1,5 @@
 """numba kernels of the sequence ops (:mod:`fnn.ops.recurrent`, :mod:`fnn.ops.attention`,
-:mod:`fnn.ops.embedding`, the transformer MLP's GELU of :mod:`fnn.ops.activations`), which
+:mod:`fnn.ops.embedding`, tanh and the transformer MLP's GELU of :mod:`fnn.ops.activations`), which
 call them on the compiled backend. A leaf: it imports numba,
 numpy and :mod:`fnn.ops.vector_math` (another leaf: exp/tanh that vectorise, the 1-D loops),
 and nothing imports it before a kernel first runs.
@@ -242,6 +242,14 @@ def softmax_backward(p, dp, scale):
 # --- GELU (tanh approximation), the transformer's MLP: one pass forward, one backward ---------
 # Same operations in the same order as fnn.ops.activations.gelu / gelu_vjp (numpy), on
 # C-contiguous arrays of any rank (flattened inside); tanh is vtanh (3 ulp of numpy's).
+
+@_jit
+def tanh(x, out):
+    """``out = tanh(x)`` (vtanh: 3 ulp of numpy's, in SIMD where numpy's is a scalar loop)."""
+    x, out = x.reshape(x.size), out.reshape(out.size)
+    for j in range(x.shape[0]):
+        out[j] = vtanh(x[j])
+
 
 @_jit
 def gelu(x, c, out):
