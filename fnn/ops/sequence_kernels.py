@@ -1,6 +1,6 @@
 """numba kernels of the sequence ops (:mod:`fnn.ops.recurrent`, :mod:`fnn.ops.attention`,
-:mod:`fnn.ops.embedding`, tanh and the transformer MLP's GELU of :mod:`fnn.ops.activations`), which
-call them on the compiled backend. A leaf: it imports numba,
+:mod:`fnn.ops.embedding`, tanh and the transformer MLP's GELU of
+:mod:`fnn.ops.activations`), which call them on the compiled backend. A leaf: it imports numba,
 numpy and :mod:`fnn.ops.vector_math` (another leaf: exp/tanh that vectorise, the 1-D loops),
 and nothing imports it before a kernel first runs.
 
