@@ -225,11 +225,18 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def _reference(script, folder, out, threads, opt, kind="mlp") -> tuple[float, int]:
+def _child_env(backend: str) -> dict:
+    """The child's environment: its kernel backend (the numpy one starts in a fifth of the
+    time: no numba to load, which counts over the test's ~90 processes)."""
+    return {**os.environ, "FNN_BACKEND": backend}
+
+
+def _reference(script, folder, out, threads, opt, kind="mlp",
+               backend="compiled") -> tuple[float, int]:
     """Run the child once, uninterrupted; return its training time (from "ready" to "done")
     and how many fsync calls its checkpoint writes made."""
     proc = subprocess.Popen([sys.executable, script, str(folder), str(out), str(threads), opt,
-                             kind],
+                             kind], env=_child_env(backend),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     start, fsyncs = None, 0
     for line in proc.stdout:
@@ -245,7 +252,7 @@ def _reference(script, folder, out, threads, opt, kind="mlp") -> tuple[float, in
 
 
 def _run_until_done(script, folder, out, threads, opt, kills, rng, seconds, fsyncs,
-                    kind="mlp"):
+                    kind="mlp", backend="compiled"):
     """Run the child, SIGKILL it ``kills`` times at random moments of its run — after a random
     share of a fifteenth of its training time, or in the middle of one of its next checkpoint
     writes — re-running it each time, then let it finish. Returns the number of kills and how
@@ -255,7 +262,8 @@ def _run_until_done(script, folder, out, threads, opt, kills, rng, seconds, fsyn
         attempts += 1
         assert attempts < 200, "the run never finished"
         proc = subprocess.Popen([sys.executable, script, str(folder), str(out), str(threads), opt,
-                                 kind], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                 kind], env=_child_env(backend), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
         lines = []
         if landed < kills:
             lines.append(proc.stdout.readline().strip())
@@ -276,11 +284,13 @@ def _run_until_done(script, folder, out, threads, opt, kills, rng, seconds, fsyn
 
 CONFIGS = [(1, "adam"), (2, "momentum"), (1, "momentum"), (2, "adam")]
 SEQUENCE_CONFIGS = [(1, "adam", "seq"), (2, "adam", "seq")]
+NUMPY_BACKEND = {(2, "momentum"), (1, "momentum")}  # the others run the compiled kernels
 
 
 @pytest.mark.parametrize("configs", [CONFIGS, SEQUENCE_CONFIGS], ids=["mlp", "sequence"])
 def test_sigkill_anywhere_then_rerun_is_bitwise_an_uninterrupted_run(tmp_path, configs):
-    """For each of threads 1/2 x Adam/momentum (dropout on): 20 SIGKILLs at random moments,
+    """For each of threads 1/2 x Adam/momentum (dropout on; Adam on the compiled kernels,
+    momentum on numpy's): 20 SIGKILLs at random moments,
     some in the middle of a checkpoint write, re-running the same command each time; the final
     params, optimiser state and history equal an uninterrupted run's bit for bit. The same
     for a sequence model (embedding, positions, a transformer block with dropout, an LSTM)
@@ -294,11 +304,13 @@ def test_sigkill_anywhere_then_rerun_is_bitwise_an_uninterrupted_run(tmp_path, c
         threads, opt, *kind = config
         run = tmp_path / f"{threads}-{opt}"
         run.mkdir()
+        backend = "numpy" if (threads, opt) in NUMPY_BACKEND and not kind else "compiled"
         seconds, fsyncs = _reference(script, run / "ref_ckpt", run / "reference", threads, opt,
-                                     *kind)
+                                     *(kind or ["mlp"]), backend=backend)
         landed = _run_until_done(script, run / "ckpt", run / "killed", threads, opt,
                                  kills=kills, rng=random.Random(threads * 10 + len(opt)),
-                                 seconds=seconds, fsyncs=fsyncs, kind=(kind or ["mlp"])[0])
+                                 seconds=seconds, fsyncs=fsyncs, kind=(kind or ["mlp"])[0],
+                                 backend=backend)
         return run, landed
 
     with ThreadPoolExecutor(len(configs)) as pool:
