@@ -290,9 +290,9 @@ NUMPY_BACKEND = {(2, "momentum"), (1, "momentum")}  # the others run the compile
 @pytest.mark.parametrize("configs", [CONFIGS, SEQUENCE_CONFIGS], ids=["mlp", "sequence"])
 def test_sigkill_anywhere_then_rerun_is_bitwise_an_uninterrupted_run(tmp_path, configs):
     """For each of threads 1/2 x Adam/momentum (dropout on; Adam on the compiled kernels,
-    momentum on numpy's): 20 SIGKILLs at random moments,
-    some in the middle of a checkpoint write, re-running the same command each time; the final
-    params, optimiser state and history equal an uninterrupted run's bit for bit. The same
+    momentum on numpy's): 20 SIGKILLs at random moments, some in the middle of a checkpoint
+    write, re-running the same command each time; the final params, optimiser state and
+    history equal an uninterrupted run's bit for bit. The same
     for a sequence model (embedding, positions, a transformer block with dropout, an LSTM)
     on random windows of a token stream (:class:`fnn.datasets.TokenWindows`), 1 and 2
     threads, 12 SIGKILLs each."""
