@@ -432,3 +432,10 @@ def test_curves_key_on_first_panel_and_where_lines_differ():
     assert [ax.get_legend() is not None for ax in fig.axes] == [True, True]
     ticks = fig.axes[0].xaxis.get_major_locator().tick_values(1, 40)
     assert np.all(ticks == np.round(ticks))  # whole epochs
+
+
+def test_curves_draw_each_section_in_one_colour_in_every_panel():
+    history = History(train={"loss": [1.0, 0.5]}, eval={"loss": [1.1, 0.6], "accuracy": [0.4, 0.6]})
+    fig = fnn.plot.curves(history)
+    colours = {line.get_gid(): line.get_color() for ax in fig.axes for line in ax.get_lines()}
+    assert colours["eval:loss"] == colours["eval:accuracy"] != colours["train:loss"]

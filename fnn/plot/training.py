@@ -42,11 +42,12 @@ def curves(history: Any, metrics: Sequence[str] | None = None,
     fig, axes = new_figure(len(names))
     first_lines: list[str] | None = None  # the first panel's legend entries
     for ax, name in zip(axes[0], names):
-        for label, section, style in (("train", history.train, "-"), ("eval", history.eval, "--")):
-            if name in section:
+        for label, section, style, color in (("train", history.train, "-", "C0"),
+                                             ("eval", history.eval, "--", "C1")):
+            if name in section:  # one colour per section in every panel
                 values = section[name]
                 ax.plot(range(1, len(values) + 1), values, style, marker=".", label=label,
-                        gid=f"{label}:{name}")
+                        color=color, gid=f"{label}:{name}")
         if history.best_epoch is not None:
             ax.axvline(history.best_epoch + 1, color="grey", lw=0.8, ls=":", label="best",
                        gid="best")
