@@ -84,16 +84,17 @@ def _plan(trees: tuple, todo: list) -> dict | None:
     """The output's dicts of ``trees[0]``, a nested dict of arrays that every tree of
     ``trees`` has the keys and leaf types of, their leaves listed in ``todo`` as ``(output
     dict, key, the trees' leaves)`` (filled in after the walk); None for any other trees."""
-    a = trees[0]
-    for b in trees[1:]:
+    a, rest = trees[0], trees[1:]
+    for b in rest:
         if type(b) is not dict or len(b) != len(a):
             return None
     out: dict = {}
-    for k, v in a.items():
-        vs = (v, *(b.get(k) for b in trees[1:]))
+    for k, v in a.items():  # (plain loops, no generators: this runs for every leaf, every step)
+        vs = (v, rest[0].get(k)) if len(rest) == 1 else (v, *[b.get(k) for b in rest])
         if type(v) is np.ndarray:
-            if any(type(w) is not np.ndarray for w in vs[1:]):
-                return None
+            for w in vs:
+                if type(w) is not np.ndarray:
+                    return None
             out[k] = None
             todo.append((out, k, vs))
         elif type(v) is dict:
