@@ -39,7 +39,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _trainer(epochs: int):
-    """``run(logger) -> seconds``: the demo's training, with ``logger`` (or none) as callback."""
+    """``run(logger) -> seconds``: the demo's training, with ``logger`` (or none) as callback;
+    ``run.history`` is the last run's history."""
     data = fnn.datasets.digits(seed=0)
     model = demo.build_model(128)
     _, params = model.init(fnn.key(0), (-1, data.x_train.shape[1]))
@@ -52,12 +53,14 @@ def _trainer(epochs: int):
     def run(logger) -> float:
         gc.collect()
         t0 = time.perf_counter()
-        fnn.train(step, batches, fnn.TrainState.create(params, opt), epochs=epochs,
-                  eval_fn=eval_fn, callbacks=[logger] if logger else [], progress=False)
+        _, run.history = fnn.train(step, batches, fnn.TrainState.create(params, opt),
+                                   epochs=epochs, eval_fn=eval_fn,
+                                   callbacks=[logger] if logger else [], progress=False)
         if logger:
             logger.flush()
         return time.perf_counter() - t0
 
+    run.history = None
     return run
 
 
@@ -108,7 +111,7 @@ def main(argv=None) -> dict:
             renders.append(logger.renders)
             every_epoch.append(run(_OldLogger(scratch / f"old{i}.png")))
             for layout, seconds in drawn.items():
-                seconds.append(_render_seconds(layout, logger._history))
+                seconds.append(_render_seconds(layout, run.history))
     shutil.rmtree(scratch)
     ratios = [t / b for t, b in zip(live, plain)]
     old = [t / b for t, b in zip(every_epoch, plain)]
