@@ -40,7 +40,7 @@ class LossLogger:
 
     Drawing a PNG costs far more than an epoch of a small model, so an epoch only copies the
     history's numbers (microseconds); the figure (fixed margins: ``fnn.plot.curves(...,
-    layout="fixed")``, half the cost to draw) is made once, updated in place
+    layout="fixed")``, about 40% cheaper to draw) is made once, updated in place
     (:func:`fnn.plot.refresh_curves`) and rendered at most every ``interval`` seconds
     (counted from the logger's creation): an epoch that ends sooner is rendered by a
     background timer when the interval is up, or by :meth:`flush`, which renders what is

@@ -26,7 +26,7 @@ def curves(history: Any, metrics: Sequence[str] | None = None,
     ``history`` is the :class:`fnn.History` that :func:`fnn.train` returns; ``metrics`` picks
     the panels (default: every metric it has). ``layout="fixed"`` places the panels at fixed
     margins instead of matplotlib's constrained layout, which measures every text first (a
-    whole extra draw per ``savefig``): a PNG costs less than half as much, what a live plot
+    whole extra draw per ``savefig``): a new figure's PNG costs about 40% less, what a live plot
     (:class:`fnn.LossLogger`) wants (``benchmarks/bench_live_plot.py`` times both).
 
     >>> import fnn
