@@ -29,7 +29,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-BENCHMARKS = ["bench_mlp", "bench_conv1d_usps", "bench_lenet", "bench_conv_ae"]
+BENCHMARKS = ["bench_mlp", "bench_mlp_ladder", "bench_conv1d_usps", "bench_lenet",
+              "bench_conv_ae"]
 BENCHMARK_ORDER = {"mlp_epoch": 0, "conv1d_usps_epoch": 1, "lenet_100_steps": 2,
                    "conv_autoencoder_100_steps": 3}
 LIBS = ["fnn-numpy", "fnn-compiled", "torch", "jax"]
@@ -105,6 +106,38 @@ def batch_sweep(results: list[dict]) -> list[str]:
     return lines
 
 
+def ladder(results_dir: Path = HERE / "results") -> list[str]:
+    """The MLP epoch rung by rung (``bench_mlp_ladder``), one column per thread count:
+    milliseconds per epoch, microseconds per step each rung adds, and the ratio to JAX."""
+    runs = sorted((json.loads(p.read_text()) for p in results_dir.glob("mlp_ladder_*t.json")),
+                  key=lambda r: r["threads"])
+    if not runs:
+        return []
+    head = " | ".join(f"{r['threads']} thread(s): ms (best), +µs/step, / JAX" for r in runs)
+    lines = [f"| rung | {head} |", "|---|" + "---|" * len(runs)]
+    for rung in runs[0]["rungs"]:
+        cells = []
+        for r in runs:
+            row = r["rungs"].get(rung)
+            if row is None:
+                cells.append("–")
+                continue
+            adds = row.get("adds_us_per_step")
+            vs = row.get("over_jax")
+            cells.append(f"{row['median_s'] * 1e3:.1f} ({row['best_s'] * 1e3:.1f})"
+                         + (f", {adds:+.0f}" if adds is not None else "")
+                         + (f", {vs['median']:.2f}x [{vs['min']:.2f}–{vs['max']:.2f}]"
+                            if vs else ""))
+        lines.append(f"| {rung} | " + " | ".join(cells) + " |")
+    dates = sorted({r["date"] for r in runs})
+    lines += ["", f"`python benchmarks/bench_mlp_ladder.py`, {', '.join(dates)}, on fnn's "
+              f"{runs[0]['backend']} kernels, {runs[0]['repeats']} interleaved repeats: median "
+              "ms per epoch (best in parentheses); the µs per step a rung adds to the one "
+              "before, the median of their per-repeat differences; the ratio to JAX's jitted "
+              "step, median [per-repeat range]."]
+    return lines
+
+
 def describe_machine(results: list[dict]) -> str:
     machines = []
     for r in results:
@@ -147,6 +180,11 @@ def tables(results_dir: Path = HERE / "results") -> str:
     if default:
         out += ["", "With glibc's default malloc settings (`--default-malloc`: freed memory "
                 "handed back to the kernel and page-faulted in again):", ""] + headline(default)
+    steps = ladder(results_dir)
+    if steps:
+        out += ["", "Where the MLP epoch's time goes: the same epoch built up from fnn's kernels "
+                "written out by hand to the whole `supervised_step`, each rung adding one part "
+                "of fnn (`benchmarks/bench_mlp_ladder.py`):", ""] + steps
     out += ["", describe_machine(results)]
     return "\n".join(out)
 

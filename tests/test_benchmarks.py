@@ -103,3 +103,47 @@ def test_sequence_benchmark_runs_in_quick_mode(monkeypatch, capsys):
             assert result["libraries"]["jax"]["compile_s"] > 0
     for name in ("bench_sequences", "harness"):
         sys.modules.pop(name, None)
+
+
+def test_mlp_ladder_rungs_do_the_same_work_and_are_saved(monkeypatch, tmp_path, capsys):
+    """benchmarks/bench_mlp_ladder.py backs the docs' account of the MLP step: its hand-written
+    rung must train exactly what fnn's step trains (same batches, same update), every rung
+    must end at the same params, and the run must be saved and rendered by run_all."""
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    monkeypatch.setenv("FNN_BENCH_MALLOC", "default")
+    import bench_mlp_ladder as lad
+    import harness
+    import run_all
+
+    import fnn
+
+    rng = np.random.default_rng(1)
+    x = rng.random((100, lad.D), dtype=np.float32)
+    y = rng.integers(0, lad.C, 100)
+    params = lad.build().init(fnn.key(0), (-1, lad.D))[1]
+    ends = {name: run(2) for name, run in lad.ladder(x, y, params).items()}
+    whole = ends.pop("supervised_step")
+    assert not np.allclose(whole["00_linear"]["w"], params["00_linear"]["w"])  # it trained
+    for name, got in ends.items():
+        for layer in ("00_linear", "02_linear"):
+            for k in ("w", "b"):
+                np.testing.assert_allclose(got[layer][k], whole[layer][k], rtol=1e-5,
+                                           atol=1e-6, err_msg=f"{name}: {layer}/{k}")
+
+    monkeypatch.setattr(harness, "RESULTS", tmp_path)
+    monkeypatch.setattr(lad, "RESULTS", tmp_path)
+    monkeypatch.setattr(harness, "_PEAK", {"gflops": 100.0})
+    monkeypatch.setattr(lad, "load_jax", lambda: None)  # fnn's rungs only: fast
+    result = lad.main(["--repeats", "1"])
+    assert list(result["rungs"]) == list(lad.RUNGS)
+    assert all(r["median_s"] > 0 for r in result["rungs"].values())
+    assert "adds_us_per_step" in result["rungs"]["supervised_step"]
+    saved = next(tmp_path.glob("mlp_ladder_*t_default_malloc.json"))
+    saved.rename(tmp_path / saved.name.replace("_default_malloc", ""))
+    table = "\n".join(run_all.ladder(tmp_path))
+    assert "| supervised_step |" in table and "+µs/step" in table
+    assert "+ value_and_grad" in capsys.readouterr().out
+    for name in ("bench_mlp_ladder", "bench_mlp", "harness", "run_all"):
+        sys.modules.pop(name, None)
