@@ -18,7 +18,7 @@ PyTree = Any
 def tree_map(fn: Callable, tree: PyTree, *rest: PyTree) -> PyTree:
     """Apply ``fn`` leaf-wise over one or more trees of the same structure.
 
-    One or two trees of nested dicts of arrays (params, grads: what every training step maps)
+    Trees of nested dicts of arrays (params, grads, moments: what every training step maps)
     are walked in Python, which runs faster inside a training step than optree's general
     flatten and unflatten; anything else (lists, tuples, ``None``, scalar leaves, mismatched
     structures and their errors) goes to ``optree.tree_map``. Either way ``fn`` is called
@@ -30,11 +30,8 @@ def tree_map(fn: Callable, tree: PyTree, *rest: PyTree) -> PyTree:
     {'w': array([0.9, 0.8])}
     """
     if type(tree) is dict:
-        todo: list = []
-        out = _plan((tree, *rest), todo)
-        if out is not None:  # the walk checked the whole structure before any call of fn
-            for node, k, leaves in todo:
-                node[k] = fn(*leaves)
+        out = _mapped(fn, (tree, *rest))
+        if out is not None:
             return out
     return optree.tree_map(fn, tree, *rest)
 
@@ -49,35 +46,35 @@ def tree_map_unzip(fn: Callable, outputs: int, tree: PyTree, *rest: PyTree) -> t
     >>> tree_map_unzip(lambda a, b: (a + b, a - b), 2, {"w": np.ones(1)}, {"w": np.ones(1)})
     ({'w': array([2.])}, {'w': array([0.])})
     """
-    if type(tree) is dict and all(_same_dicts_of_arrays(tree, r) for r in rest):
-        return _unzip_dicts(fn, outputs, tree, rest)
+    if type(tree) is dict:
+        out = _mapped(fn, (tree, *rest))
+        if out is not None:
+            return _unzip(out, outputs)
     leaves, spec = optree.tree_flatten(tree)
     others = [spec.flatten_up_to(r) for r in rest]
     results = [fn(*args) for args in zip(leaves, *others)]
     return tuple(optree.tree_unflatten(spec, [r[i] for r in results]) for i in range(outputs))
 
 
-def _unzip_dicts(fn: Callable, outputs: int, tree: dict, rest: tuple) -> tuple:
+def _mapped(fn: Callable, trees: tuple) -> dict | None:
+    """``fn`` over the leaves of ``trees``, nested dicts of arrays with the same keys (the whole
+    structure checked by :func:`_plan` before any call of ``fn``); None for any other trees."""
+    todo: list = []
+    out = _plan(trees, todo)
+    if out is not None:
+        for node, k, leaves in todo:
+            node[k] = fn(*leaves)
+    return out
+
+
+def _unzip(tree: dict, outputs: int) -> tuple:
+    """The ``outputs`` nested dicts of a nested dict whose leaves are ``outputs``-tuples."""
     outs: tuple[dict, ...] = tuple({} for _ in range(outputs))
     for k, v in tree.items():
-        parts = fn(v, *(r[k] for r in rest)) if type(v) is np.ndarray else \
-            _unzip_dicts(fn, outputs, v, tuple(r[k] for r in rest))
+        parts = _unzip(v, outputs) if type(v) is dict else v
         for out, part in zip(outs, parts):
             out[k] = part
     return outs
-
-
-def _same_dicts_of_arrays(a: dict, b: Any) -> bool:
-    if type(b) is not dict or len(b) != len(a):
-        return False
-    for k, v in a.items():
-        w = b.get(k)
-        if type(v) is np.ndarray:
-            if type(w) is not np.ndarray:
-                return False
-        elif type(v) is not dict or not _same_dicts_of_arrays(v, w):
-            return False
-    return True
 
 
 def _plan(trees: tuple, todo: list) -> dict | None:
