@@ -136,13 +136,6 @@ def allreduce_mean(tree: Any, *scalars: float, comm: Any = None,
     return packer.unpack(buf)
 
 
-def allreduce_count(count: int, comm: Any) -> int:
-    """The sum over the ranks of an integer (one 8-byte ``Allreduce``)."""
-    buf = np.array([count], np.int64)
-    comm.Allreduce(require("mpi4py.MPI", "fnn.distributed").IN_PLACE, buf)
-    return int(buf[0])
-
-
 def allreduce_sum(values: tuple, comm: Any) -> tuple:
     """The sums over the ranks of ``values`` (ints, floats or arrays, as
     :func:`fnn.threads.allreduce` passes them): one float64 buffer, one ``Allreduce``; each

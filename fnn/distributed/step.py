@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from fnn.core import GradFn, Layer
-from fnn.distributed.comm import allreduce_count, allreduce_mean, allreduce_sum, world
+from fnn.distributed.comm import allreduce_mean, allreduce_sum, world
 from fnn.gradients import value_and_grad
 from fnn.optim import Optimizer
 from fnn.threads import Processes, _declared, across_processes
@@ -82,7 +82,7 @@ def rank_weight(loss: Any, y: Any, comm: Any) -> float | None:
     if terms is None:
         return None
     mine = terms(y)
-    total = allreduce_count(mine, comm)
+    (total,) = allreduce_sum((mine,), comm)
     return mine / total if total else None
 
 
